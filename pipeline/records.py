@@ -1,0 +1,169 @@
+"""The record model: what was built, deployed, promoted and rolled back.
+
+Plain frozen dataclasses shared by the record store (``pipeline.store``), the
+promotion gates and the metrics. Every timestamp is an aware UTC ``datetime``;
+``utc()`` is the one place naive values are interpreted (as UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+DeployResult = Literal["succeeded", "failed"]
+HoldAction = Literal["placed", "released"]
+
+
+def utc(value: datetime) -> datetime:
+    """Return ``value`` as aware UTC; a naive value is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (``Z`` allowed); naive values are read as UTC."""
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    return utc(datetime.fromisoformat(raw))
+
+
+@dataclass(frozen=True)
+class CiRun:
+    """One CI build of an image: how long it took and how its tests went."""
+
+    image: str
+    digest: str | None = None
+    commit: str | None = None
+    commit_time: datetime | None = None
+    started: datetime | None = None
+    build_seconds: float | None = None
+    test_seconds: float | None = None
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    scan_critical: int | None = None
+    scan_high: int | None = None
+    source: str = "cli"
+    # Idempotency key (e.g. the Jenkins build URL): recording it twice is a no-op.
+    key: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One finished update of a stack (`pulumi up`)."""
+
+    stack: str
+    result: DeployResult
+    image: str
+    digest: str | None
+    started: datetime
+    finished: datetime
+    commit: str | None = None
+    commit_time: datetime | None = None
+    source: str = "cli"
+    # Idempotency key (e.g. "pulumi:<stack>:<update version>").
+    key: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A digest moved from one stack's file to another's by `pipeline promote`."""
+
+    source_stack: str
+    target_stack: str
+    image: str
+    digest: str
+    at: datetime
+    skipped_gates: tuple[str, ...] = ()
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A stack's file set back to an earlier successfully deployed digest."""
+
+    stack: str
+    from_digest: str | None
+    to_digest: str
+    image: str
+    at: datetime
+    reason: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A hold placed on (or released from) a stack; a held stack refuses promotion."""
+
+    stack: str
+    action: HoldAction
+    at: datetime
+    reason: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+Record = CiRun | Deployment | Promotion | Rollback | Hold
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window [since, until); ``None`` means unbounded."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def contains(self, at: datetime) -> bool:
+        return (self.since is None or at >= self.since) and (
+            self.until is None or at < self.until
+        )
+
+
+@dataclass(frozen=True)
+class Records:
+    """Everything a metrics or history query needs, as plain tuples."""
+
+    ci_runs: tuple[CiRun, ...] = ()
+    deployments: tuple[Deployment, ...] = ()
+    promotions: tuple[Promotion, ...] = ()
+    rollbacks: tuple[Rollback, ...] = ()
+    holds: tuple[Hold, ...] = field(default=())
+
+
+class RecordStore(Protocol):
+    """Append-only store of records (SQLite file or S3 prefix).
+
+    ``add`` assigns ``id`` and ``recorded_at`` and returns the stored record;
+    a record whose ``key`` is already stored is not added again (the stored
+    one is returned), which makes re-ingesting a source idempotent.
+    """
+
+    def add(self, record: Record) -> Record: ...
+
+    def ci_runs(self, window: Window = Window()) -> list[CiRun]: ...
+
+    def deployments(
+        self, stack: str | None = None, window: Window = Window()
+    ) -> list[Deployment]: ...
+
+    def promotions(self, stack: str | None = None) -> list[Promotion]: ...
+
+    def rollbacks(self, stack: str | None = None) -> list[Rollback]: ...
+
+    def holds(self, stack: str) -> list[Hold]: ...
+
+    def close(self) -> None: ...
