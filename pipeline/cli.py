@@ -234,11 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Each command's implementation: pipeline.commands.<module>.run(args) -> int.
 _COMMAND_MODULES = {
     "render": "render",
-    "set-image": "images",
-    "promote": "images",
-    "rollback": "images",
-    "hold": "images",
-    "history": "images",
+    "set-image": "set_image",
+    "promote": "promotion",
+    "rollback": "promotion",
+    "hold": "promotion",
+    "history": "promotion",
     "record": "record",
     "metrics": "metrics",
     "preview": "preview",
