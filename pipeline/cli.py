@@ -202,9 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--since", metavar="ISO")
     group.add_argument("--window", metavar="SPAN", help="e.g. 30d, 12w, 48h (default 30d)")
-    p.add_argument(
-        "--format", choices=("table", "json", "markdown", "prometheus"), default="table"
-    )
+    p.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table")
     p.add_argument("--plot", metavar="FILE.png", help="write a weekly chart")
     p.add_argument("--push-cloudwatch", metavar="NAMESPACE", help="put the metrics to CloudWatch")
 
@@ -262,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Files, sockets and subprocesses: the message names the path or host.
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - the contract is one line, no traceback
+    except Exception as exc:  # the contract is one line, no traceback
         if os.environ.get("PIPELINE_DEBUG"):
             raise
         print(

@@ -81,26 +81,32 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[DeclaredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
         plain = _unwrap(inputs)
         rid, outputs = self._provider_outputs(args.typ, args.name, plain)
-        if not args.custom:
-            rid = None
-        self.resources.append(
-            DeclaredResource(args.typ, args.name, inputs, rid or "", outputs)
-        )
-        return rid, outputs
+        self.resources.append(DeclaredResource(args.typ, args.name, inputs, rid, outputs))
+        # Components have no provider id.
+        return (rid if args.custom else None), outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         plain = _unwrap(dict(args.args))
         self.calls.append((args.token, plain))
-        if args.token == "docker:index/getRegistryImage:getRegistryImage":
-            return {**plain, "sha256Digest": "sha256:" + _hex(args.token, str(plain.get("name")))}, None
+        if args.token == "docker:index/getRegistryImage:getRegistryImage":  # noqa: S105
+            return {
+                **plain,
+                "sha256Digest": "sha256:" + _hex(args.token, str(plain.get("name"))),
+            }, None
         return plain, None
 
     @staticmethod
-    def _provider_outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _provider_outputs(
+        typ: str, name: str, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
         state = copy.deepcopy(inputs)
         if typ.startswith("pulumi:providers:"):
             return _uid(typ, name), state
@@ -155,7 +161,9 @@ def _docker_outputs(typ: str, name: str, state: dict[str, Any]) -> tuple[str, di
     if typ == "docker:index/remoteImage:RemoteImage":
         ref = state.get("name", name)
         state["imageId"] = "sha256:" + _hex(typ, name, "image-id")
-        state.setdefault("repoDigest", ref if "@sha256:" in ref else f"{ref.split(':')[0]}@{digest}")
+        state.setdefault(
+            "repoDigest", ref if "@sha256:" in ref else f"{ref.split(':')[0]}@{digest}"
+        )
         return state["imageId"] + ref, state
     if typ == "docker:index/volume:Volume":
         vol = state.get("name") or f"{name}-{_hex(typ, name, length=7)}"
@@ -171,6 +179,26 @@ def _docker_outputs(typ: str, name: str, state: dict[str, Any]) -> tuple[str, di
         state["hostname"] = _hex(typ, name, length=12)
         return _hex(typ, name), state
     return _hex(typ, name), state
+
+
+def _forget_shadowed_modules(root: Path) -> None:
+    """Drop cached modules that ``root`` provides itself but were imported from elsewhere.
+
+    ``runpy`` re-runs ``__main__.py`` each time, but the packages it imports
+    (``infra.*``) stay cached in ``sys.modules``: without this, rendering a
+    second tree (a git worktree of the base, a test project) would silently
+    run the first tree's components.
+    """
+    prefix = str(root) + "/"
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        origin = getattr(module, "__file__", None) or ""
+        if not origin or origin.startswith(prefix):
+            continue
+        # The tool running the program (pipeline) is never the program's own code.
+        provided = (root / top).is_dir() or (root / f"{top}.py").is_file()
+        if provided and top != "pipeline":
+            del sys.modules[name]
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,8 @@ def run_program(
     engine hands a program (objects and arrays as JSON). Exceptions raised by the
     program (config validation errors among them) propagate unchanged.
     """
+    root = root.resolve()
+    _forget_shadowed_modules(root)
     mocks = RecordingMocks()
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     pulumi_settings.ROOT.set(None)

@@ -24,9 +24,7 @@ class Project:
     def stack_file(self, stack: str) -> Path:
         """Path of ``Pulumi.<stack>.yaml``; the stack name is validated, the file need not exist."""
         if not _STACK_NAME.match(stack):
-            raise ConfigError(
-                f"invalid stack name {stack!r}: use letters, digits, '-', '_' or '.'"
-            )
+            raise ConfigError(f"invalid stack name {stack!r}: use letters, digits, '-', '_' or '.'")
         return self.root / f"Pulumi.{stack}.yaml"
 
     def existing_stack_file(self, stack: str) -> Path:

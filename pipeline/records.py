@@ -128,9 +128,7 @@ class Window:
     until: datetime | None = None
 
     def contains(self, at: datetime) -> bool:
-        return (self.since is None or at >= self.since) and (
-            self.until is None or at < self.until
-        )
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.project import PROJECT_NAME, Project
 
-SECRET_PLACEHOLDER = "placeholder-secret-value"
+SECRET_PLACEHOLDER = "placeholder-secret-value"  # noqa: S105 - not a secret: stands in for one
 _SCHEMA_FIELDS = {"type", "default", "description", "secret", "items"}
 
 
@@ -79,7 +79,9 @@ def _contains_secure(value: Any) -> bool:
     return False
 
 
-def project_defaults(project: Project) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[str]]:
+def project_defaults(
+    project: Project,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[str]]:
     """(defaults by full key, schema by full key, secret keys) from Pulumi.yaml."""
     path = project.project_file
     block = _config_block(path, _load_yaml(path))

@@ -1,0 +1,198 @@
+"""Offline render: what a stack declares, as Kubernetes manifests and a resource list.
+
+The real program runs under Pulumi's mock runtime (``pipeline.mocks``) with the
+stack's resolved config and placeholder secrets. Output is deterministic
+(sorted, integers as integers, no timestamps) and redacted: every secret input
+is written as ``[secret]``. A program that lets a secret reach a plain input
+is refused, so a render can never leak one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.project import Project
+from pipeline.stackconfig import SECRET_PLACEHOLDER, engine_config, load_stack_config
+
+REDACTED = "[secret]"
+RESOURCES_FILE = "resources.json"
+OUTPUTS_FILE = "stack-outputs.json"
+CLUSTER_SCOPE = "_cluster"  # namespace part of file names for cluster-scoped objects
+_LEAK_MARKERS = (
+    SECRET_PLACEHOLDER,
+    base64.b64encode(SECRET_PLACEHOLDER.encode()).decode(),
+)
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    file_name: str
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Render:
+    stack: str
+    objects: tuple[RenderedObject, ...]
+    resources: tuple[dict[str, Any], ...]
+    outputs: dict[str, Any]
+
+
+def _normalize(value: Any) -> Any:
+    """Redact secrets, turn integral floats back into ints, sort mapping keys."""
+    from pulumi.runtime.rpc import is_rpc_secret
+
+    if is_rpc_secret(value):
+        return REDACTED
+    if isinstance(value, dict):
+        return {str(k): _normalize(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _leaks(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(marker in value for marker in _LEAK_MARKERS)
+    if isinstance(value, dict):
+        return any(_leaks(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_leaks(v) for v in value)
+    return False
+
+
+def _manifest(inputs: dict[str, Any], fallback_name: str) -> dict[str, Any]:
+    body = dict(inputs)
+    metadata = dict(body.pop("metadata", {}) or {})
+    metadata.setdefault("name", fallback_name)
+    head = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": metadata}
+    return {**head, **body}
+
+
+def _file_name(manifest: dict[str, Any]) -> str:
+    meta = manifest["metadata"]
+    namespace = meta.get("namespace") or CLUSTER_SCOPE
+    return f"{manifest['kind'].lower()}-{namespace}-{meta['name']}.yaml"
+
+
+def _run(project: Project, stack: str) -> Any:
+    from pipeline.mocks import run_program
+
+    cfg = load_stack_config(project, stack)
+    config, secret_keys = engine_config(cfg)
+    try:
+        return run_program(project.root, stack, config, secret_keys)
+    except PipelineError:
+        raise
+    except Exception as exc:
+        # The program's own validation error carries the one line to show.
+        settings_error = getattr(sys.modules.get("infra.config"), "SettingsError", None)
+        if settings_error is not None and isinstance(exc, settings_error):
+            raise ConfigError(str(exc)) from None
+        raise
+
+
+def render(project: Project, stack: str) -> Render:
+    """Run the program for ``stack`` under mocks and collect redacted results."""
+    run = _run(project, stack)
+    objects: dict[str, RenderedObject] = {}
+    resources: list[dict[str, Any]] = []
+    for res in run.resources:
+        inputs = _normalize(res.inputs)
+        if _leaks(inputs):
+            raise PipelineError(
+                f"secret value reached a plain input of {res.type} {res.name!r}: "
+                "keep it an Output secret (pulumi.Output.secret / require_secret)"
+            )
+        resources.append({"type": res.type, "name": res.name, "inputs": inputs})
+        if res.is_kubernetes_object:
+            name = (res.outputs.get("metadata") or {}).get("name", res.name)
+            manifest = _manifest(inputs, name)
+            file_name = _file_name(manifest)
+            if file_name in objects:
+                raise PipelineError(f"two objects would both be written to {file_name}")
+            objects[file_name] = RenderedObject(file_name, manifest)
+    resources.sort(key=lambda r: (r["type"], r["name"], json.dumps(r["inputs"], sort_keys=True)))
+    outputs = {
+        key: REDACTED if key in run.secret_outputs else _normalize(value)
+        for key, value in sorted(run.outputs.items())
+    }
+    if _leaks(outputs):
+        raise PipelineError("a secret value reached a plain stack output: export it as a secret")
+    ordered = tuple(objects[name] for name in sorted(objects))
+    return Render(stack, ordered, tuple(resources), outputs)
+
+
+def _dump_yaml(manifest: dict[str, Any]) -> str:
+    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def write_render(result: Render, out_dir: Path) -> None:
+    """Write ``result`` to ``out_dir``, replacing a previous render there atomically."""
+    out_dir = out_dir.resolve()
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise PipelineError(f"--out {out_dir} exists and is not a directory")
+        if any(out_dir.iterdir()) and not (out_dir / RESOURCES_FILE).is_file():
+            raise PipelineError(
+                f"--out {out_dir} is not empty and holds no earlier render: "
+                "choose a new or empty directory"
+            )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for obj in result.objects:
+            (staging / obj.file_name).write_text(_dump_yaml(obj.manifest), encoding="utf-8")
+        (staging / RESOURCES_FILE).write_text(
+            json.dumps(list(result.resources), indent=2) + "\n", encoding="utf-8"
+        )
+        (staging / OUTPUTS_FILE).write_text(
+            json.dumps(result.outputs, indent=2) + "\n", encoding="utf-8"
+        )
+        staging.chmod(0o755)
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def render_stack(project: Project, stack: str, out_dir: Path) -> Render:
+    """Render ``stack`` and write it to ``out_dir``; nothing is written on error."""
+    result = render(project, stack)
+    write_render(result, out_dir)
+    return result
+
+
+def manifests_by_kind(result: Render) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for obj in result.objects:
+        counts[obj.manifest["kind"]] = counts.get(obj.manifest["kind"], 0) + 1
+    return counts
+
+
+def summary(result: Render, out_dir: Path) -> str:
+    kinds: Iterable[str] = (f"{n} {k}" for k, n in sorted(manifests_by_kind(result).items()))
+    return (
+        f"rendered stack {result.stack}: {len(result.objects)} Kubernetes objects "
+        f"({', '.join(kinds) or 'none'}), {len(result.resources)} resources -> {out_dir}"
+    )
