@@ -1,0 +1,236 @@
+"""`pipeline render` mechanics on a small project of the test's own.
+
+The real stacks are rendered in tests/infra/test_render_stacks.py; here a tiny
+program exercises redaction, determinism, file naming, atomic output and
+error reporting independently of what the real components declare.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.stackconfig import SECRET_PLACEHOLDER
+
+PROGRAM = """
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.config import load
+
+settings = load()
+provider = k8s.Provider("k8s", context="kind-test", kubeconfig="~/.kube/config")
+opts = pulumi.ResourceOptions(provider=provider)
+ns = k8s.core.v1.Namespace("ns", metadata={"name": settings["namespace"]}, opts=opts)
+token = pulumi.Config().require_secret("apiToken")
+k8s.core.v1.Secret(
+    "api",
+    metadata={"name": "api", "namespace": settings["namespace"]},
+    string_data={"token": token},
+    opts=opts,
+)
+labels = {"app": "demo"}
+if settings["leak"]:
+    labels["token"] = pulumi.Output.unsecret(token)  # a bug the render must refuse
+k8s.apps.v1.Deployment(
+    "app",
+    metadata={"name": "demo", "namespace": settings["namespace"], "labels": {"app": "demo"}},
+    spec={
+        "replicas": settings["replicas"],
+        "selector": {"matchLabels": {"app": "demo"}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "demo", "image": "demo@sha256:" + "a" * 64,
+                                      "ports": [{"containerPort": 8080}]}]},
+        },
+    },
+    opts=opts,
+)
+pulumi.export("namespace", ns.metadata.name)
+pulumi.export("apiToken", token)
+"""
+
+CONFIG_MODULE = """
+import pulumi
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load():
+    cfg = pulumi.Config()
+    raw = cfg.get("replicas") or "1"
+    try:
+        replicas = int(raw)
+    except ValueError:
+        raise SettingsError(
+            f"cv-platform:replicas must be an integer >= 1, got {raw!r}"
+        ) from None
+    return {
+        "replicas": replicas,
+        "namespace": cfg.get("namespace") or "demo",
+        "leak": cfg.get_bool("leak") or False,
+    }
+"""
+
+PROJECT_YAML = """\
+name: cv-platform
+runtime: python
+config:
+  replicas:
+    type: integer
+    default: 1
+    description: pods
+  namespace:
+    type: string
+    default: demo
+    description: namespace
+  apiToken:
+    type: string
+    secret: true
+    description: a token
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "infra").mkdir(parents=True)
+    (root / "infra" / "__init__.py").write_text("")
+    (root / "infra" / "config.py").write_text(textwrap.dedent(CONFIG_MODULE))
+    (root / "__main__.py").write_text(textwrap.dedent(PROGRAM))
+    (root / "Pulumi.yaml").write_text(PROJECT_YAML)
+    (root / "Pulumi.dev.yaml").write_text(
+        "config:\n  cv-platform:replicas: 3\n  cv-platform:namespace: demo-dev\n"
+    )
+    return root
+
+
+def render(project: Path, out: Path, stack: str = "dev") -> int:
+    return main(["--project-dir", str(project), "render", stack, "--out", str(out)])
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_render_writes_one_manifest_per_object(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert render(project, out) == 0
+    names = sorted(p.name for p in out.glob("*.yaml"))
+    assert names == [
+        "deployment-demo-dev-demo.yaml",
+        "namespace-_cluster-demo-dev.yaml",
+        "secret-demo-dev-api.yaml",
+    ]
+    for path in out.glob("*.yaml"):
+        docs = list(yaml.safe_load_all(path.read_text()))
+        assert len(docs) == 1
+        assert {"apiVersion", "kind", "metadata"} <= set(docs[0])
+
+
+def test_render_keeps_integers_as_integers(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    deployment = yaml.safe_load((out / "deployment-demo-dev-demo.yaml").read_text())
+    assert deployment["spec"]["replicas"] == 3
+    assert type(deployment["spec"]["replicas"]) is int
+    port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    assert type(port["containerPort"]) is int
+
+
+def test_render_lists_every_resource_with_type_name_inputs(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    resources = json.loads((out / "resources.json").read_text())
+    assert [(r["type"], r["name"]) for r in resources] == [
+        ("kubernetes:apps/v1:Deployment", "app"),
+        ("kubernetes:core/v1:Namespace", "ns"),
+        ("kubernetes:core/v1:Secret", "api"),
+        ("pulumi:providers:kubernetes", "k8s"),
+    ]
+    assert all(set(r) == {"type", "name", "inputs"} for r in resources)
+
+
+def test_render_writes_secrets_as_redacted(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    secret = yaml.safe_load((out / "secret-demo-dev-api.yaml").read_text())
+    assert secret["stringData"] == "[secret]"
+    assert json.loads((out / "stack-outputs.json").read_text())["apiToken"] == "[secret]"
+    for content in tree(out).values():
+        assert SECRET_PLACEHOLDER.encode() not in content
+
+
+def test_two_renders_are_byte_identical(project: Path, tmp_path: Path) -> None:
+    render(project, tmp_path / "a")
+    render(project, tmp_path / "b")
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_render_replaces_an_earlier_render(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    (out / "deployment-demo-dev-stale.yaml").write_text("kind: Deployment\n")
+    render(project, out)
+    assert not (out / "deployment-demo-dev-stale.yaml").exists()
+
+
+def test_render_refuses_a_directory_that_is_not_a_render(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert render(project, out) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert tree(out) == {"notes.txt": b"keep me"}
+
+
+def test_config_error_exits_1_with_the_programs_message_and_writes_nothing(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replicas: three\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cv-platform:replicas must be an integer >= 1, got 'three'" in err
+    assert not out.exists()
+
+
+def test_render_refuses_a_secret_that_reaches_a_plain_input(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:leak: true\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert "secret value reached a plain input of kubernetes:apps/v1:Deployment 'app'" in err
+    assert SECRET_PLACEHOLDER not in err
+    assert not out.exists()
+
+
+def test_unknown_stack_exits_1_naming_the_known_stacks(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert render(project, tmp_path / "out", stack="qa") == 1
+    err = capsys.readouterr().err
+    assert "unknown stack 'qa'" in err
+    assert "stacks: dev" in err
+
+
+def test_malformed_stack_file_exits_1_naming_file_and_line(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replicas: [3\n")
+    assert render(project, tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml line" in err
+    assert err.count("\n") == 1
