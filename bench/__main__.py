@@ -18,8 +18,10 @@ def main(argv: list[str]) -> int:
     chosen = argv or names
     unknown = sorted(set(chosen) - set(names))
     if unknown:
-        print(f"bench: unknown benchmark(s) {', '.join(unknown)}; have: {', '.join(names)}",
-              file=sys.stderr)
+        print(
+            f"bench: unknown benchmark(s) {', '.join(unknown)}; have: {', '.join(names)}",
+            file=sys.stderr,
+        )
         return 2
     for name in chosen:
         print(f"== {name}")
