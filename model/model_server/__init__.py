@@ -1,0 +1,1 @@
+"""Reference model server for cv-platform: a digit classifier behind a small HTTP API."""

@@ -1,0 +1,134 @@
+"""The image recipe and the real server process (gunicorn with the image's config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DIGEST_PINNED = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$")
+
+
+def _dockerfile(model_dir: Path) -> list[str]:
+    # Join continuation lines so each instruction is one string.
+    text = (model_dir / "Dockerfile").read_text().replace("\\\n", " ")
+    return [
+        ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+
+
+def test_every_base_image_is_pinned_by_digest(model_dir: Path) -> None:
+    lines = _dockerfile(model_dir)
+    args = dict(
+        ln.removeprefix("ARG ").split("=", 1) for ln in lines if ln.startswith("ARG ") and "=" in ln
+    )
+    stages: set[str] = set()
+    for ln in lines:
+        if ln.startswith("FROM "):
+            parts = ln.split()
+            ref = parts[1]
+            if ref.startswith("${"):
+                ref = args[ref[2:-1]]
+            assert ref in stages or DIGEST_PINNED.match(ref), ln
+            if len(parts) == 4 and parts[2].upper() == "AS":
+                stages.add(parts[3])
+
+
+def test_final_stage_runs_as_uid_10001_and_probes_healthz(model_dir: Path) -> None:
+    lines = _dockerfile(model_dir)
+    final = lines[max(i for i, ln in enumerate(lines) if ln.startswith("FROM ")) :]
+    users = [ln for ln in final if ln.startswith("USER ")]
+    assert users == ["USER 10001:10001"]
+    assert "EXPOSE 8080" in final
+    assert any(ln.startswith("HEALTHCHECK") and "/healthz" in ln for ln in final)
+    # Nothing after USER writes to the image (it must work read-only).
+    after_user = final[final.index(users[0]) :]
+    assert not any(ln.startswith(("RUN ", "COPY ", "ADD ")) for ln in after_user)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    model_dir: Path, model_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """gunicorn with the image's gunicorn.conf.py, as the image starts it, on loopback."""
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("server-tmp")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(model_dir),
+        "MODEL_PATH": str(model_file),
+        "TMPDIR": str(tmp),
+        "HOME": str(tmp),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(model_dir / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=model_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        for _ in range(200):  # bounded in count and in time
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as res:
+                    if res.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not become ready")
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"gunicorn exited with {proc.returncode}: {err[-2000:]}")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_gunicorn_serves_predict_and_metrics_over_http(server: str, digits) -> None:  # type: ignore[no-untyped-def]
+    req = urllib.request.Request(
+        f"{server}/predict",
+        data=json.dumps({"pixels": digits.data[3].tolist()}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=5) as res:
+        assert json.load(res)["digit"] == int(digits.target[3])
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as res:
+        text = res.read().decode()
+    assert 'model_http_requests_total{endpoint="/predict",method="POST",status="200"} 1.0' in text
