@@ -1,0 +1,412 @@
+"""Parse the JSON digest of ``pulumi preview --json [--diff]`` into plain, redacted data.
+
+The format is Pulumi's ``display.PreviewDigest`` (sdk/go/common/display/json.go): ``config``,
+``steps`` (``op``, ``urn``, ``provider``, ``oldState``/``newState`` as ``apitype.ResourceV3``,
+``diffReasons``, ``replaceReasons``, ``detailedDiff`` {path: {kind, inputDiff}}),
+``diagnostics`` (``urn``, ``message``, ``severity``), ``duration`` (nanoseconds) and
+``changeSummary`` {op: count}. Every field is optional (Go ``omitempty``).
+
+Secrets never survive parsing: Pulumi writes them as ``"[secret]"``, and a state written by
+another tool may still hold the signature form ``{"4dabf...": "1b470...", "value": ...}``;
+both become ``[secret]``. Assets and archives are summarised, never expanded, and preview
+unknowns become ``[unknown]``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+SECRET = "[secret]"  # noqa: S105 - the redaction marker
+UNKNOWN = "[unknown]"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a type signature
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+UNKNOWN_SENTINELS = frozenset(
+    {
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # bool
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
+        "030794c1-ac77-496b-92df-f27374a8bd58",  # asset
+        "e48ece36-62e2-4504-bad9-02848725956a",  # archive
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # object
+    }
+)
+
+# The operations that count once per resource in changeSummary (Step.Logical() in the engine);
+# the halves of a replacement (create-replacement, delete-replaced, ...) do not.
+LOGICAL_OPS = frozenset(
+    {"same", "create", "update", "delete", "replace", "read", "refresh", "import", "discard"}
+)
+CHANGE_OPS = frozenset({"create", "update", "delete", "replace", "import"})
+COUNT_ORDER = ("create", "update", "replace", "delete", "same")
+
+
+class PreviewFormatError(PipelineError):
+    """The input is not a Pulumi preview JSON document."""
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with secrets as ``[secret]``, unknowns as ``[unknown]``, assets summarised."""
+    if isinstance(value, Mapping):
+        sig = value.get(SIG_KEY)
+        if sig is not None:
+            return _scrub_signed(str(sig), value)
+        return {str(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, str) and value in UNKNOWN_SENTINELS:
+        return UNKNOWN
+    return value
+
+
+def _scrub_signed(sig: str, value: Mapping[str, Any]) -> Any:
+    if sig == SECRET_SIG:
+        return SECRET
+    if sig == ASSET_SIG:
+        where = value.get("path") or value.get("uri")
+        if where:
+            return f"[asset {where}]"
+        digest = str(value.get("hash") or "")
+        return f"[asset sha256:{digest[:12]}]" if digest else "[asset]"
+    if sig == ARCHIVE_SIG:
+        where = value.get("path") or value.get("uri")
+        if where:
+            return f"[archive {where}]"
+        assets = value.get("assets")
+        names = sorted(assets) if isinstance(assets, Mapping) else []
+        digest = str(value.get("hash") or "")
+        label = f"{len(names)} assets" if names else "archive"
+        return f"[archive {label}{' sha256:' + digest[:12] if digest else ''}]"
+    if sig == RESOURCE_REF_SIG:
+        return f"[resource {value.get('urn', '')}]"
+    if sig == OUTPUT_VALUE_SIG:
+        if value.get("secret"):
+            return SECRET
+        return scrub(value["value"]) if "value" in value else UNKNOWN
+    # An encoding this parser does not know might wrap anything: never show it.
+    return "[opaque]"
+
+
+@dataclass(frozen=True)
+class Urn:
+    stack: str
+    project: str
+    type: str  # the resource's own type token
+    parent_types: tuple[str, ...]
+    name: str
+
+    @classmethod
+    def parse(cls, urn: str) -> Urn:
+        prefix = "urn:pulumi:"
+        parts = urn[len(prefix) :].split("::", 3) if urn.startswith(prefix) else []
+        if len(parts) != 4:
+            return cls("", "", "", (), urn)
+        stack, project, qualified, name = parts
+        types = qualified.split("$")
+        return cls(stack, project, types[-1], tuple(types[:-1]), name)
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """One entry of ``detailedDiff``: old/new as compact redacted JSON, None when absent."""
+
+    path: str
+    kind: str  # add | add-replace | delete | delete-replace | update | update-replace
+    input_diff: bool
+    old: str | None
+    new: str | None
+
+    @property
+    def replaces(self) -> bool:
+        return self.kind.endswith("-replace")
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    urn: str
+    type: str
+    name: str
+    parent_types: tuple[str, ...]
+    diff_reasons: tuple[str, ...]
+    replace_reasons: tuple[str, ...]
+    changes: tuple[PropertyChange, ...]
+    old_inputs: Mapping[str, Any] | None
+    new_inputs: Mapping[str, Any] | None
+    protect: bool | None
+    custom: bool
+
+    @property
+    def logical(self) -> bool:
+        return self.op in LOGICAL_OPS
+
+    @property
+    def is_change(self) -> bool:
+        return self.op in CHANGE_OPS
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        """The properties behind the step: replace reasons for a replace, else the diff."""
+        if self.op == "replace" and self.replace_reasons:
+            return self.replace_reasons
+        if self.diff_reasons:
+            return self.diff_reasons
+        return tuple(c.path for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str  # error | warning | info | info#err | debug
+    message: str
+    urn: str = ""
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    steps: tuple[Step, ...]
+    change_summary: Mapping[str, int]
+    diagnostics: tuple[Diagnostic, ...] = ()
+    duration_ns: int | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+    maybe_corrupt: bool = False
+
+    def counts(self) -> dict[str, int]:
+        """Resources per operation: changeSummary when present, else the logical steps."""
+        if self.change_summary:
+            counts = dict(self.change_summary)
+        else:
+            counts = {}
+            for step in self.steps:
+                if step.logical:
+                    counts[step.op] = counts.get(step.op, 0) + 1
+        for op in COUNT_ORDER:
+            counts.setdefault(op, 0)
+        return counts
+
+    def step_counts(self) -> dict[str, int]:
+        """Logical steps per operation (equals changeSummary when run with --show-sames)."""
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            if step.logical:
+                counts[step.op] = counts.get(step.op, 0) + 1
+        return counts
+
+    @property
+    def changes(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.is_change)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+
+# --- property paths ------------------------------------------------------------------------
+
+_IDENT = re.compile(r"[^.\[]+")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """Pulumi property path syntax: ``a.b[0]["c.d"]`` -> ['a', 'b', 0, 'c.d']."""
+    parts: list[str | int] = []
+    i = 0
+    while i < len(path):
+        ch = path[i]
+        if ch == ".":
+            i += 1
+        elif ch == "[":
+            if path.startswith('["', i):
+                j = i + 2
+                buf = []
+                while j < len(path) and path[j] != '"':
+                    if path[j] == "\\" and j + 1 < len(path):
+                        j += 1
+                    buf.append(path[j])
+                    j += 1
+                parts.append("".join(buf))
+                i = path.find("]", j) + 1 or len(path)
+            else:
+                end = path.find("]", i)
+                end = len(path) if end < 0 else end
+                text = path[i + 1 : end]
+                parts.append(int(text) if text.isdigit() else text)
+                i = end + 1
+        else:
+            match = _IDENT.match(path, i)
+            assert match is not None
+            parts.append(match.group())
+            i = match.end()
+    return parts
+
+
+_ABSENT = object()
+
+
+def lookup(value: Any, path: str) -> Any:
+    """The value at ``path`` in ``value``, or the module's absent marker."""
+    for part in parse_path(path):
+        if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
+            value = value[part]
+        elif isinstance(value, Mapping) and str(part) in value:
+            value = value[str(part)]
+        else:
+            return _ABSENT
+    return value
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=False)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return ()
+
+
+def _state(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _changes(
+    raw: Any,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    diff_reasons: Sequence[str],
+) -> tuple[PropertyChange, ...]:
+    old_inputs = scrub(old.get("inputs") or {}) if old else {}
+    old_outputs = scrub(old.get("outputs") or {}) if old else {}
+    new_inputs = scrub(new.get("inputs") or {}) if new else {}
+
+    def text(source: Any, path: str) -> str | None:
+        found = lookup(source, path)
+        return None if found is _ABSENT else compact(found)
+
+    changes: list[PropertyChange] = []
+    if isinstance(raw, Mapping):
+        for path in sorted(raw):
+            entry = raw[path] if isinstance(raw[path], Mapping) else {}
+            kind = str(entry.get("kind", "update"))
+            input_diff = bool(entry.get("inputDiff", False))
+            old_src = old_inputs if input_diff or not old_outputs else old_outputs
+            before = None if kind.startswith("add") else text(old_src, path)
+            after = None if kind.startswith("delete") else text(new_inputs, path)
+            changes.append(PropertyChange(path, kind, input_diff, before, after))
+    else:
+        # No detailed diff (older providers): show the top-level keys the engine named.
+        for key in diff_reasons:
+            before, after = text(old_inputs, key), text(new_inputs, key)
+            kind = "add" if before is None else "delete" if after is None else "update"
+            changes.append(PropertyChange(key, kind, True, before, after))
+    return tuple(changes)
+
+
+def _step(raw: Any, index: int) -> Step:
+    if not isinstance(raw, Mapping):
+        raise PreviewFormatError(f"steps[{index}] is not an object")
+    op = raw.get("op")
+    urn = raw.get("urn")
+    if not isinstance(op, str) or not isinstance(urn, str):
+        raise PreviewFormatError(f"steps[{index}] has no op or urn")
+    old, new = _state(raw.get("oldState")), _state(raw.get("newState"))
+    parsed = Urn.parse(urn)
+    state = new or old or {}
+    rtype = parsed.type or str(state.get("type", ""))
+    diff_reasons = _str_list(raw.get("diffReasons"))
+    protect = state.get("protect")
+    return Step(
+        op=op,
+        urn=urn,
+        type=rtype,
+        name=parsed.name,
+        parent_types=parsed.parent_types,
+        diff_reasons=diff_reasons,
+        replace_reasons=_str_list(raw.get("replaceReasons")),
+        changes=_changes(raw.get("detailedDiff"), old, new, diff_reasons),
+        old_inputs=scrub(old.get("inputs") or {}) if old else None,
+        new_inputs=scrub(new.get("inputs") or {}) if new else None,
+        protect=bool(protect) if protect is not None or new is not None else None,
+        custom=bool(state.get("custom", False)),
+    )
+
+
+def _diagnostic(raw: Any, index: int) -> Diagnostic:
+    if not isinstance(raw, Mapping):
+        raise PreviewFormatError(f"diagnostics[{index}] is not an object")
+    message = str(raw.get("prefix", "") or "") + str(raw.get("message", "") or "")
+    return Diagnostic(
+        severity=str(raw.get("severity") or "info"),
+        message=message.strip(),
+        urn=str(raw.get("urn") or ""),
+    )
+
+
+def parse_preview(data: Any) -> PreviewResult:
+    """A ``PreviewResult`` from the decoded JSON of ``pulumi preview --json``."""
+    if not isinstance(data, Mapping):
+        raise PreviewFormatError("not a Pulumi preview document: expected a JSON object")
+    known = {"config", "steps", "diagnostics", "duration", "changeSummary", "maybeCorrupt"}
+    if not known.intersection(data):
+        raise PreviewFormatError(
+            "not a Pulumi preview document: none of steps, changeSummary, diagnostics"
+        )
+    steps_raw = data.get("steps") or []
+    diags_raw = data.get("diagnostics") or []
+    summary_raw = data.get("changeSummary") or {}
+    if not isinstance(steps_raw, list):
+        raise PreviewFormatError("steps is not a list")
+    if not isinstance(diags_raw, list):
+        raise PreviewFormatError("diagnostics is not a list")
+    if not isinstance(summary_raw, Mapping) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in summary_raw.values()
+    ):
+        raise PreviewFormatError("changeSummary is not a map of operation to count")
+    duration = data.get("duration")
+    config_raw = data.get("config") or {}
+    config = (
+        {str(k): str(scrub(v)) for k, v in config_raw.items()}
+        if isinstance(config_raw, Mapping)
+        else {}
+    )
+    return PreviewResult(
+        steps=tuple(_step(s, i) for i, s in enumerate(steps_raw)),
+        change_summary={str(k): int(v) for k, v in summary_raw.items()},
+        diagnostics=tuple(_diagnostic(d, i) for i, d in enumerate(diags_raw)),
+        duration_ns=int(duration) if isinstance(duration, int | float) else None,
+        config=config,
+        maybe_corrupt=bool(data.get("maybeCorrupt", False)),
+    )
+
+
+def loads_preview(text: str, source: str = "preview JSON") -> PreviewResult:
+    """Parse the text ``pulumi preview --json`` printed (``source`` names it in errors)."""
+    stripped = text.strip()
+    if not stripped:
+        raise PreviewFormatError(f"{source} is empty")
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise PreviewFormatError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    try:
+        return parse_preview(data)
+    except PreviewFormatError as exc:
+        raise PreviewFormatError(f"{source}: {exc}") from None
+
+
+def secret_config_keys(config: Mapping[str, str]) -> Iterable[str]:
+    """Keys of a preview's config map that Pulumi blinded as secrets."""
+    return (k for k, v in config.items() if v == SECRET)
