@@ -89,6 +89,10 @@ class Promotion:
     skipped_gates: tuple[str, ...] = ()
     id: int | None = None
     recorded_at: datetime | None = None
+    # The target's digest before the promotion (None: the target had none).
+    previous_digest: str | None = None
+    # Who ran the command (PIPELINE_ACTOR, else the login name); for the audit trail.
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class Rollback:
     reason: str = ""
     id: int | None = None
     recorded_at: datetime | None = None
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Hold:
     reason: str = ""
     id: int | None = None
     recorded_at: datetime | None = None
+    actor: str = ""
 
 
 Record = CiRun | Deployment | Promotion | Rollback | Hold

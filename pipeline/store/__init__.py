@@ -1,0 +1,88 @@
+"""The record store: where CI runs, deployments, promotions, rollbacks and holds live.
+
+``open_store(location, project)`` picks the backend from the location:
+
+- ``None``: the project's ``.pipeline/records.db`` (SQLite; created with parents).
+- ``s3://bucket/prefix``: one immutable JSON object per record (team-wide; boto3
+  reads credentials, region and ``AWS_ENDPOINT_URL_S3`` from the environment).
+- anything else: a SQLite file path (its directory must exist).
+
+Both stores implement ``pipeline.records.RecordStore`` and add ``add_many``
+(bulk append) and ``ci_runs_for_digest``. Every list comes back sorted oldest
+first: CI runs by start time (recording time when unknown), deployments by
+finish time, promotions, rollbacks and holds by ``at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from pipeline.errors import StoreError
+from pipeline.project import Project
+from pipeline.records import CiRun, Record, RecordStore
+
+
+class Store(RecordStore, Protocol):
+    """``RecordStore`` plus what both backends offer besides."""
+
+    location: str
+
+    def add_many(self, records: Iterable[Record]) -> list[Record]: ...
+
+    def ci_runs_for_digest(self, digest: str) -> list[CiRun]: ...
+
+
+def open_store(location: str | None, project: Project | None) -> Store:
+    """Open (creating if needed) the store at ``location``; see the module docstring."""
+    if location is None or location == "":
+        if project is None:
+            raise StoreError("no record store: pass --store or run inside the project")
+        path = project.default_store
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"record store {path}: cannot create its directory: {exc}") from None
+        return _sqlite(path)
+    if location.startswith("s3://"):
+        from pipeline.store.s3 import S3Store, parse_s3_url
+
+        bucket, prefix = parse_s3_url(location)
+        return S3Store(bucket, prefix)
+    if "://" in location:
+        raise StoreError(
+            f"record store {location}: unsupported location (a file path or s3://bucket/prefix)"
+        )
+    path = Path(location).expanduser()
+    if not path.parent.is_dir():
+        raise StoreError(f"record store {path}: directory {path.parent} does not exist")
+    return _sqlite(path)
+
+
+def locate_project(project_dir: str | None, location: str | None) -> Project | None:
+    """The project (``--project-dir`` or the nearest one); optional with an explicit store.
+
+    Commands that only append records (``record``) work outside the project
+    when ``--store`` names the store; then there is no stack list to check.
+    """
+    from pipeline.errors import ConfigError
+    from pipeline.project import find_project
+
+    try:
+        return find_project(project_dir)
+    except ConfigError:
+        if location and project_dir is None:
+            return None
+        raise
+
+
+def _sqlite(path: Path) -> Store:
+    from pipeline.store.sqlite import SqliteStore
+
+    if path.is_dir():
+        raise StoreError(f"record store {path}: is a directory, not a SQLite file")
+    return SqliteStore(path)
+
+
+__all__ = ["Store", "StoreError", "locate_project", "open_store"]
