@@ -8,9 +8,10 @@ Endpoints (port 8080 under gunicorn, see gunicorn.conf.py):
 - ``GET /metrics``: Prometheus text format (request count, latency histogram,
   predictions per digit, model info).
 
-Settings come from the environment: ``MODEL_PATH`` (default
-/opt/model/digits.npz, baked into the image). Nothing is written to disk, so the
-server runs on a read-only root filesystem.
+Settings come from the environment (the deployment's ConfigMap): ``MODEL_PATH``
+or else ``MODEL_NAME`` (default ``digits``: /opt/model/<name>.npz, baked into the
+image) and ``MAX_BATCH_SIZE`` (most images in one request, default 256). Nothing
+is written to disk, so the server runs on a read-only root filesystem.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from prometheus_client import (
 from werkzeug.exceptions import HTTPException
 
 from model_server.classifier import DigitClassifier, ModelFileError
-from model_server.inputs import InputError, parse_body
+from model_server.inputs import MAX_BATCH, InputError, parse_body
 
-DEFAULT_MODEL_PATH = Path("/opt/model/digits.npz")
+MODEL_DIR = Path("/opt/model")
+DEFAULT_MODEL_NAME = "digits"
 MAX_BODY_BYTES = 1024 * 1024
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -71,8 +73,24 @@ class Metrics:
         )
 
 
-def create_app(model: DigitClassifier | None = None, model_path: Path | None = None) -> Flask:
-    """Build the app. With no ``model``, load it from ``model_path`` / $MODEL_PATH.
+def model_path_from_env() -> Path:
+    if os.environ.get("MODEL_PATH"):
+        return Path(os.environ["MODEL_PATH"])
+    name = os.environ.get("MODEL_NAME") or DEFAULT_MODEL_NAME
+    return MODEL_DIR / f"{Path(name).name}.npz"
+
+
+def max_batch_from_env() -> int:
+    text = os.environ.get("MAX_BATCH_SIZE", "")
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_BATCH
+
+
+def create_app(
+    model: DigitClassifier | None = None,
+    model_path: Path | None = None,
+    max_batch: int | None = None,
+) -> Flask:
+    """Build the app. With no ``model``, load it from ``model_path`` or the environment.
 
     A missing or broken model file does not stop the process: /healthz stays 200
     (restarting would not help), /readyz and /predict answer 503 with the reason.
@@ -80,10 +98,11 @@ def create_app(model: DigitClassifier | None = None, model_path: Path | None = N
     app = Flask("model_server")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    batch_limit = max_batch or max_batch_from_env()
     metrics = Metrics()
     load_error = ""
     if model is None:
-        path = model_path or Path(os.environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)))
+        path = model_path or model_path_from_env()
         try:
             model = DigitClassifier.load(path)
         except ModelFileError as exc:
@@ -134,7 +153,7 @@ def create_app(model: DigitClassifier | None = None, model_path: Path | None = N
         if body is None:
             return jsonify(error="the request body is not valid JSON"), 400
         try:
-            images = parse_body(body)
+            images = parse_body(body, max_batch=batch_limit)
         except InputError as exc:
             return jsonify(error=str(exc)), 422
         proba = model.predict_proba(images)

@@ -3,7 +3,7 @@
 Accepted JSON bodies (one of):
 
 - ``{"pixels": [64 numbers in 0..16]}`` or an 8x8 nested list;
-- ``{"instances": [[64 numbers], ...]}`` for a batch (at most MAX_BATCH);
+- ``{"instances": [[64 numbers], ...]}`` for a batch (at most MAX_BATCH_SIZE);
 - ``{"image_png": "<base64 PNG>"}``: any size up to MAX_PNG_SIDE, dark ink on a
   light background (a scanned or drawn digit); it is converted to greyscale,
   resized to 8x8 and inverted into the dataset's scale.
@@ -32,8 +32,8 @@ class InputError(ValueError):
     """A request body this service cannot classify; the message is shown to the client."""
 
 
-def parse_body(body: Any) -> FloatArray:
-    """An (n, 64) float array from a decoded JSON body."""
+def parse_body(body: Any, max_batch: int = MAX_BATCH) -> FloatArray:
+    """An (n, 64) float array from a decoded JSON body (at most ``max_batch`` images)."""
     if not isinstance(body, dict):
         raise InputError("expected a JSON object with 'pixels', 'instances' or 'image_png'")
     given = [k for k in ("pixels", "instances", "image_png") if k in body]
@@ -49,9 +49,9 @@ def parse_body(body: Any) -> FloatArray:
         items = body["instances"]
         if not isinstance(items, list) or not items:
             raise InputError("'instances' must be a non-empty list of images")
-        if len(items) > MAX_BATCH:
+        if len(items) > max_batch:
             raise InputError(
-                f"'instances' has {len(items)} images; at most {MAX_BATCH} per request"
+                f"'instances' has {len(items)} images; at most {max_batch} per request"
             )
         return np.stack([_pixels(item, f"instances[{i}]") for i, item in enumerate(items)])
     return png_to_pixels(body["image_png"])[np.newaxis, :]

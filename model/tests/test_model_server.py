@@ -109,6 +109,32 @@ def test_predict_rejects_bad_input_with_a_clear_422(
     assert message in res.json["error"]
 
 
+def test_batch_limit_comes_from_max_batch_size(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_BATCH_SIZE", "4")
+    client = create_app(model_path=model_file).test_client()
+    assert client.post("/predict", json={"instances": [[0] * 64] * 4}).status_code == 200
+    res = client.post("/predict", json={"instances": [[0] * 64] * 5})
+    assert res.status_code == 422
+    assert "at most 4 per request" in res.json["error"]
+
+
+def test_model_file_is_chosen_by_model_name(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model_server import app as app_module
+
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    monkeypatch.setattr(app_module, "MODEL_DIR", model_file.parent)
+    monkeypatch.setenv("MODEL_NAME", "digits")
+    assert create_app().test_client().get("/readyz").status_code == 200
+    monkeypatch.setenv("MODEL_NAME", "faces")
+    ready = create_app().test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert "faces.npz not found" in ready.json["reason"]
+
+
 def test_predict_rejects_oversized_png(client: FlaskClient) -> None:
     img = Image.new("L", (2000, 10), 255)
     buf = io.BytesIO()
