@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_inputs
 
 SECRET = "[secret]"  # noqa: S105 - the redaction marker
 UNKNOWN = "[unknown]"
@@ -280,15 +281,26 @@ def _state(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
+def _clean(state: Mapping[str, Any] | None, key: str, rtype: str) -> Any:
+    """A state's inputs or outputs, scrubbed of Pulumi secrets and plaintext credentials."""
+    if state is None:
+        return None
+    value = scrub(state.get(key) or {})
+    if isinstance(value, dict):
+        value.pop("__defaults", None)
+    return redact_inputs(value, rtype)
+
+
 def _changes(
     raw: Any,
     old: Mapping[str, Any] | None,
     new: Mapping[str, Any] | None,
     diff_reasons: Sequence[str],
+    rtype: str,
 ) -> tuple[PropertyChange, ...]:
-    old_inputs = scrub(old.get("inputs") or {}) if old else {}
-    old_outputs = scrub(old.get("outputs") or {}) if old else {}
-    new_inputs = scrub(new.get("inputs") or {}) if new else {}
+    old_inputs = _clean(old, "inputs", rtype) or {}
+    old_outputs = _clean(old, "outputs", rtype) or {}
+    new_inputs = _clean(new, "inputs", rtype) or {}
 
     def text(source: Any, path: str) -> str | None:
         found = lookup(source, path)
@@ -334,9 +346,9 @@ def _step(raw: Any, index: int) -> Step:
         parent_types=parsed.parent_types,
         diff_reasons=diff_reasons,
         replace_reasons=_str_list(raw.get("replaceReasons")),
-        changes=_changes(raw.get("detailedDiff"), old, new, diff_reasons),
-        old_inputs=scrub(old.get("inputs") or {}) if old else None,
-        new_inputs=scrub(new.get("inputs") or {}) if new else None,
+        changes=_changes(raw.get("detailedDiff"), old, new, diff_reasons, rtype),
+        old_inputs=_clean(old, "inputs", rtype),
+        new_inputs=_clean(new, "inputs", rtype),
         protect=bool(protect) if protect is not None or new is not None else None,
         custom=bool(state.get("custom", False)),
     )
