@@ -550,7 +550,7 @@ class RegistryClient:
     @staticmethod
     def _check_media_type(response: requests.Response, ref: ImageRef) -> None:
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        if "manifest.v1" in media_type:
+        if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
             raise RegistryError(
                 f"{ref} is a Docker schema 1 manifest ({media_type}); push it again with a "
                 "Docker v2 or OCI manifest"
@@ -659,6 +659,32 @@ class RegistryClient:
         )
 
 
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise RegistryError(f"${name} must be a number >= 0, got {text!r}")
+    return value
+
+
+def client_for_stack(insecure_registries: Iterable[str] = ()) -> RegistryClient:
+    """The client the commands use: the stack's insecure registries, and timeouts
+    and retries from ``PIPELINE_REGISTRY_TIMEOUT`` (seconds per call) and
+    ``PIPELINE_REGISTRY_RETRIES``."""
+    timeout = _env_number("PIPELINE_REGISTRY_TIMEOUT", 0.0)
+    retries = int(_env_number("PIPELINE_REGISTRY_RETRIES", DEFAULT_RETRIES))
+    return RegistryClient(
+        insecure_registries=insecure_registries,
+        timeout=(min(timeout, DEFAULT_TIMEOUT[0]), timeout) if timeout else DEFAULT_TIMEOUT,
+        retries=retries,
+    )
+
+
 def _as_ref(value: ImageRef | str) -> ImageRef:
     if isinstance(value, ImageRef):
         return value
@@ -678,6 +704,7 @@ __all__ = [
     "EcrTokens",
     "RegistryClient",
     "api_host",
+    "client_for_stack",
     "docker_config_path",
     "docker_credentials",
     "ecr_host",

@@ -170,7 +170,7 @@ def _setting(path: Path, image: yaml.Node | None) -> ImageSetting:
         if _is_null(node):
             values[name] = None
         elif isinstance(node, yaml.ScalarNode):
-            values[name] = str(node.value)
+            values[name] = str(node.value) or None  # Pulumi.yaml's default uses "" for unset
         else:
             raise ConfigError(f"{_where(path, node)}: {IMAGE_KEY}.{name} must be a string")
     return ImageSetting(values["repository"], values["tag"], values["digest"])
