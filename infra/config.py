@@ -668,13 +668,13 @@ def parse_settings(
     mutable_tags = read.strings("mutableTags")
     image = _image(read, mutable_tags, prod)
 
-    replicas = read.integer("replicas", 1, 100)
+    replicas = read.integer("replicas", 1)
     if prod and replicas < 2:
         raise SettingsError(
             "replicas",
             f"must be at least 2 in prod (one pod is a single point of failure), got {replicas}",
         )
-    max_replicas = read.integer("maxReplicas", 1, 100)
+    max_replicas = read.integer("maxReplicas", 1)
     if max_replicas < replicas:
         raise SettingsError(
             "maxReplicas",

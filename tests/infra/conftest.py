@@ -1,0 +1,117 @@
+"""Fixtures for the infra tests: engine-form config, Pulumi mocks per test, program runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from pipeline.mocks import DeclaredResource, ProgramRun, RecordingMocks, run_program
+from pipeline.project import Project
+from pipeline.stackconfig import engine_config, load_stack_config
+
+PROJECT = "cv-platform"
+DIGEST = "sha256:" + "ab" * 32
+REPOSITORY = "registry.example.internal/cv-platform/model-server"
+# The smallest config of a valid staging stack; tests override single keys.
+BASE: Mapping[str, Any] = {
+    "kubeContext": "kind-cv-test",
+    "image": {"repository": REPOSITORY, "tag": "9f3c2ab", "digest": DIGEST},
+}
+PROD_BASE: Mapping[str, Any] = {**BASE, "replicas": 3, "podDisruptionBudget": True}
+TEST_PASSWORD = "s3cr3t-pull-token"
+
+
+def engine_string(value: Any) -> str:
+    """A value as the Pulumi engine hands it to a program: objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def engine_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """Keys without the project prefix -> engine strings (what pulumi.Config.get returns)."""
+    return {key: engine_string(value) for key, value in values.items() if value is not None}
+
+
+class ProviderRecordingMocks(RecordingMocks):
+    """RecordingMocks that also remember which provider each resource was registered with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.providers: dict[str, str | None] = {}
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        self.providers[f"{args.typ}::{args.name}"] = args.provider
+        return super().new_resource(args)
+
+
+@pytest.fixture
+def pulumi_mocks() -> Iterator[Callable[..., ProviderRecordingMocks]]:
+    """Set fresh mocks (and config) for one test; call it with the stack and config to use."""
+
+    def install(
+        stack: str = "staging", config: Mapping[str, Any] | None = None
+    ) -> ProviderRecordingMocks:
+        mocks = ProviderRecordingMocks()
+        full = {f"{PROJECT}:{k}": v for k, v in engine_values(config or {}).items()}
+        pulumi.runtime.set_all_config(full, [])
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+        return mocks
+
+    yield install
+    pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.fixture(scope="session")
+def project(project_root: Path) -> Project:
+    return Project(project_root)
+
+
+@pytest.fixture
+def run_stack(project: Project) -> Callable[..., ProgramRun]:
+    """Run the real program for a real stack file, optionally overriding keys."""
+
+    def run(stack: str, overrides: Mapping[str, Any] | None = None) -> ProgramRun:
+        config, secret_keys = engine_config(load_stack_config(project, stack))
+        for key, value in (overrides or {}).items():
+            full = f"{PROJECT}:{key}"
+            if value is None:
+                config.pop(full, None)
+            else:
+                config[full] = engine_string(value)
+        return run_program(project.root, stack, config, secret_keys)
+
+    return run
+
+
+def by_kind(run: ProgramRun, kind: str) -> list[DeclaredResource]:
+    return [r for r in run.resources if r.is_kubernetes_object and r.inputs["kind"] == kind]
+
+
+def one(run: ProgramRun, kind: str) -> DeclaredResource:
+    found = by_kind(run, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(run: ProgramRun) -> dict[str, Any]:
+    spec: dict[str, Any] = one(run, "Deployment").inputs["spec"]["template"]["spec"]
+    return spec
+
+
+def container(run: ProgramRun) -> dict[str, Any]:
+    containers = pod_spec(run)["containers"]
+    assert len(containers) == 1
+    first: dict[str, Any] = containers[0]
+    return first
