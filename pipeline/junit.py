@@ -61,7 +61,8 @@ class JunitCase:
     outcome: Outcome
     time: float | None = None
     flaky: bool = False
-    reruns: int = 0
+    reruns: int = 0  # <rerunFailure>/<rerunError> elements
+    flaky_attempts: int = 0  # <flakyFailure>/<flakyError> elements
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class JunitReport:
 @dataclass(frozen=True)
 class TestCounts:
     """Test results summed over one or more reports."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
     passed: int = 0
     failed: int = 0
@@ -130,7 +133,7 @@ def _count_attr(elem: Element, *names: str) -> int | None:
 def _case_from(elem: Element) -> JunitCase:
     kinds = [_local(child.tag) for child in elem]
     reruns = sum(1 for k in kinds if k in ("rerunFailure", "rerunError"))
-    flaky = any(k in ("flakyFailure", "flakyError") for k in kinds)
+    flaky_attempts = sum(1 for k in kinds if k in ("flakyFailure", "flakyError"))
     outcome: Outcome
     if "error" in kinds or ("rerunError" in kinds and "failure" not in kinds):
         outcome = "error"
@@ -145,8 +148,9 @@ def _case_from(elem: Element) -> JunitCase:
         name=elem.get("name") or "",
         outcome=outcome,
         time=_number(elem.get("time")),
-        flaky=flaky and outcome == "passed",
+        flaky=bool(flaky_attempts) and outcome == "passed",
         reruns=reruns,
+        flaky_attempts=flaky_attempts,
     )
 
 
