@@ -169,9 +169,9 @@ def parse_ref(text: str, *, default_repository: str | None = None) -> ImageRef:
         raise InvalidReferenceError(f"image reference {raw!r} contains whitespace")
 
     head, at, digest_text = raw.partition("@")
-    digest = parse_digest(digest_text) if at else None
     if at and "@" in digest_text:
         raise InvalidReferenceError(f"image reference {raw!r} has more than one '@'")
+    digest = parse_digest(digest_text) if at else None
 
     # Bare forms: a digest, a tag, or TAG@DIGEST for the stack's repository.
     bare_digest = not at and _looks_like_digest(raw)

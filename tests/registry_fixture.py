@@ -289,3 +289,44 @@ def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
     """A running docker-registry with htpasswd auth; iterate it for (url, user, password)."""
     with run_registry(tmp_path_factory.mktemp("registry")) as server:
         yield server
+
+
+@dataclass(frozen=True)
+class PushedImages:
+    """What ``registry_images`` pushed to ``server`` (all in one repository)."""
+
+    server: RegistryServer
+    repository: str  # path in the registry, e.g. cv/model-server
+    v1: Layout  # OCI manifest, tag v1
+    v2: Layout  # OCI manifest, tag v2 (and latest)
+    multi: Layout  # OCI index over linux/amd64 + linux/arm64, tag multi
+    docker_v1_digest: str  # v1 converted to a Docker v2 schema 2 manifest, tag v1-docker
+
+    @property
+    def name(self) -> str:
+        """``127.0.0.1:PORT/cv/model-server``: what a stack file's repository holds."""
+        return f"{self.server.host}/{self.repository}"
+
+
+@pytest.fixture(scope="session")
+def registry_images(
+    registry_server: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+) -> PushedImages:
+    """Push v1, v2 (= latest), a multi-arch index and a Docker-format image, once."""
+    repository = "cv/model-server"
+    builder = OciLayoutBuilder(tmp_path_factory.mktemp("oci-layout"))
+    v1 = builder.tag("v1", builder.image(b"model v1\n"), OCI_MANIFEST)
+    v2 = builder.tag("v2", builder.image(b"model v2\n"), OCI_MANIFEST)
+    amd64 = builder.image(b"model v3 amd64\n")
+    arm64 = builder.image(b"model v3 arm64\n", arch="arm64")
+    multi = builder.tag(
+        "multi", builder.index([(amd64, "linux", "amd64"), (arm64, "linux", "arm64")]), OCI_INDEX
+    )
+    for layout in (v1, v2, multi):
+        registry_server.push(builder.path, repository, layout.tag)
+    registry_server.put_manifest(repository, "latest", v2.body, OCI_MANIFEST)
+    # skopeo converts on the way in: a Docker v2 schema 2 manifest of the same image.
+    builder.tag("v1-docker", v1.body, OCI_MANIFEST)
+    registry_server.push(builder.path, repository, "v1-docker", docker_format=True)
+    docker_digest = registry_server.skopeo_digest(repository, "v1-docker")
+    return PushedImages(registry_server, repository, v1, v2, multi, docker_digest)
