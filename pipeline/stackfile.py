@@ -40,7 +40,10 @@ LOCK_TIMEOUT_SECONDS = 30.0
 
 # Plain scalars YAML 1.1 (PyYAML) or 1.2 (Pulumi's Go yaml.v3) may read as
 # something other than a string are written double-quoted instead.
-_PLAIN_SAFE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:@+-]*")
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./:@+-]*")
+_YAML12_NUMBER = re.compile(
+    r"[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
 _YAML_WORDS = frozenset(
     {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "~"}
 )
@@ -204,6 +207,7 @@ def _scalar(value: str, style: str | None) -> str:
     plain_ok = (
         bool(_PLAIN_SAFE.fullmatch(value))
         and value.lower() not in _YAML_WORDS
+        and not _YAML12_NUMBER.fullmatch(value)
         and yaml.safe_load(value) == value
     )
     if style == '"' or not plain_ok:

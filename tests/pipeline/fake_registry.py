@@ -47,7 +47,7 @@ class Script:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _reply(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
