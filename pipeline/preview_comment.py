@@ -238,8 +238,9 @@ def _violation_rows(report: StackReport) -> list[str]:
         out.append(header)
         out.append("|---|---|---|---|" + ("---|" if show_new else ""))
         for v in policy.violations:
+            where = f" in {_code(v.location)}" if v.location else ""
             row = (
-                f"| {_code(v.policy)} | {_code(v.resource_type)} {_code(v.resource_name)} "
+                f"| {_code(v.policy)} | {_code(v.resource_type)} {_code(v.resource_name)}{where} "
                 f"| {v.enforcement} | {_cell(v.message)} |"
             )
             if show_new:

@@ -42,6 +42,7 @@ class CheckedResource:
     inputs: Mapping[str, Any]
     protect: bool | None = None
     parent_types: tuple[str, ...] = ()
+    location: str = ""
 
 
 def urn_for(stack: str, resource: CheckedResource, project: str = PROJECT) -> str:
@@ -110,7 +111,9 @@ def evaluate(
                 )
                 continue
             violations.extend(
-                Violation(policy.name, level, resource.type, resource.name, message)
+                Violation(
+                    policy.name, level, resource.type, resource.name, message, resource.location
+                )
                 for message in found
             )
     return PolicyOutcome(

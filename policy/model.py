@@ -14,6 +14,7 @@ class Violation:
     resource_type: str
     resource_name: str
     message: str
+    location: str = ""  # where the resource came from, e.g. a rendered manifest's file name
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,404 @@
+"""Offline preview: render every stack at the working tree and at a git ref, then diff.
+
+No Pulumi CLI, no cloud credentials: both trees are rendered by ``python -m pipeline render``
+(the program under Pulumi's mocks). Each render runs in its own subprocess: the program's
+modules (``infra.*``) are cached per interpreter, so two trees can never share one, and
+the renders run in parallel. The base tree is a temporary ``git worktree`` that is always
+removed, even on error. The current ``pipeline`` code renders both trees, so a base that
+predates a render fix is still rendered the same way.
+
+Operations are estimated from the manifests: ``replace`` where a changed field is immutable
+in Kubernetes (or a Docker resource is recreated on change); ``pulumi preview`` decides.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import PipelineError
+from pipeline.redact import redact_inputs
+
+Runner = Callable[[Sequence[str], Path], "subprocess.CompletedProcess[str]"]
+TOOL_ROOT = Path(__file__).resolve().parent.parent
+RESOURCES_FILE = "resources.json"
+RENDER_TIMEOUT = 300.0
+GIT_TIMEOUT = 60.0
+
+# Fields Kubernetes will not change in place: pulumi-kubernetes replaces the object.
+# ConfigMap and Secret payloads are replaced too (so that pods roll), unless marked mutable.
+_K8S_REPLACE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec.selector",),
+    "ReplicaSet": ("spec.selector",),
+    "DaemonSet": ("spec.selector",),
+    "StatefulSet": (
+        "spec.selector",
+        "spec.serviceName",
+        "spec.volumeClaimTemplates",
+        "spec.podManagementPolicy",
+    ),
+    "Job": ("spec.selector", "spec.template", "spec.completionMode"),
+    "Service": ("spec.clusterIP", "spec.clusterIPs"),
+    "PersistentVolumeClaim": (
+        "spec.accessModes",
+        "spec.storageClassName",
+        "spec.volumeMode",
+        "spec.volumeName",
+        "spec.selector",
+        "spec.dataSource",
+    ),
+    "ConfigMap": ("data", "binaryData"),
+    "Secret": ("data", "stringData", "type"),
+}
+# Docker containers are recreated on any change except these; volumes, networks always.
+_DOCKER_CONTAINER_IN_PLACE = frozenset(
+    {"restart", "memory", "memorySwap", "cpuShares", "maxRetryCount", "mustRun", "wait"}
+)
+_DOCKER_ALWAYS_REPLACE = frozenset({"docker:index/volume:Volume", "docker:index/network:Network"})
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _default_runner(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(cmd),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT,
+        check=False,
+    )
+
+
+# --- snapshots and diffs (pure) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One stack rendered at one tree: manifests by file name, and every resource."""
+
+    manifests: Mapping[str, Any] = field(default_factory=dict)
+    resources: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def load(cls, directory: Path) -> Snapshot:
+        manifests = {}
+        for path in sorted(directory.glob("*.yaml")):
+            manifests[path.name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = json.loads((directory / RESOURCES_FILE).read_text(encoding="utf-8"))
+        if not isinstance(raw, list):
+            raise PipelineError(f"{directory / RESOURCES_FILE}: expected a list of resources")
+        return cls(manifests, tuple(r for r in raw if isinstance(r, Mapping)))
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    op: str  # create | update | replace | delete
+    type: str
+    name: str
+    paths: tuple[str, ...]  # changed fields (replace-causing first)
+    detail: str  # unified diff, or the manifest of a created object
+    detail_lang: str
+
+
+@dataclass(frozen=True)
+class StackDiff:
+    stack: str
+    base_label: str
+    changes: tuple[ObjectChange, ...]
+    counts: Mapping[str, int]
+    head: Snapshot
+    base: Snapshot
+    notes: tuple[str, ...] = ()
+
+
+def is_kubernetes_object(resource: Mapping[str, Any]) -> bool:
+    rtype = str(resource.get("type", ""))
+    inputs = resource.get("inputs")
+    return (
+        rtype.startswith("kubernetes:")
+        and isinstance(inputs, Mapping)
+        and "apiVersion" in inputs
+        and "kind" in inputs
+        and not rtype.startswith(("kubernetes:helm", "kubernetes:yaml"))
+    )
+
+
+def kubernetes_type(manifest: Mapping[str, Any]) -> str:
+    api = str(manifest.get("apiVersion", ""))
+    group, _, version = api.rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{manifest.get('kind', '')}"
+
+
+def _object_name(manifest: Mapping[str, Any]) -> str:
+    meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    name = str(meta.get("name", ""))
+    namespace = meta.get("namespace")
+    return f"{namespace}/{name}" if namespace else name
+
+
+def _join(prefix: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    if _IDENT.match(key):
+        return f"{prefix}.{key}" if prefix else key
+    return f'{prefix}["{key}"]'
+
+
+def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Pulumi-style property paths where ``old`` and ``new`` differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        paths: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = _join(prefix, str(key))
+            if key not in old or key not in new:
+                paths.append(path)
+            else:
+                paths.extend(changed_paths(old[key], new[key], path))
+        return paths
+    if isinstance(old, list) and isinstance(new, list):
+        paths = []
+        for i in range(max(len(old), len(new))):
+            if i >= len(old) or i >= len(new):
+                paths.append(_join(prefix, i))
+            else:
+                paths.extend(changed_paths(old[i], new[i], _join(prefix, i)))
+        return paths
+    return [] if old == new else [prefix or "(value)"]
+
+
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == p or path.startswith((p + ".", p + "[")) for p in prefixes)
+
+
+def estimate_op(rtype: str, paths: Sequence[str], new: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """``(op, replace-causing paths)`` for a changed resource."""
+    if rtype in _DOCKER_ALWAYS_REPLACE:
+        return "replace", list(paths)
+    if rtype == "docker:index/container:Container":
+        forcing = [
+            p for p in paths if p.split(".")[0].split("[")[0] not in _DOCKER_CONTAINER_IN_PLACE
+        ]
+        return ("replace", forcing) if forcing else ("update", [])
+    kind = rtype.rsplit(":", 1)[-1] if rtype.startswith("kubernetes:") else ""
+    immutable = list(_K8S_REPLACE_PATHS.get(kind, ()))
+    if kind in ("ConfigMap", "Secret") and new.get("immutable") is True:
+        immutable.append("")  # an immutable payload object: any change replaces it
+    forcing = [p for p in paths if "" in immutable or _under(p, immutable)]
+    return ("replace", forcing) if forcing else ("update", [])
+
+
+def _dump(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _unified(old: str, new: str, label: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"base/{label}",
+        tofile=f"head/{label}",
+        n=3,
+    )
+    return "".join(lines).rstrip("\n")
+
+
+def _change(rtype: str, name: str, label: str, old: Any, new: Any) -> ObjectChange | None:
+    if old is None and new is None:
+        return None
+    if old is None:
+        shown = redact_inputs(new, rtype)
+        return ObjectChange("create", rtype, name, (), _dump(shown).rstrip("\n"), "yaml")
+    if new is None:
+        return ObjectChange("delete", rtype, name, (), "", "diff")
+    if old == new:
+        return None
+    paths = changed_paths(old, new)
+    op, forcing = estimate_op(rtype, paths, new if isinstance(new, Mapping) else {})
+    ordered = forcing + [p for p in paths if p not in forcing]
+    diff = _unified(_dump(redact_inputs(old, rtype)), _dump(redact_inputs(new, rtype)), label)
+    if not diff:
+        diff = "(only values shown as [secret] changed)"
+    return ObjectChange(op, rtype, name, tuple(ordered), diff, "diff")
+
+
+def diff_snapshots(base: Snapshot, head: Snapshot) -> tuple[list[ObjectChange], dict[str, int]]:
+    """Object-by-object changes from ``base`` to ``head`` and the counts per operation."""
+    changes: list[ObjectChange] = []
+    same = 0
+    for file_name in sorted(set(base.manifests) | set(head.manifests)):
+        old, new = base.manifests.get(file_name), head.manifests.get(file_name)
+        manifest = new if new is not None else old
+        assert isinstance(manifest, Mapping)
+        change = _change(kubernetes_type(manifest), _object_name(manifest), file_name, old, new)
+        if change is None:
+            same += 1
+        else:
+            changes.append(change)
+
+    def others(snapshot: Snapshot) -> dict[tuple[str, str], Any]:
+        return {
+            (str(r.get("type", "")), str(r.get("name", ""))): r.get("inputs") or {}
+            for r in snapshot.resources
+            if not is_kubernetes_object(r)
+        }
+
+    old_res, new_res = others(base), others(head)
+    for key in sorted(set(old_res) | set(new_res)):
+        rtype, name = key
+        label = f"{rtype}::{name}"
+        old_in, new_in = old_res.get(key), new_res.get(key)
+        change = _change(rtype, name, label, old_in, new_in)
+        if change is None:
+            same += 1
+        else:
+            changes.append(change)
+    counts = {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": same}
+    for change in changes:
+        counts[change.op] += 1
+    order = {"replace": 0, "delete": 1, "create": 2, "update": 3}
+    changes.sort(key=lambda c: (order[c.op], c.type, c.name))
+    return changes, counts
+
+
+# --- git and renders (the imperative shell) ------------------------------------------------
+
+
+def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise PipelineError("git is not installed: the offline preview needs it") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def resolve_ref(root: Path, ref: str) -> tuple[Path, str]:
+    """The repository's top level and the commit ``ref`` names."""
+    if ref.startswith("-"):
+        raise PipelineError(f"unknown git ref {ref!r}")
+    top = _git(["rev-parse", "--show-toplevel"], root)
+    if top.returncode != 0:
+        raise PipelineError(f"{root} is not inside a git repository: {_last_line(top.stderr)}")
+    sha = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], root)
+    if sha.returncode != 0 or not sha.stdout.strip():
+        raise PipelineError(f"unknown git ref {ref!r}: no such commit in {top.stdout.strip()}")
+    return Path(top.stdout.strip()), sha.stdout.strip()
+
+
+@contextmanager
+def base_worktree(top: Path, sha: str) -> Iterator[Path]:
+    """A detached worktree of ``sha`` in a temporary directory, removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="cv-preview-"))
+    path = tmp / "base"
+    added = _git(["worktree", "add", "--detach", "--quiet", str(path), sha], top)
+    try:
+        if added.returncode != 0:
+            raise PipelineError(f"git worktree add failed: {_last_line(added.stderr)}")
+        yield path
+    finally:
+        if path.exists():
+            _git(["worktree", "remove", "--force", str(path)], top)
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git(["worktree", "prune"], top)
+
+
+def render_command(project_dir: Path, stack: str, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--project-dir",
+        str(project_dir),
+        "render",
+        stack,
+        "--out",
+        str(out),
+    ]
+
+
+def _render(runner: Runner, project_dir: Path, stack: str, out: Path, label: str) -> Snapshot:
+    try:
+        done = runner(render_command(project_dir, stack, out), TOOL_ROOT)
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"rendering {stack} at {label} timed out") from None
+    if done.returncode != 0:
+        raise PipelineError(f"rendering {stack} at {label} failed: {_last_line(done.stderr)}")
+    return Snapshot.load(out)
+
+
+def _has_program(root: Path) -> bool:
+    return (root / "Pulumi.yaml").is_file() and (root / "__main__.py").is_file()
+
+
+def offline_preview(
+    project_root: Path,
+    stacks: Sequence[str],
+    base_ref: str,
+    runner: Runner = _default_runner,
+    jobs: int | None = None,
+) -> list[StackDiff]:
+    """Diff each stack's render at ``base_ref`` against the working tree."""
+    top, sha = resolve_ref(project_root, base_ref)
+    rel = project_root.resolve().relative_to(top.resolve())
+    label = f"{base_ref} ({sha[:10]})"
+    workers = jobs or max(1, min(4, os.cpu_count() or 1))
+    with (
+        base_worktree(top, sha) as tree,
+        tempfile.TemporaryDirectory(prefix="cv-preview-render-") as tmp,
+    ):
+        base_root = tree / rel
+        out = Path(tmp)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            head_jobs = {
+                s: pool.submit(
+                    _render, runner, project_root, s, out / f"head-{s}", "the working tree"
+                )
+                for s in stacks
+            }
+            base_jobs = {
+                s: pool.submit(_render, runner, base_root, s, out / f"base-{s}", label)
+                for s in stacks
+                if _has_program(base_root) and (base_root / f"Pulumi.{s}.yaml").is_file()
+            }
+            # Every render finishes before the worktree goes away; the first error wins.
+            pending = [*head_jobs.values(), *base_jobs.values()]
+            errors = [e for e in (f.exception() for f in pending) if e is not None]
+        if errors:
+            raise errors[0]
+        diffs = []
+        for stack in stacks:
+            head = head_jobs[stack].result()
+            notes: tuple[str, ...] = ()
+            if stack in base_jobs:
+                base = base_jobs[stack].result()
+            else:
+                base = Snapshot()
+                notes = (f"Stack {stack} has no program or stack file at {label}: all new.",)
+            changes, counts = diff_snapshots(base, head)
+            diffs.append(StackDiff(stack, label, tuple(changes), counts, head, base, notes))
+    return diffs
