@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 ALL_TIME = Window()
 # Parallel GETs: listing is paged, but each record is its own object.
 READ_THREADS = 16
+LIST_PAGE_SIZE = 1000
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _KEYED = "key-"
 
@@ -185,7 +186,12 @@ class S3Store:
     def _names(self, kind: Kind) -> Iterator[str]:
         paginator = self._s3.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._folder(kind)):
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=self._folder(kind),
+                PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+            )
+            for page in pages:
                 for item in page.get("Contents", ()):
                     yield item["Key"]
         except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,154 @@
+"""The record store's contract, run against both backends (SQLite file, S3 on moto)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import StoreError
+from pipeline.project import Project
+from pipeline.records import Deployment, Hold, Promotion, Rollback, Window
+from pipeline.store import Store, open_store
+from pipeline.store.codec import KINDS
+from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
+
+
+@pytest.fixture(params=["sqlite", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        opened = open_store(str(tmp_path / "records.db"), None)
+    else:
+        request.getfixturevalue("aws_env")
+        import boto3
+
+        bucket = f"records-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        opened = open_store(f"s3://{bucket}/team/cv", None)
+    yield opened
+    opened.close()
+
+
+def without_identity(record: object) -> object:
+    return dataclasses.replace(record, id=None, recorded_at=None)  # type: ignore[type-var]
+
+
+def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) -> None:
+    records = [
+        ci_run(1),
+        deployment(2),
+        Promotion(
+            "staging",
+            "prod",
+            "r/m:v1@" + DIGEST_A,
+            DIGEST_A,
+            T0,
+            ("soak",),
+            previous_digest=DIGEST_B,
+            actor="ci",
+        ),
+        Rollback("prod", DIGEST_A, DIGEST_B, "r/m:v0@" + DIGEST_B, T0, "bad model", actor="ana"),
+        Hold("prod", "placed", T0, "incident 7", actor="ana"),
+    ]
+    stored = [store.add(record) for record in records]
+    for given, got in zip(records, stored, strict=True):
+        assert got.id is not None
+        assert got.recorded_at is not None
+        assert got.recorded_at.tzinfo is not None
+        assert without_identity(got) == given
+    read_back = [
+        *store.ci_runs(),
+        *store.deployments(),
+        *store.promotions(),
+        *store.rollbacks(),
+        *store.holds("prod"),
+    ]
+    assert read_back == stored
+
+
+def test_lists_come_back_oldest_first_whatever_the_insertion_order(store: Store) -> None:
+    store.add_many([deployment(30), deployment(10), deployment(20)])
+    store.add_many([ci_run(5), ci_run(1), ci_run(3)])
+    assert [d.finished for d in store.deployments()] == sorted(
+        d.finished for d in store.deployments()
+    )
+    assert [r.started for r in store.ci_runs()] == [T0 + timedelta(minutes=m) for m in (1, 3, 5)]
+
+
+def test_windows_are_half_open_on_finish_time_and_start_time(store: Store) -> None:
+    store.add_many([deployment(m) for m in (0, 10, 20, 30)])
+    store.add_many([ci_run(m) for m in (0, 10, 20, 30)])
+    window = Window(T0 + timedelta(minutes=10, seconds=90), T0 + timedelta(minutes=30, seconds=90))
+    assert [d.started.minute for d in store.deployments(window=window)] == [10, 20]
+    runs = store.ci_runs(Window(T0 + timedelta(minutes=10), T0 + timedelta(minutes=30)))
+    assert [r.started.minute for r in runs if r.started] == [10, 20]
+
+
+def test_stack_filters_deployments_and_matches_promotions_either_way(store: Store) -> None:
+    store.add_many([deployment(1, "staging"), deployment(2, "prod"), deployment(3, "staging")])
+    store.add(Promotion("staging", "prod", "r/m@" + DIGEST_A, DIGEST_A, T0))
+    store.add(Promotion("dev", "staging", "r/m@" + DIGEST_B, DIGEST_B, T0 + timedelta(hours=1)))
+    assert {d.stack for d in store.deployments("staging")} == {"staging"}
+    assert len(store.deployments("staging")) == 2
+    assert [p.digest for p in store.promotions("staging")] == [DIGEST_A, DIGEST_B]
+    assert [p.digest for p in store.promotions("prod")] == [DIGEST_A]
+    assert store.holds("prod") == []
+
+
+def test_adding_a_keyed_record_again_returns_the_stored_one(store: Store) -> None:
+    first = store.add(deployment(1, key="pulumi:staging:41"))
+    again = store.add(deployment(1, key="pulumi:staging:41", result="failed"))
+    assert again == first
+    assert store.deployments() == [first]
+
+
+def test_add_many_is_idempotent_for_keys_within_and_across_batches(store: Store) -> None:
+    batch = [ci_run(1, key="jenkins:7"), ci_run(2, key="jenkins:8"), ci_run(1, key="jenkins:7")]
+    stored = store.add_many(batch)
+    assert stored[0] == stored[2]
+    assert len(store.ci_runs()) == 2
+    assert store.add_many(batch[:2]) == stored[:2]
+    assert len(store.ci_runs()) == 2
+
+
+def test_ci_runs_for_digest_finds_only_that_digest(store: Store) -> None:
+    store.add_many([ci_run(1), ci_run(2, digest=DIGEST_B), ci_run(3)])
+    assert [r.started.minute for r in store.ci_runs_for_digest(DIGEST_A) if r.started] == [1, 3]
+
+
+def test_a_ci_run_without_start_time_is_ordered_by_when_it_was_recorded(store: Store) -> None:
+    store.add(ci_run(None))
+    (run,) = store.ci_runs(Window(since=datetime.now(UTC) - timedelta(minutes=5)))
+    assert run.started is None
+
+
+def test_naive_times_are_stored_as_utc(store: Store) -> None:
+    naive = deployment(0, started=datetime(2026, 1, 1, 12), finished=datetime(2026, 1, 1, 12, 5))
+    (got,) = [store.add(naive)]
+    assert isinstance(got, Deployment)
+    assert store.deployments()[0].finished == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+
+
+def test_every_model_field_is_stored() -> None:
+    # A field added to the record model without a column (and migration) fails here.
+    for kind in KINDS:
+        model = {f.name for f in dataclasses.fields(kind.cls)}
+        assert set(kind.field_names) == model, kind.name
+
+
+def test_default_location_is_created_inside_the_project(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    opened = open_store(None, project)
+    opened.add(Hold("prod", "placed", T0))
+    opened.close()
+    assert (tmp_path / ".pipeline" / "records.db").is_file()
+
+
+@pytest.mark.parametrize("location", ["http://example.com/records", "ftp://x/y"])
+def test_an_unsupported_location_is_refused(location: str) -> None:
+    with pytest.raises(StoreError, match="unsupported location"):
+        open_store(location, None)
