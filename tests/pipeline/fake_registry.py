@@ -111,7 +111,7 @@ def fake_registry(script: Script) -> Iterator[str]:
     """Serve ``script`` on 127.0.0.1; yields ``host:port``."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.script = script
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
