@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.preview_json import COUNT_ORDER, Diagnostic, PreviewResult, Step
-from pipeline.redact import redact_text
+from pipeline.redact import redact_free_text, redact_text
 from policy.model import PolicyOutcome, Violation
 
 MARKER = "<!-- cv-platform:preview -->"
@@ -283,7 +283,7 @@ def _stack_section(doc: _Doc, report: StackReport) -> None:
     if shown:
         lines = ["**Diagnostics**:\n"]
         for d in shown:
-            msg = d.message
+            msg = redact_free_text(d.message)
             if len(msg) > _MAX_DIAGNOSTIC:
                 msg = msg[:_MAX_DIAGNOSTIC] + " …"
             where = f" ({_code(d.urn.rsplit('::', 1)[-1])})" if d.urn else ""

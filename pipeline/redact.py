@@ -8,6 +8,7 @@ known secret config value that turns up in the final text. Pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -65,6 +66,31 @@ def _redact_env_entry(entry: Any) -> Any:
     if sep and is_plaintext_secret(name, value):
         return f"{name}={SECRET_PLACEHOLDER}"
     return entry
+
+
+# In free text (diagnostics a program logged): "password: x", "token=x", "password x".
+_KEYED_VALUE = re.compile(
+    r"\b((?:[A-Za-z0-9_.-]*?)(?:password|passwd|passphrase|secret|token|api[_-]?key"
+    r"|access[_-]?key|private[_-]?key|credentials?)\b\s*[:=]\s*)"
+    r"(\"[^\"]*\"|'[^']*'|[^\s,;]+)"
+    r"|\b((?:password|passwd|passphrase)\s+)(?!is\b|for\b|of\b|from\b|to\b)"
+    r"([^\s,;]{4,})",
+    re.IGNORECASE,
+)
+_SECRETISH_WORD = re.compile(r"\S+")
+
+
+def redact_free_text(text: str) -> str:
+    """Log-like text with values next to credential words, and credential-shaped words, hidden."""
+
+    def keyed(match: re.Match[str]) -> str:
+        prefix = match.group(1) if match.group(1) is not None else match.group(3)
+        return f"{prefix}{SECRET_PLACEHOLDER}"
+
+    text = _KEYED_VALUE.sub(keyed, text)
+    return _SECRETISH_WORD.sub(
+        lambda m: SECRET_PLACEHOLDER if is_plaintext_secret("", m.group()) else m.group(), text
+    )
 
 
 def redact_text(text: str, secret_values: Iterable[str]) -> str:
