@@ -374,9 +374,12 @@ def parse_preview(data: Any) -> PreviewResult:
         raise PreviewFormatError(
             "not a Pulumi preview document: none of steps, changeSummary, diagnostics"
         )
-    steps_raw = data.get("steps") or []
-    diags_raw = data.get("diagnostics") or []
-    summary_raw = data.get("changeSummary") or {}
+    steps_raw = data.get("steps")
+    steps_raw = [] if steps_raw is None else steps_raw
+    diags_raw = data.get("diagnostics")
+    diags_raw = [] if diags_raw is None else diags_raw
+    summary_raw = data.get("changeSummary")
+    summary_raw = {} if summary_raw is None else summary_raw
     if not isinstance(steps_raw, list):
         raise PreviewFormatError("steps is not a list")
     if not isinstance(diags_raw, list):
