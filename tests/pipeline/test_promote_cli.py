@@ -1,0 +1,216 @@
+"""``promote`` end to end: real stack files, the record store, and a real registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.project import Project
+from pipeline.records import CiRun, Deployment, Hold, Record
+from pipeline.stackfile import ImageSetting, read_image, write_image
+from pipeline.store import open_store
+from tests.registry_fixture import PushedImages
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STACK_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    root: Path
+    images: PushedImages
+
+    @property
+    def prod(self) -> Path:
+        return self.root / "Pulumi.prod.yaml"
+
+    @property
+    def image(self) -> str:
+        return f"{self.images.name}:v1@{self.images.v1.digest}"
+
+    def add(self, *records: Record) -> None:
+        store = open_store(None, Project(self.root))
+        store.add_many(records)
+        store.close()
+
+    def promotions(self) -> list[object]:
+        store = open_store(None, Project(self.root))
+        try:
+            return list(store.promotions("prod"))
+        finally:
+            store.close()
+
+    def deployed(self, minutes_ago: float = 120, **changes: object) -> Deployment:
+        finished = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+        base = Deployment(
+            stack="staging",
+            result="succeeded",
+            image=self.image,
+            digest=self.images.v1.digest,
+            started=finished - timedelta(minutes=4),
+            finished=finished,
+            commit="4e1d07c",
+        )
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+    def built(self, **changes: object) -> CiRun:
+        base = CiRun(
+            image=self.image,
+            digest=self.images.v1.digest,
+            commit="4e1d07c",
+            started=datetime.now(UTC) - timedelta(hours=3),
+            build_seconds=300.0,
+            test_seconds=90.0,
+            passed=212,
+            scan_critical=0,
+            scan_high=3,
+        )
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def setup(tmp_path: Path, registry_images: PushedImages, monkeypatch: pytest.MonkeyPatch) -> Setup:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in STACK_FILES:
+        (root / name).write_bytes((PROJECT_ROOT / name).read_bytes())
+    monkeypatch.setenv(
+        "DOCKER_CONFIG", str(registry_images.server.docker_config(tmp_path / "docker"))
+    )
+    monkeypatch.delenv("PIPELINE_STORE", raising=False)
+    return Setup(root, registry_images)
+
+
+def promote(setup: Setup, *extra: str) -> int:
+    return main(
+        ["--project-dir", str(setup.root), "promote", "--from", "staging", "--to", "prod", *extra]
+    )
+
+
+def gate_rows(output: str) -> dict[str, str]:
+    rows = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("pass", "FAIL", "skipped"):
+            rows[parts[0]] = parts[1]
+    return rows
+
+
+def test_promotion_with_every_gate_passing_pins_prod_and_is_recorded(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = read_image(setup.prod)
+    setup.add(setup.deployed(), setup.built())
+    assert promote(setup) == 0
+    out = capsys.readouterr().out
+    assert set(gate_rows(out).values()) == {"pass"}
+    assert len(gate_rows(out)) == 7
+    assert read_image(setup.prod) == ImageSetting(setup.images.name, "v1", setup.images.v1.digest)
+    (promotion,) = setup.promotions()
+    assert promotion.digest == setup.images.v1.digest  # type: ignore[attr-defined]
+    assert promotion.previous_digest == before.digest  # type: ignore[attr-defined]
+    assert promotion.skipped_gates == ()  # type: ignore[attr-defined]
+
+
+def test_the_digest_promoted_is_the_last_successful_deployment_not_the_newest_tag(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # v2 was pushed after v1 (and is `latest`), but staging last ran v1 successfully.
+    v2 = f"{setup.images.name}:v2@{setup.images.v2.digest}"
+    setup.add(
+        setup.deployed(300, image=v2, digest=setup.images.v2.digest),
+        setup.deployed(120),
+        setup.deployed(60, image=v2, digest=setup.images.v2.digest, result="failed"),
+        setup.built(),
+    )
+    assert promote(setup, "--skip-gate", "source-succeeded") == 0
+    assert read_image(setup.prod).digest == setup.images.v1.digest
+
+
+def held(setup: Setup) -> None:
+    setup.add(setup.deployed(), setup.built(), Hold("prod", "placed", datetime.now(UTC), "freeze"))
+
+
+def already_there(setup: Setup) -> None:
+    setup.add(setup.deployed(), setup.built())
+    write_image(setup.prod, ImageSetting(setup.images.name, "v1", setup.images.v1.digest))
+
+
+def gone_from_registry(setup: Setup) -> None:
+    missing = "sha256:" + "0" * 64
+    setup.add(
+        setup.deployed(image=f"{setup.images.name}:v9@{missing}", digest=missing),
+        setup.built(digest=missing),
+    )
+
+
+FAILURES: dict[str, Callable[[Setup], None]] = {
+    "source-succeeded": lambda s: s.add(s.deployed(), s.deployed(30, result="failed"), s.built()),
+    "soak": lambda s: s.add(s.deployed(minutes_ago=5), s.built()),
+    "digest-resolves": gone_from_registry,
+    "tests-passed": lambda s: s.add(s.deployed(), s.built(failed=2)),
+    "vulnerabilities": lambda s: s.add(s.deployed(), s.built(scan_critical=1)),
+    "not-on-hold": held,
+    "not-already-deployed": already_there,
+}
+
+
+@pytest.mark.parametrize("failing", sorted(FAILURES))
+def test_a_failing_gate_exits_3_and_leaves_prod_byte_identical(
+    setup: Setup, failing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    FAILURES[failing](setup)
+    before = setup.prod.read_bytes()
+    assert promote(setup) == 3
+    captured = capsys.readouterr()
+    rows = gate_rows(captured.out)
+    assert rows[failing] == "FAIL"
+    assert [name for name, status in rows.items() if status == "FAIL"] == [failing]
+    assert setup.prod.read_bytes() == before
+    assert setup.promotions() == []
+    assert captured.err.count("\n") == 1
+    assert f"refused by {failing}" in captured.err
+
+
+def test_a_skipped_gate_is_shown_and_recorded(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.add(setup.deployed(minutes_ago=5), setup.built(failed=1))
+    assert promote(setup, "--skip-gate", "tests-passed", "--skip-gate", "soak") == 0
+    rows = gate_rows(capsys.readouterr().out)
+    assert rows["soak"] == rows["tests-passed"] == "skipped"
+    (promotion,) = setup.promotions()
+    assert promotion.skipped_gates == ("soak", "tests-passed")  # type: ignore[attr-defined]
+
+
+def test_dry_run_prints_the_diff_and_changes_nothing(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup.add(setup.deployed(), setup.built())
+    before = setup.prod.read_bytes()
+    assert promote(setup, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"+    digest: {setup.images.v1.digest}" in out
+    assert setup.prod.read_bytes() == before
+    assert setup.promotions() == []
+
+
+def test_an_unknown_gate_name_is_a_usage_error(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert promote(setup, "--skip-gate", "soak-time") == 2
+    assert "unknown gate soak-time" in capsys.readouterr().err
+
+
+def test_nothing_recorded_for_the_source_refuses_with_exit_3(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = setup.prod.read_bytes()
+    assert promote(setup) == 3
+    assert "no deployment of staging recorded" in capsys.readouterr().out
+    assert setup.prod.read_bytes() == before
