@@ -100,9 +100,16 @@ def _reader(args: argparse.Namespace) -> Reader:
     if not chosen:
         return deployment_from_flags if kind == "deploy" else ci_run_from_flags
     # Readers for other sources are registered here (one line each).
-    readers: dict[str, Reader] = {}
-    if len(chosen) == 1 and chosen[0] in readers:
-        return readers[chosen[0]]
+    from pipeline import ingest
+
+    readers: dict[str, Reader] = {
+        "--from-pulumi": ingest.deployments_from_pulumi,
+        "--junit": ingest.ci_run_from_junit,
+        "--from-jenkins": ingest.ci_run_from_jenkins,
+        "--junit with --from-jenkins": ingest.ci_run_from_jenkins,
+    }
+    if " with ".join(chosen) in readers:
+        return readers[" with ".join(chosen)]
     raise UsageError(f"record {kind}: {' with '.join(chosen)} is not supported by this version")
 
 

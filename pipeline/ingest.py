@@ -1,0 +1,229 @@
+"""Readers for ``record ci`` / ``record deploy`` that take their facts from real sources.
+
+Each reader is ``(args) -> list[Record]`` like the plain-flag readers in
+``pipeline.commands.record``, and reads everything before the store is
+opened, so a source that fails records nothing. Notes about what was read
+(stages not counted, previews ignored, zone-less times) go to stderr.
+
+* ``--junit FILE_OR_GLOB ...``: test counts (``pipeline.junit``); the test time
+  is ``--test-seconds`` when given, else the reports' own time.
+* ``--from-jenkins BUILD_URL``: stage times and the JUnit plugin's counts
+  (``pipeline.jenkins``); with ``--junit`` too, the files' counts win.
+* ``record deploy --from-pulumi --stack S``: every finished update in
+  ``pulumi stack history`` (``pipeline.pulumi_cli``), keyed
+  ``pulumi:<stack>:<version>`` so a re-run adds only what is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.errors import UsageError
+from pipeline.records import CiRun, Record, parse_time
+
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_COUNT_FLAGS: tuple[tuple[str, str], ...] = (
+    ("passed", "--passed"),
+    ("failed", "--failed"),
+    ("errors", "--errors"),
+    ("skipped", "--skipped"),
+)
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
+
+
+def _refuse(args: argparse.Namespace, source: str, flags: Sequence[tuple[str, str]]) -> None:
+    given = [flag for attr, flag in flags if getattr(args, attr, None) not in (None, False)]
+    if given:
+        raise UsageError(
+            f"{source} supplies {', '.join(given)} itself; drop {' and '.join(given)}"
+        )
+
+
+def _image(args: argparse.Namespace, source: str) -> tuple[str, str | None]:
+    from pipeline.commands.record import image_and_digest
+
+    if not args.image:
+        raise UsageError(f"record ci {source}: --image is required (the image this run built)")
+    return image_and_digest(args.image)
+
+
+def _started(args: argparse.Namespace) -> datetime | None:
+    if args.started is None:
+        return None
+    try:
+        return parse_time(args.started)
+    except ValueError:
+        raise UsageError(f"--started {args.started!r}: not an ISO 8601 time") from None
+
+
+GitRunner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _git(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
+
+
+def commit_time(
+    commit: str | None, repo: Path | None = None, runner: GitRunner = _git
+) -> datetime | None:
+    """The committer time of ``commit`` from the local git checkout, if it is there.
+
+    CI runs in a checkout of the commit it builds; its time is what DORA's
+    lead time starts from. Anything unavailable (no git, shallow clone, not a
+    sha) gives None, never an error: the run is still worth recording.
+    """
+    if not commit or not _SHA.match(commit):
+        return None
+    argv = ["git"]
+    if repo is not None:
+        argv += ["-C", str(repo)]
+    argv += ["show", "-s", "--format=%cI", commit]
+    try:
+        done = runner(argv)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        return parse_time(done.stdout.strip())
+    except ValueError:
+        return None
+
+
+def _repo(args: argparse.Namespace) -> Path | None:
+    return Path(args.project_dir) if getattr(args, "project_dir", None) else None
+
+
+def ci_run_from_junit(args: argparse.Namespace) -> list[Record]:
+    """``record ci --image REF --junit FILE_OR_GLOB ... [--build-seconds N]``."""
+    from pipeline import junit
+
+    _refuse(args, "--junit", _COUNT_FLAGS)
+    image, digest = _image(args, "--junit")
+    started = _started(args)
+    counts = junit.count(args.junit)
+    for warning in counts.warnings:
+        note(warning)
+    test_seconds = args.test_seconds
+    if test_seconds is None:
+        test_seconds = counts.time_seconds
+        if test_seconds is not None:
+            note(f"test time {test_seconds:.1f} s taken from the JUnit reports")
+    return [
+        CiRun(
+            image=image,
+            digest=digest,
+            commit=args.commit,
+            commit_time=commit_time(args.commit, _repo(args)),
+            started=started,
+            build_seconds=args.build_seconds,
+            test_seconds=test_seconds,
+            passed=counts.passed,
+            failed=counts.failed,
+            errors=counts.errors,
+            skipped=counts.skipped,
+            scan_critical=args.scan_critical,
+            scan_high=args.scan_high,
+            source="junit",
+        )
+    ]
+
+
+def ci_run_from_jenkins(args: argparse.Namespace) -> list[Record]:
+    """``record ci --image REF --from-jenkins BUILD_URL [--junit ...]``."""
+    from pipeline import jenkins, junit
+
+    _refuse(
+        args,
+        "--from-jenkins",
+        (
+            ("build_seconds", "--build-seconds"),
+            ("test_seconds", "--test-seconds"),
+            ("started", "--started"),
+        ),
+    )
+    if args.junit:
+        _refuse(args, "--junit", _COUNT_FLAGS)
+    image, digest = _image(args, "--from-jenkins")
+    stage_map = jenkins.StageMap.from_env()
+    build = jenkins.client_from_env().read_build(args.from_jenkins, stage_map)
+    for line in build.notes:
+        note(line)
+    if build.deploy_seconds is not None:
+        note(
+            f"deploy stages took {build.deploy_seconds:.1f} s; deployments are timed from "
+            "their own records (record deploy --from-pulumi)"
+        )
+    if args.junit:
+        counts = junit.count(args.junit)
+        for warning in counts.warnings:
+            note(warning)
+    else:
+        counts = build.tests or junit.TestCounts()
+        _refuse(args, "--from-jenkins", _COUNT_FLAGS)
+    return [
+        CiRun(
+            image=image,
+            digest=digest,
+            commit=args.commit,
+            commit_time=commit_time(args.commit, _repo(args)),
+            started=build.started,
+            build_seconds=build.build_seconds,
+            test_seconds=build.test_seconds,
+            passed=counts.passed,
+            failed=counts.failed,
+            errors=counts.errors,
+            skipped=counts.skipped,
+            scan_critical=args.scan_critical,
+            scan_high=args.scan_high,
+            source="jenkins",
+            key=f"jenkins:{build.url}",
+        )
+    ]
+
+
+def deployments_from_pulumi(args: argparse.Namespace) -> list[Record]:
+    """``record deploy --from-pulumi --stack S``: every finished update, each once."""
+    from pipeline import pulumi_cli
+    from pipeline.store import locate_project
+
+    _refuse(
+        args,
+        "--from-pulumi",
+        (
+            ("result", "--result"),
+            ("image", "--image"),
+            ("started", "--started"),
+            ("finished", "--finished"),
+            ("commit", "--commit"),
+        ),
+    )
+    project = locate_project(args.project_dir, args.store)
+    if project is not None:
+        project.existing_stack_file(args.stack)
+    cli = pulumi_cli.PulumiCli(cwd=project.root if project is not None else None)
+    history = pulumi_cli.parse_history(cli.history(args.stack))
+    outputs = cli.outputs(args.stack) if history else {}
+    result = pulumi_cli.deployments_from_history(args.stack, history, outputs)
+    ignored = [
+        (result.ignored_previews, "preview(s)"),
+        (result.ignored_in_progress, "update(s) still in progress"),
+        (result.ignored_other, "refresh/destroy/other operation(s)"),
+    ]
+    skipped = ", ".join(f"{n} {what}" for n, what in ignored if n)
+    if skipped:
+        note(f"not deployments, not recorded: {skipped}")
+    if result.zone_less:
+        note(f"{result.zone_less} update time(s) had no time zone: read as UTC")
+    if not result.deployments:
+        note(f"stack {args.stack} has no finished update to record")
+    return list(result.deployments)
