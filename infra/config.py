@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import pulumi
+from pulumi.config import ConfigMissingError
 
 PROJECT: Final = "cv-platform"
 ENVIRONMENTS: Final = ("staging", "prod")
@@ -771,9 +772,18 @@ def load_settings() -> Settings:
     """The current stack's settings, read from ``pulumi.Config`` (call once per run)."""
     config = pulumi.Config()
     values = {name: config.get(name) for name in PROGRAM_KEYS}
+
+    def required_secret(name: str) -> pulumi.Output[str] | None:
+        # Asked for only when the settings need it; missing is reported by
+        # parse_settings with the key and the command that sets it.
+        try:
+            return config.require_secret(name)
+        except ConfigMissingError:
+            return None
+
     return parse_settings(
         values,
         stack=pulumi.get_stack(),
         project=pulumi.get_project(),
-        secret=config.get_secret,
+        secret=required_secret,
     )
