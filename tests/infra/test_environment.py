@@ -451,6 +451,16 @@ def test_pull_secret_is_dockerconfigjson_and_stays_secret(pulumi_mocks: Any) -> 
             assert TEST_PASSWORD not in json.dumps(res.inputs, default=str), res.name
 
 
+def test_missing_registry_password_is_refused_by_the_program(project: Any) -> None:
+    from pipeline.mocks import run_program
+    from pipeline.stackconfig import engine_config, load_stack_config
+
+    config, secret_keys = engine_config(load_stack_config(project, "staging"))
+    config.pop("cv-platform:registryPassword")
+    with pytest.raises(SettingsError, match=r"^cv-platform:registryPassword is required when"):
+        run_program(project.root, "staging", config, secret_keys)
+
+
 def test_no_registry_username_means_no_pull_secret(run_stack: Any) -> None:
     run = run_stack("staging", {"registry": {"server": "", "username": ""}})
     assert by_kind(run, "Secret") == []
