@@ -1,0 +1,228 @@
+"""``rollback``, ``hold`` and ``history``: planning (pure) and the commands on real files."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import PipelineError
+from pipeline.project import Project
+from pipeline.promotion import plan_rollback, rollback_choices
+from pipeline.records import Deployment, Hold, Promotion, Rollback
+from pipeline.stackfile import ImageSetting, read_image, write_image
+from pipeline.store import open_store
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REPO = "registry.example.internal/cv/model"
+A, B, C, X = ("sha256:" + ch * 64 for ch in "abcf")
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def deployed(
+    digest: str, hours: float, result: str = "succeeded", stack: str = "prod"
+) -> Deployment:
+    finished = T0 + timedelta(hours=hours)
+    tag = f"t{digest[7]}"
+    return Deployment(
+        stack,
+        result,
+        f"{REPO}:{tag}@{digest}",
+        digest,
+        finished - timedelta(minutes=5),
+        finished,  # type: ignore[arg-type]
+    )
+
+
+# A, B, A again, a failed X, then C (what prod pins now).
+HISTORY = (
+    deployed(A, 1),
+    deployed(B, 2),
+    deployed(A, 3),
+    deployed(X, 4, "failed"),
+    deployed(C, 5),
+)
+
+
+def test_choices_are_earlier_successful_digests_newest_first_once_each() -> None:
+    assert [d.digest for d in rollback_choices(HISTORY, C)] == [A, B]
+
+
+def test_the_default_is_the_one_before_the_current() -> None:
+    assert plan_rollback("prod", HISTORY, C).to.digest == A
+
+
+def test_steps_go_further_back() -> None:
+    assert plan_rollback("prod", HISTORY, C, steps=2).to.digest == B
+
+
+def test_an_undeployed_current_digest_rolls_back_to_what_last_ran() -> None:
+    assert plan_rollback("prod", HISTORY, X).to.digest == C
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 3}, "only 2 earlier"),
+        ({"to_digest": X}, "never successfully deployed"),
+        ({"to_digest": C}, "already pins"),
+    ],
+)
+def test_impossible_rollbacks_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        plan_rollback("prod", HISTORY, C, **kwargs)  # type: ignore[arg-type]
+
+
+def test_nothing_to_roll_back_to() -> None:
+    with pytest.raises(PipelineError, match="nothing to roll back to"):
+        plan_rollback("prod", (deployed(C, 1),), C)
+
+
+# -- the commands -------------------------------------------------------------------
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("PIPELINE_STORE", raising=False)
+    monkeypatch.setenv("PIPELINE_ACTOR", "ana")
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        (tmp_path / name).write_bytes((PROJECT_ROOT / name).read_bytes())
+    write_image(tmp_path / "Pulumi.prod.yaml", ImageSetting(REPO, "tc", C))
+    store = open_store(None, Project(tmp_path))
+    store.add_many(HISTORY)
+    store.close()
+    return tmp_path
+
+
+def cli(root: Path, *argv: str) -> int:
+    return main(["--project-dir", str(root), *argv])
+
+
+def records(root: Path) -> tuple[list[Rollback], list[Hold]]:
+    store = open_store(None, Project(root))
+    try:
+        return store.rollbacks("prod"), store.holds("prod")
+    finally:
+        store.close()
+
+
+def test_rollback_writes_the_file_records_it_and_holds_the_stack(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "rollback", "prod") == 0
+    assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, "ta", A)
+    (rollback,), (hold,) = records(root)
+    assert (rollback.from_digest, rollback.to_digest, rollback.actor) == (C, A, "ana")
+    assert hold.action == "placed"
+    out = capsys.readouterr().out
+    assert f"-    digest: {C}" in out
+    assert "hold prod --release" in out
+
+
+def test_a_rolled_back_stack_refuses_promotion_until_released(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(None, Project(root))
+    store.add(deployed(B, 1, stack="staging"))
+    store.close()
+    assert cli(root, "rollback", "prod") == 0  # back to A; staging's candidate is B
+    others = ["source-succeeded", "soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    promote = ["promote", "--from", "staging", "--to", "prod"]
+    skips = [arg for gate in others for arg in ("--skip-gate", gate)]
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    capsys.readouterr()
+    assert cli(root, *promote, *skips) == 3
+    out = capsys.readouterr().out
+    assert "not-on-hold           FAIL" in out
+    assert "not-already-deployed  pass" in out
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    assert cli(root, "hold", "prod", "--release") == 0
+    assert cli(root, *promote, *skips) == 0
+    assert read_image(root / "Pulumi.prod.yaml").digest == B
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--to", X], "never successfully deployed"),
+        (["--to", "sha256:abc"], "has 3 hex digits"),
+        (["--steps", "9"], "only 2 earlier"),
+    ],
+)
+def test_a_refused_rollback_exits_1_and_changes_nothing(
+    root: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    assert cli(root, "rollback", "prod", *argv) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    assert records(root) == ([], [])
+
+
+def test_rollback_dry_run_writes_and_records_nothing(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    assert cli(root, "rollback", "prod", "--dry-run") == 0
+    assert f"+    digest: {A}" in capsys.readouterr().out
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    assert records(root) == ([], [])
+
+
+def test_hold_and_release(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(root, "hold", "prod", "--reason", "incident 31") == 0
+    assert cli(root, "hold", "prod", "--release") == 0
+    assert cli(root, "hold", "prod", "--release") == 0
+    assert "not on hold" in capsys.readouterr().out
+    _, holds = records(root)
+    assert [(h.action, h.reason) for h in holds] == [("placed", "incident 31"), ("released", "")]
+
+
+def test_hold_on_an_unknown_stack_is_refused(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "hold", "qa") == 1
+    assert "unknown stack 'qa'" in capsys.readouterr().err
+
+
+def test_history_lists_every_kind_newest_first(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(None, Project(root))
+    store.add(
+        Promotion("staging", "prod", f"{REPO}:tc@{C}", C, T0 + timedelta(hours=4, minutes=30))
+    )
+    store.close()
+    assert cli(root, "rollback", "prod") == 0
+    capsys.readouterr()
+    assert cli(root, "history", "prod", "--json") == 0
+    events = json.loads(capsys.readouterr().out)
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["hold", "rollback"]  # recorded now, hold after rollback
+    assert kinds[2:] == [
+        "deployment",
+        "promotion",
+        "deployment",
+        "deployment",
+        "deployment",
+        "deployment",
+    ]
+    times = [e.get("finished") or e["at"] for e in events]
+    assert times == sorted(times, reverse=True)
+    assert events[2]["digest"] == C
+
+
+def test_history_limit_and_table(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(root, "history", "prod", "--limit", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["TIME", "(UTC)", "EVENT", "DIGEST"]
+    assert lines[1].startswith("2026-03-02 14:00:00  deploy")
+    assert lines[2].startswith("2026-03-02 13:00:00  deploy")
+    assert "FAIL" not in lines[2]
+    assert "failed" in lines[2]
+    assert lines[3] == "(3 older events not shown; --limit N)"
