@@ -29,6 +29,41 @@ from pulumi.config import ConfigMissingError
 PROJECT: Final = "cv-platform"
 ENVIRONMENTS: Final = ("staging", "prod")
 
+# cv-platform:tooling: the CI tooling the staging stack owns (see parse_tooling).
+TOOLING_DEFAULTS: Final[Mapping[str, Any]] = {
+    "enabled": False,
+    "dockerHost": "unix:///var/run/docker.sock",
+    "registry": {
+        "kind": "selfHosted",
+        "address": "127.0.0.1",
+        "port": 5000,
+        "host": "",
+        "username": "ci",
+        "storage": "volume",
+        "s3Bucket": "",
+        "s3Region": "",
+        "ecrRepository": "",
+    },
+    "jenkins": {
+        "address": "127.0.0.1",
+        "port": 8080,
+        "url": "",
+        "adminUser": "admin",
+        "repositoryUrl": "",
+        "agentName": "cv-platform-agent",
+    },
+}
+TOOLING_SECRET_KEYS: Final = (
+    "jenkinsAdminPassword",
+    "jenkinsGithubToken",
+    "jenkinsPulumiPassphrase",
+    "jenkinsKubeconfig",
+    "toolingRegistryHtpasswd",
+    "toolingRegistryPassword",
+    "toolingRegistryTlsCert",
+    "toolingRegistryTlsKey",
+    "toolingRegistryS3Credentials",
+)
 # Project keys the program reads, with the defaults Pulumi.yaml declares.
 # kubeContext has no default (it is required); registryPassword is a secret.
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -74,9 +109,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "ingressTlsSecretName": "",
     "ingressControllerNamespace": "ingress-nginx",
     "registry": {"server": "", "username": ""},
+    "tooling": TOOLING_DEFAULTS,
 }
 REQUIRED_KEYS: Final = ("kubeContext",)
-SECRET_KEYS: Final = ("registryPassword",)
+SECRET_KEYS: Final = ("registryPassword", *TOOLING_SECRET_KEYS)
 # Declared in Pulumi.yaml for the pipeline (set-image, promote); the program ignores them.
 PIPELINE_KEYS: Final = (
     "insecureRegistries",
@@ -282,8 +318,8 @@ class Settings:
     ingress: IngressSettings | None  # None: no Ingress
     registry: RegistrySettings
     # The CI tooling (Jenkins, registry on the CI Docker host) that the staging
-    # stack owns; None until that part of the program exists (issue 3).
-    tooling: None = None
+    # stack owns; None when cv-platform:tooling is not enabled (always in prod).
+    tooling: ToolingSettings | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -765,6 +801,7 @@ def parse_settings(
         network=network,
         ingress=_ingress(read),
         registry=_registry(read, image, secret),
+        tooling=parse_tooling(read.raw("tooling"), environment=environment, secret=secret),
     )
 
 
@@ -786,4 +823,310 @@ def load_settings() -> Settings:
         stack=pulumi.get_stack(),
         project=pulumi.get_project(),
         secret=required_secret,
+    )
+
+
+# --- The CI tooling (staging only) ------------------------------------------------
+#
+# One object, cv-platform:tooling, declared in Pulumi.yaml with its defaults and
+# switched on in Pulumi.staging.yaml (enabled: true). Its secrets are separate
+# secret keys (TOOLING_SECRET_KEYS); they are read only when the tooling is on.
+
+REGISTRY_KINDS: Final = ("selfHosted", "ecr")
+REGISTRY_STORAGES: Final = ("volume", "s3")
+
+_DOCKER_HOST = re.compile(r"^(unix://|ssh://|tcp://)\S+$")
+_ECR_REPOSITORY = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*)$"
+)
+_GITHUB_REPO_URL = re.compile(
+    r"^https://github\.com/(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+)
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True, eq=False)
+class ToolingRegistrySettings:
+    """The self-hosted Distribution registry, or an ECR repository."""
+
+    kind: str  # selfHosted | ecr
+    address: str  # where the port is published (loopback unless TLS)
+    port: int
+    host: str  # how clients name it: host[:port]
+    username: str
+    storage: str  # volume | s3
+    s3_bucket: str
+    s3_region: str
+    ecr_repository: str  # kind ecr: ACCOUNT.dkr.ecr.REGION.amazonaws.com/name
+    htpasswd: pulumi.Output[str] | None  # "user:$2y$..." (bcrypt), a secret
+    password: pulumi.Output[str] | None  # the same user's password, for pushes
+    tls_cert: pulumi.Output[str] | None
+    tls_key: pulumi.Output[str] | None
+    s3_credentials: pulumi.Output[str] | None  # AWS shared credentials file content
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def ecr_region(self) -> str:
+        match = _ECR_REPOSITORY.match(self.ecr_repository)
+        return match.group("region") if match else ""
+
+
+@dataclass(frozen=True, eq=False)
+class JenkinsSettings:
+    address: str
+    port: int
+    url: str  # the URL users and agents are told (casc location.url)
+    admin_user: str
+    repository_url: str
+    repository_owner: str
+    repository_name: str
+    agent_name: str
+    admin_password: pulumi.Output[str]
+    github_token: pulumi.Output[str] | None
+    pulumi_passphrase: pulumi.Output[str] | None
+    kubeconfig: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True, eq=False)
+class ToolingSettings:
+    docker_host: str
+    registry: ToolingRegistrySettings
+    jenkins: JenkinsSettings
+
+
+def _tooling_object(value: Any, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingsError(key, f"must be an object with the fields {', '.join(defaults)}")
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise SettingsError(
+            f"{key}.{unknown[0]}", f"is not a known field: {key} has only {', '.join(defaults)}"
+        )
+    result = dict(defaults)
+    for field, item in value.items():
+        if item is None:
+            continue
+        want = type(defaults[field])
+        if want is dict:
+            result[field] = _tooling_object(item, defaults[field], f"{key}.{field}")
+        elif want is bool:
+            if not isinstance(item, bool):
+                raise SettingsError(f"{key}.{field}", f"must be true or false, got {item!r}")
+            result[field] = item
+        elif want is int:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise SettingsError(f"{key}.{field}", f"must be an integer, got {item!r}")
+            result[field] = item
+        else:
+            if not isinstance(item, str):
+                raise SettingsError(f"{key}.{field}", f"must be a string, got {item!r}")
+            result[field] = item.strip()
+    return result
+
+
+def _address(key: str, value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise SettingsError(key, f"must be an IP address to publish on, got {value!r}") from None
+    return value
+
+
+def _port(key: str, value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise SettingsError(key, f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
+def parse_tooling(
+    raw: str | None,
+    *,
+    environment: str,
+    secret: Callable[[str], pulumi.Output[str] | None],
+) -> ToolingSettings | None:
+    """cv-platform:tooling (engine JSON) -> ToolingSettings, or None when it is off."""
+    try:
+        value = json.loads(raw) if raw is not None else {}
+    except json.JSONDecodeError:
+        value = None
+    fields = _tooling_object(value, TOOLING_DEFAULTS, "tooling")
+    if not fields["enabled"]:
+        return None
+    if environment != "staging":
+        raise SettingsError(
+            "tooling.enabled",
+            "is true but only the staging stack owns the CI tooling; prod reads the registry "
+            "endpoint from its image.repository (remove tooling from this stack)",
+        )
+    docker_host = fields["dockerHost"]
+    if not _DOCKER_HOST.match(docker_host):
+        raise SettingsError(
+            "tooling.dockerHost",
+            "must be unix:///path/docker.sock, ssh://user@host or tcp://host:port, "
+            f"got {docker_host!r}",
+        )
+    return ToolingSettings(
+        docker_host=docker_host,
+        registry=_tooling_registry(fields["registry"], secret),
+        jenkins=_tooling_jenkins(fields["jenkins"], secret),
+    )
+
+
+def _tooling_registry(
+    fields: Mapping[str, Any], secret: Callable[[str], pulumi.Output[str] | None]
+) -> ToolingRegistrySettings:
+    kind = fields["kind"]
+    if kind not in REGISTRY_KINDS:
+        raise SettingsError(
+            "tooling.registry.kind", f"must be one of {'|'.join(REGISTRY_KINDS)}, got {kind!r}"
+        )
+    port = _port("tooling.registry.port", fields["port"])
+    address = _address("tooling.registry.address", fields["address"])
+    username = fields["username"]
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", username):
+        raise SettingsError(
+            "tooling.registry.username",
+            f"must be 1-64 letters, digits, '.', '_', '-', got {username!r}",
+        )
+    ecr = fields["ecrRepository"]
+    if kind == "ecr":
+        if not _ECR_REPOSITORY.match(ecr):
+            raise SettingsError(
+                "tooling.registry.ecrRepository",
+                "is required with kind ecr: the repository URI "
+                "ACCOUNT.dkr.ecr.REGION.amazonaws.com/name (aws ecr describe-repositories), "
+                f"got {ecr!r}",
+            )
+        return ToolingRegistrySettings(
+            kind=kind,
+            address=address,
+            port=port,
+            host=ecr.split("/", 1)[0],
+            username="AWS",
+            storage="ecr",
+            s3_bucket="",
+            s3_region="",
+            ecr_repository=ecr,
+            htpasswd=None,
+            password=None,
+            tls_cert=None,
+            tls_key=None,
+            s3_credentials=None,
+        )
+    htpasswd = secret("toolingRegistryHtpasswd")
+    password = secret("toolingRegistryPassword")
+    if htpasswd is None or password is None:
+        raise SettingsError(
+            "toolingRegistryHtpasswd",
+            "and cv-platform:toolingRegistryPassword are required for the self-hosted registry: "
+            f"htpasswd -nbB {username} <password> | pulumi config set --secret "
+            "toolingRegistryHtpasswd, then pulumi config set --secret toolingRegistryPassword "
+            "<password> (the hash is made once, so previews stay unchanged)",
+        )
+    tls_cert = secret("toolingRegistryTlsCert")
+    tls_key = secret("toolingRegistryTlsKey")
+    if (tls_cert is None) != (tls_key is None):
+        raise SettingsError(
+            "toolingRegistryTlsCert",
+            "and cv-platform:toolingRegistryTlsKey go together: set both (PEM) or neither",
+        )
+    tls = tls_cert is not None
+    if not tls and not ipaddress.ip_address(address).is_loopback:
+        raise SettingsError(
+            "tooling.registry.address",
+            f"is {address} but without TLS the registry is published on loopback only: "
+            "use 127.0.0.1, or set toolingRegistryTlsCert and toolingRegistryTlsKey",
+        )
+    host = fields["host"] or f"{address}:{port}"
+    if not _REGISTRY_HOST.match(host):
+        raise SettingsError("tooling.registry.host", f"must be host[:port], got {host!r}")
+    storage = fields["storage"]
+    if storage not in REGISTRY_STORAGES:
+        raise SettingsError(
+            "tooling.registry.storage",
+            f"must be one of {'|'.join(REGISTRY_STORAGES)}, got {storage!r}",
+        )
+    bucket, region = fields["s3Bucket"], fields["s3Region"]
+    if storage == "s3":
+        if not _S3_BUCKET.match(bucket):
+            raise SettingsError(
+                "tooling.registry.s3Bucket",
+                f"must name an S3 bucket with storage s3, got {bucket!r}",
+            )
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
+            raise SettingsError(
+                "tooling.registry.s3Region",
+                f"must be an AWS region such as eu-west-1, got {region!r}",
+            )
+    return ToolingRegistrySettings(
+        kind=kind,
+        address=address,
+        port=port,
+        host=host,
+        username=username,
+        storage=storage,
+        s3_bucket=bucket,
+        s3_region=region,
+        ecr_repository="",
+        htpasswd=htpasswd,
+        password=password,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        s3_credentials=secret("toolingRegistryS3Credentials") if storage == "s3" else None,
+    )
+
+
+def _tooling_jenkins(
+    fields: Mapping[str, Any], secret: Callable[[str], pulumi.Output[str] | None]
+) -> JenkinsSettings:
+    address = _address("tooling.jenkins.address", fields["address"])
+    port = _port("tooling.jenkins.port", fields["port"])
+    url = fields["url"]
+    if not url:
+        host = f"[{address}]" if ":" in address else address
+        url = f"http://{host}:{port}/"
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise SettingsError("tooling.jenkins.url", f"must be an http(s) URL, got {url!r}")
+    url = url if url.endswith("/") else url + "/"
+    admin = fields["adminUser"]
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", admin):
+        raise SettingsError(
+            "tooling.jenkins.adminUser",
+            f"must be a lowercase user id (letters, digits, '_', '-'), got {admin!r}",
+        )
+    repo = fields["repositoryUrl"]
+    match = _GITHUB_REPO_URL.match(repo)
+    if match is None:
+        raise SettingsError(
+            "tooling.jenkins.repositoryUrl",
+            "is required: the GitHub URL of this repository for the seed job, "
+            f"e.g. https://github.com/example/cv-platform.git, got {repo!r}",
+        )
+    agent = fields["agentName"]
+    if not _DNS1123_LABEL.match(agent):
+        raise SettingsError("tooling.jenkins.agentName", f"must be a DNS-1123 label, got {agent!r}")
+    admin_password = secret("jenkinsAdminPassword")
+    if admin_password is None:
+        raise SettingsError(
+            "jenkinsAdminPassword",
+            "is required with the CI tooling: pulumi config set --secret jenkinsAdminPassword "
+            "<password> (Jenkins reads it from a file; it is never in an environment variable)",
+        )
+    return JenkinsSettings(
+        address=address,
+        port=port,
+        url=url,
+        admin_user=admin,
+        repository_url=repo,
+        repository_owner=match.group("owner"),
+        repository_name=match.group("name"),
+        agent_name=agent,
+        admin_password=admin_password,
+        github_token=secret("jenkinsGithubToken"),
+        pulumi_passphrase=secret("jenkinsPulumiPassphrase"),
+        kubeconfig=secret("jenkinsKubeconfig"),
     )

@@ -1,0 +1,343 @@
+"""JenkinsServer: the Jenkins controller, one inbound agent and a BuildKit daemon.
+
+All three run as containers on the CI Docker host (the explicit provider of
+CiDockerHost), on the tooling network:
+
+- the controller, built from infra/jenkins/Dockerfile (official LTS image
+  pinned by digest, pinned plugins, configuration as code), pushed to the
+  tooling registry and run by its digest; JENKINS_HOME on a named volume
+  marked protect and retain_on_delete; published on the configured address
+  (default 127.0.0.1:8080);
+- the agent, built from infra/jenkins/agent/Dockerfile, connecting over
+  WebSocket through the controller's HTTP port (the TCP agent port is off);
+- a rootless BuildKit daemon that the agent's buildctl builds images with.
+
+No container mounts the Docker socket. Secrets reach the controller only as
+files under /run/secrets, uploaded from Pulumi secrets at container creation;
+no environment variable holds one. The agent's connection secret is derived
+by Jenkins and handed over on a volume only the two of them mount (see
+infra/jenkins/init.groovy.d).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.config import JenkinsSettings
+
+ASSETS: Final = Path(__file__).resolve().parent / "jenkins"
+PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+# Relative to the project root: Pulumi runs the program there, and a checkout
+# elsewhere must declare the same inputs.
+CONTROLLER_CONTEXT: Final = "infra/jenkins"
+AGENT_DOCKERFILE: Final = "infra/jenkins/agent/Dockerfile"
+# The agent's context is the repository root, filtered to the requirement files
+# by infra/jenkins/agent/Dockerfile.dockerignore (and /.dockerignore).
+AGENT_CONTEXT_FILES: Final = (
+    "infra/jenkins/agent/Dockerfile",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "model/requirements.txt",
+    "model/requirements-serve.txt",
+)
+# moby/buildkit:v0.33.0-rootless, pinned by digest (the agent's buildctl is the same release).
+BUILDKIT_IMAGE: Final = (
+    "moby/buildkit:v0.33.0-rootless"
+    "@sha256:80b15f0735e87bab7bf59ec4d695dfb4a7cfb25521cf56dc75d6f256285b63ef"
+)
+BUILDKIT_PORT: Final = 1234
+HTTP_PORT: Final = 8080
+SECRETS_DIR: Final = "/run/secrets"
+AGENT_SECRET_DIR: Final = "/run/agent-secret"  # noqa: S105 - a path, not a secret
+JENKINS_HOME: Final = "/var/jenkins_home"
+RECORDS_DIR: Final = "/var/lib/cv-platform"
+PLATFORM: Final = "linux/amd64"
+
+
+def context_digest(paths: list[Path], root: Path) -> str:
+    """A short content hash of build-context files: the image tag changes with them only."""
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def controller_context_files() -> list[Path]:
+    ignore = {".dockerignore"}
+    return [
+        p
+        for p in ASSETS.rglob("*")
+        if p.is_file() and "agent" not in p.relative_to(ASSETS).parts and p.name not in ignore
+    ]
+
+
+def agent_context_files() -> list[Path]:
+    return [PROJECT_ROOT / rel for rel in AGENT_CONTEXT_FILES]
+
+
+def buildkitd_config(registry_alias: str, insecure: bool) -> str:
+    """buildkitd.toml: plain HTTP only for the tooling registry's in-network alias."""
+    lines = ["# Written by JenkinsServer (infra/jenkins.py).", "[worker.oci]", "  gc = true"]
+    if insecure:
+        lines += [f'[registry."{registry_alias}"]', "  http = true"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class JenkinsServerArgs:
+    settings: JenkinsSettings
+    network: pulumi.Input[str]
+    registry_host: pulumi.Input[str]  # where the Jenkins images are pushed (host[:port])
+    registry_username: pulumi.Input[str]
+    registry_password: pulumi.Input[str]  # a secret
+    image_repository: str  # what the Jenkinsfile pushes: the staging image repository
+    image_prefix: str = "cv-platform"  # repository path of the Jenkins images in the registry
+    registry_alias: str = "registry:5000"  # the self-hosted registry on the tooling network
+    registry_insecure: bool = True  # that alias speaks plain HTTP (inside the network only)
+
+
+class JenkinsServer(pulumi.ComponentResource):
+    """Outputs: ``url`` (jenkinsUrl), ``controller_image`` and ``agent_image`` (by digest)."""
+
+    url: pulumi.Output[str]
+    controller_image: pulumi.Output[str]
+    agent_image: pulumi.Output[str]
+    home_volume: docker.Volume
+    records_volume: docker.Volume
+    controller: docker.Container
+    agent: docker.Container
+    buildkitd: docker.Container
+
+    def __init__(
+        self, name: str, args: JenkinsServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cv-platform:jenkins:JenkinsServer", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        keep = pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True)
+        backup = [docker.VolumeLabelArgs(label="cv-platform.io/backup", value="true")]
+        registry = docker.RegistryArgs(
+            server=args.registry_host,
+            username=args.registry_username,
+            password=pulumi.Output.secret(args.registry_password),
+        )
+
+        controller_image = docker.Image(
+            f"{name}-controller-image",
+            image_name=pulumi.Output.concat(
+                args.registry_host,
+                f"/{args.image_prefix}/jenkins-controller:",
+                context_digest(controller_context_files(), PROJECT_ROOT),
+            ),
+            build=docker.DockerBuildArgs(
+                context=CONTROLLER_CONTEXT,
+                dockerfile=f"{CONTROLLER_CONTEXT}/Dockerfile",
+                platform=PLATFORM,
+            ),
+            registry=registry,
+            opts=child,
+        )
+        agent_image = docker.Image(
+            f"{name}-agent-image",
+            image_name=pulumi.Output.concat(
+                args.registry_host,
+                f"/{args.image_prefix}/jenkins-agent:",
+                context_digest(agent_context_files(), PROJECT_ROOT),
+            ),
+            build=docker.DockerBuildArgs(
+                context=".", dockerfile=AGENT_DOCKERFILE, platform=PLATFORM
+            ),
+            registry=registry,
+            opts=child,
+        )
+        # Downstream containers run the pushed digest, never the tag.
+        self.controller_image = controller_image.repo_digest
+        self.agent_image = agent_image.repo_digest
+
+        self.home_volume = docker.Volume(
+            f"{name}-home", name=f"{name}-home", labels=backup, opts=keep
+        )
+        self.records_volume = docker.Volume(
+            f"{name}-records", name=f"{name}-records", labels=backup, opts=keep
+        )
+        # Holds only the agent's connection secret; Jenkins rewrites it at each start.
+        agent_secret = docker.Volume(
+            f"{name}-agent-secret", name=f"{name}-agent-secret", opts=child
+        )
+        buildkit_cache = docker.Volume(
+            f"{name}-buildkit-cache", name=f"{name}-buildkit-cache", opts=child
+        )
+
+        def secret_file(
+            file_name: str, value: pulumi.Output[str] | None
+        ) -> docker.ContainerUploadArgs:
+            # An optional secret that is not configured becomes an empty file:
+            # the Jenkinsfile then takes the path that does not need it.
+            content = pulumi.Output.secret(value if value is not None else "")
+            # 0444 inside the container: Docker uploads as root and Jenkins runs as uid 1000.
+            return docker.ContainerUploadArgs(
+                file=f"{SECRETS_DIR}/{file_name}", content=content, permissions="0444"
+            )
+
+        jenkins_alias = "jenkins"
+        internal_url = f"http://{jenkins_alias}:{HTTP_PORT}/"
+        self.controller = docker.Container(
+            f"{name}-controller",
+            name=f"{name}-controller",
+            image=self.controller_image,
+            envs=[
+                f"AGENT_NAME={s.agent_name}",
+                f"AGENT_SECRET_DIR={AGENT_SECRET_DIR}",
+                f"CV_PLATFORM_REPO_NAME={s.repository_name}",
+                f"CV_PLATFORM_REPO_OWNER={s.repository_owner}",
+                f"CV_PLATFORM_REPO_URL={s.repository_url}",
+                f"JENKINS_ADMIN_ID={s.admin_user}",
+                f"JENKINS_URL={s.url}",
+                pulumi.Output.concat("REGISTRY_HOST=", args.registry_host),
+                pulumi.Output.concat("REGISTRY_PUSH_USER=", args.registry_username),
+            ],
+            uploads=[
+                secret_file("jenkins-admin-password", s.admin_password),
+                secret_file(
+                    "registry-push-password", pulumi.Output.from_input(args.registry_password)
+                ),
+                secret_file("github-token", s.github_token),
+                secret_file("pulumi-config-passphrase", s.pulumi_passphrase),
+                secret_file("kubeconfig", s.kubeconfig),
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=self.home_volume.name, container_path=JENKINS_HOME
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=agent_secret.name, container_path=AGENT_SECRET_DIR
+                ),
+            ],
+            ports=[docker.ContainerPortArgs(internal=HTTP_PORT, external=s.port, ip=s.address)],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[jenkins_alias])
+            ],
+            restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=[
+                    "CMD",
+                    "curl",
+                    "-fsS",
+                    "-o",
+                    "/dev/null",
+                    f"http://127.0.0.1:{HTTP_PORT}/login",
+                ],
+                interval="30s",
+                timeout="5s",
+                retries=5,
+                start_period="120s",
+            ),
+            security_opts=["no-new-privileges:true"],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            must_run=True,
+            opts=child,
+        )
+
+        buildkit_alias = "buildkitd"
+        self.buildkitd = docker.Container(
+            f"{name}-buildkitd",
+            name=f"{name}-buildkitd",
+            image=docker.RemoteImage(
+                f"{name}-buildkit-image", name=BUILDKIT_IMAGE, keep_locally=True, opts=child
+            ).repo_digest,
+            # Rootless BuildKit inside an unprivileged container (no process sandbox).
+            command=[
+                "--addr",
+                f"tcp://0.0.0.0:{BUILDKIT_PORT}",
+                "--oci-worker-no-process-sandbox",
+                "--config",
+                "/home/user/.config/buildkit/buildkitd.toml",
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file="/home/user/.config/buildkit/buildkitd.toml",
+                    content=buildkitd_config(args.registry_alias, args.registry_insecure),
+                    permissions="0444",
+                )
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=buildkit_cache.name,
+                    container_path="/home/user/.local/share/buildkit",
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[buildkit_alias])
+            ],
+            # Rootless BuildKit needs these two unconfined; it gets no privileges.
+            security_opts=["seccomp=unconfined", "apparmor=unconfined"],
+            restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=[
+                    "CMD",
+                    "buildctl",
+                    "--addr",
+                    f"tcp://127.0.0.1:{BUILDKIT_PORT}",
+                    "debug",
+                    "workers",
+                ],
+                interval="30s",
+                timeout="10s",
+                retries=3,
+            ),
+            must_run=True,
+            opts=child,
+        )
+
+        self.agent = docker.Container(
+            f"{name}-agent",
+            name=f"{name}-agent",
+            image=self.agent_image,
+            # The image's entrypoint (jenkins-agent) passes these to remoting.
+            command=[
+                "-url",
+                internal_url,
+                "-webSocket",
+                "-name",
+                s.agent_name,
+                "-secret",
+                f"@{AGENT_SECRET_DIR}/{s.agent_name}",
+                "-workDir",
+                "/home/jenkins/agent",
+            ],
+            envs=[
+                f"BUILDKIT_HOST=tcp://{buildkit_alias}:{BUILDKIT_PORT}",
+                f"IMAGE_REPOSITORY={args.image_repository}",
+                f"PIPELINE_STORE={RECORDS_DIR}/records.db",
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=agent_secret.name, container_path=AGENT_SECRET_DIR, read_only=True
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=self.records_volume.name, container_path=RECORDS_DIR
+                ),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
+            restart="unless-stopped",
+            security_opts=["no-new-privileges:true"],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            must_run=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.controller, self.buildkitd]),
+        )
+
+        self.url = pulumi.Output.from_input(s.url)
+        self.register_outputs(
+            {
+                "jenkinsUrl": self.url,
+                "controllerImage": self.controller_image,
+                "agentImage": self.agent_image,
+            }
+        )
