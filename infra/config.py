@@ -434,6 +434,9 @@ class _Reader:
         for key, item in parsed.items():
             if item is None:
                 continue
+            # An all-digit git sha written unquoted reaches us as a YAML integer.
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = str(item)
             if not isinstance(item, str):
                 raise SettingsError(f"{name}.{key}", f"must be a string, got {item!r}")
             result[key] = item.strip()

@@ -182,6 +182,16 @@ def test_image_needs_tag_or_digest() -> None:
     assert refused(image={"repository": REPOSITORY}).startswith("cv-platform:image needs a digest")
 
 
+def test_all_digit_tag_written_unquoted_is_read_as_text() -> None:
+    settings = parse(image={"repository": REPOSITORY, "tag": 1234567, "digest": DIGEST})
+    assert settings.image.tag == "1234567"
+
+
+def test_image_fields_refuse_other_types() -> None:
+    message = refused(image={"repository": REPOSITORY, "tag": ["a"], "digest": DIGEST})
+    assert message == "cv-platform:image.tag must be a string, got ['a']"
+
+
 def test_digest_is_deployed_when_set() -> None:
     assert parse("prod").image.reference == f"{REPOSITORY}@{DIGEST}"
 
