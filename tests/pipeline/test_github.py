@@ -1,0 +1,301 @@
+"""Posting the preview comment against a local server that behaves like GitHub's REST API."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import PipelineError, UsageError
+from pipeline.github import GitHubClient, GitHubError, PullRequest, token_from_env
+from pipeline.preview_comment import MARKER
+
+TOKEN = "ghs_test-token-for-the-local-api"
+FIXTURES = Path(__file__).parent / "fixtures" / "preview"
+
+
+@dataclass
+class FakeGitHub:
+    """Issue comments of one repository, with GitHub's paging, auth and error answers."""
+
+    repo: str = "acme/cv-platform"
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    next_id: int = 1000
+    base: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, issue: int, body: str) -> int:
+        with self.lock:
+            self.next_id += 1
+            self.comments.setdefault(issue, []).append(
+                {
+                    "id": self.next_id,
+                    "body": body,
+                    "html_url": f"https://github.test/{self.repo}/pull/{issue}#c{self.next_id}",
+                }
+            )
+            return self.next_id
+
+
+def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _route(self, method: str) -> None:
+            url = urlsplit(self.path)
+            api.requests.append((method, self.path, dict(self.headers)))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._send(
+                    401,
+                    {
+                        "message": "Bad credentials",
+                        "documentation_url": "https://docs.github.com/rest",
+                    },
+                )
+                return
+            body: Any = None
+            if method in ("POST", "PATCH"):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+            listing = re.fullmatch(rf"/repos/{api.repo}/issues/(\d+)/comments", url.path)
+            single = re.fullmatch(rf"/repos/{api.repo}/issues/comments/(\d+)", url.path)
+            if listing and method == "GET":
+                issue = int(listing.group(1))
+                query = parse_qs(url.query)
+                per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+                page = int(query.get("page", ["1"])[0])
+                items = api.comments.get(issue, [])
+                chunk = items[(page - 1) * per_page : page * per_page]
+                headers = {}
+                last = max(1, -(-len(items) // per_page))
+                links = []
+                if page < last:
+                    links.append(
+                        f'<{api.base}{url.path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                    )
+                    links.append(
+                        f'<{api.base}{url.path}?per_page={per_page}&page={last}>; rel="last"'
+                    )
+                if links:
+                    headers["Link"] = ", ".join(links)
+                self._send(200, chunk, headers)
+            elif listing and method == "POST":
+                if not isinstance(body, dict) or not body.get("body"):
+                    self._send(
+                        422,
+                        {
+                            "message": "Validation Failed",
+                            "errors": [
+                                {
+                                    "resource": "IssueComment",
+                                    "code": "missing_field",
+                                    "field": "body",
+                                }
+                            ],
+                        },
+                    )
+                    return
+                cid = api.add(int(listing.group(1)), body["body"])
+                self._send(
+                    201,
+                    {"id": cid, "body": body["body"], "html_url": f"https://github.test/c{cid}"},
+                )
+            elif single and method == "PATCH":
+                cid = int(single.group(1))
+                for items in api.comments.values():
+                    for comment in items:
+                        if comment["id"] == cid:
+                            comment["body"] = body["body"]
+                            self._send(200, comment)
+                            return
+                self._send(404, {"message": "Not Found"})
+            else:
+                self._send(404, {"message": "Not Found"})
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+        def do_PATCH(self) -> None:
+            self._route("PATCH")
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[ThreadingHTTPServer, FakeGitHub]]:
+    api = FakeGitHub()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    api.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd, api
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def api(server: tuple[ThreadingHTTPServer, FakeGitHub]) -> FakeGitHub:
+    fake = server[1]
+    fake.comments.clear()
+    fake.requests.clear()
+    return fake
+
+
+def _client(api: FakeGitHub, token: str = TOKEN) -> GitHubClient:
+    return GitHubClient(token, api.base, timeout=(2.0, 5.0))
+
+
+PR = PullRequest("acme", "cv-platform", 7)
+
+
+def test_creates_the_comment_when_none_has_the_marker(api: FakeGitHub) -> None:
+    api.add(7, "LGTM")
+    posted = _client(api).upsert_comment(PR, f"{MARKER}\nfirst", MARKER)
+    assert posted.action == "created"
+    assert [c["body"] for c in api.comments[7]] == ["LGTM", f"{MARKER}\nfirst"]
+    method, path, headers = api.requests[-1]
+    assert (method, path) == ("POST", "/repos/acme/cv-platform/issues/7/comments")
+    assert headers["Accept"] == "application/vnd.github+json"
+    assert headers["X-GitHub-Api-Version"] == "2022-11-28"
+
+
+def test_updates_the_marked_comment_on_a_later_page_without_duplicating(api: FakeGitHub) -> None:
+    for i in range(230):
+        api.add(7, f"review comment {i}")
+    cid = api.add(7, f"{MARKER}\nold preview")
+    for i in range(30):
+        api.add(7, f"later comment {i}")
+    posted = _client(api).upsert_comment(PR, f"{MARKER}\nnew preview", MARKER)
+    assert (posted.action, posted.comment_id) == ("updated", cid)
+    bodies = [c["body"] for c in api.comments[7]]
+    assert bodies.count(f"{MARKER}\nnew preview") == 1
+    assert not any("old preview" in b for b in bodies)
+    gets = [p for m, p, _ in api.requests if m == "GET"]
+    assert gets[0].endswith("/comments?per_page=100")
+    assert len(gets) == 3  # followed Link rel="next" to page 3, where the marker is
+    assert ("PATCH", f"/repos/acme/cv-platform/issues/comments/{cid}") in [
+        (m, p) for m, p, _ in api.requests
+    ]
+
+
+def test_a_quoted_marker_is_not_our_comment(api: FakeGitHub) -> None:
+    api.add(7, f"> {MARKER}\n> what does this mean?")
+    assert _client(api).upsert_comment(PR, f"{MARKER}\nx", MARKER).action == "created"
+
+
+def test_same_body_is_left_alone(api: FakeGitHub) -> None:
+    api.add(7, f"{MARKER}\nsame")
+    assert _client(api).upsert_comment(PR, f"{MARKER}\nsame", MARKER).action == "unchanged"
+    assert [m for m, _, _ in api.requests] == ["GET"]
+
+
+def test_bad_token_is_a_clear_error(api: FakeGitHub) -> None:
+    with pytest.raises(GitHubError, match=r"rejected the token \(401 \(Bad credentials\)\)"):
+        _client(api, token="nope").upsert_comment(PR, f"{MARKER}\nx", MARKER)
+
+
+def test_unknown_repository_is_a_clear_error(api: FakeGitHub) -> None:
+    pr = PullRequest("acme", "no-such-repo", 7)
+    with pytest.raises(GitHubError, match=r"not found \(404"):
+        _client(api).upsert_comment(pr, f"{MARKER}\nx", MARKER)
+
+
+def test_validation_failure_is_a_clear_error(api: FakeGitHub) -> None:
+    with pytest.raises(GitHubError, match=r"422 \(Validation Failed: missing_field\)"):
+        _client(api).upsert_comment(PR, "", MARKER)
+
+
+def test_unreachable_api_is_a_clear_error() -> None:
+    client = GitHubClient(TOKEN, "http://127.0.0.1:9", timeout=(1.0, 1.0))
+    with pytest.raises(GitHubError, match="cannot reach GitHub API"):
+        client.upsert_comment(PR, "x", MARKER)
+
+
+@pytest.mark.parametrize("text", ["acme/cv", "acme#3", "acme/cv#0", "acme/cv#x", "/cv#1"])
+def test_pull_request_reference_must_be_owner_repo_number(text: str) -> None:
+    with pytest.raises(UsageError):
+        PullRequest.parse(text)
+
+
+def test_missing_token_is_one_clear_line() -> None:
+    with pytest.raises(PipelineError, match="GITHUB_TOKEN is not set"):
+        token_from_env({})
+
+
+def test_cli_posts_then_updates_the_same_comment(
+    api: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    project_root: Path,
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", api.base)
+    argv = [
+        "--project-dir",
+        str(project_root),
+        "preview",
+        "--preview-json",
+        str(FIXTURES / "replace.json"),
+        "--stack",
+        "prod",
+        "--post-github",
+        "acme/cv-platform#7",
+    ]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert "preview comment created on acme/cv-platform#7" in first.err
+    assert main(argv) == 0
+    assert "preview comment unchanged" in capsys.readouterr().err
+    (comment,) = api.comments[7]
+    assert comment["body"] == first.out
+
+
+def test_cli_without_token_fails_before_previewing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], project_root: Path
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    code = main(
+        [
+            "--project-dir",
+            str(project_root),
+            "preview",
+            "--preview-json",
+            str(FIXTURES / "replace.json"),
+            "--post-github",
+            "acme/cv-platform#7",
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.out == ""
+    assert out.err.strip().splitlines() == [
+        "python -m pipeline preview: error: GITHUB_TOKEN is not set: export a token that may "
+        "write pull-request comments to use --post-github"
+    ]
