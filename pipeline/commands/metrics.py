@@ -69,15 +69,11 @@ def load_records(store: Any, window: Window) -> Records:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.project import find_project
-    from pipeline.store import open_store
+    from pipeline.store import locate_project, open_store
 
     window, notes = resolve_window(args.since, args.window, datetime.now(UTC))
     stacks: list[str] = list(dict.fromkeys(args.stack or []))
-    project = None
-    if args.store is None or args.project_dir is not None:
-        project = find_project(args.project_dir)
-    store = open_store(args.store, project)
+    store = open_store(args.store, locate_project(args.project_dir, args.store))
     try:
         records = load_records(store, window)
     finally:
@@ -263,12 +259,12 @@ def render_prometheus(metrics: Metrics) -> str:
         present = [(labels, value) for labels, value in samples if value is not None]
         if not present:
             return
-        full = f"{PROMETHEUS_PREFIX}_{name}"
+        # Text format 0.0.4: a counter is declared and sampled under its _total name.
+        full = f"{PROMETHEUS_PREFIX}_{name}" + ("_total" if kind == "counter" else "")
         out.append(f"# HELP {full} {help_text}")
         out.append(f"# TYPE {full} {kind}")
         for labels, value in present:
-            sample = full + "_total" if kind == "counter" else full
-            out.append(f"{sample}{_labels(labels)} {float(value)!r}")
+            out.append(f"{full}{_labels(labels)} {float(value)!r}")
 
     def seconds(minutes: float | None) -> float | None:
         return None if minutes is None else minutes * 60
