@@ -35,6 +35,7 @@ from pipeline.errors import ConfigError, PipelineError
 from pipeline.refs import ImageRef, parse_digest, parse_name
 
 IMAGE_KEY = "cv-platform:image"
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FIELDS = ("repository", "tag", "digest")
 LOCK_TIMEOUT_SECONDS = 30.0
 
@@ -126,8 +127,9 @@ def _pairs(path: Path, mapping: yaml.MappingNode) -> dict[str, tuple[yaml.Scalar
 
 def _compose(path: Path, text: str) -> yaml.Node | None:
     try:
-        # The pure-Python loader: its marks are character offsets into ``text``.
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        # Marks are character offsets into ``text`` with either loader (libyaml
+        # counts characters too); libyaml is only faster.
+        return yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -208,7 +210,7 @@ def _scalar(value: str, style: str | None) -> str:
         bool(_PLAIN_SAFE.fullmatch(value))
         and value.lower() not in _YAML_WORDS
         and not _YAML12_NUMBER.fullmatch(value)
-        and yaml.safe_load(value) == value
+        and yaml.load(value, Loader=_LOADER) == value  # noqa: S506 - a safe loader
     )
     if style == '"' or not plain_ok:
         return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
@@ -415,8 +417,8 @@ def render_image_edit(path: Path, text: str, new: ImageSetting) -> tuple[ImageSe
     new_text = _apply(text, _plan(path, text, located, new))
     # Belt and braces: the new document must be the old one with only the image changed.
     try:
-        before = yaml.safe_load(text)
-        after = yaml.safe_load(new_text)
+        before = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        after = yaml.load(new_text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise PipelineError(
             f"internal error: editing {path.name} produced invalid YAML ({exc}); nothing written"

@@ -1,0 +1,117 @@
+"""Moving images: `set-image` against a loopback registry beside `skopeo inspect`,
+and the start-up cost of `python -m pipeline --help`.
+
+Figures are medians of several runs of each whole command (a new process each
+time, as a Jenkins step or a shell pipeline runs them). Printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 7
+HEAVY = ("pulumi", "boto3", "botocore", "requests", "yaml", "ruamel", "matplotlib")
+
+
+def _median_seconds(command: Sequence[str], env: dict[str, str], runs: int = RUNS) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _help_figures(env: dict[str, str]) -> None:
+    seconds = _median_seconds([sys.executable, "-m", "pipeline", "--help"], env, runs=9)
+    print(f"   python -m pipeline --help: {seconds * 1000:.0f} ms (median of 9; aim < 250 ms)")
+    probe = (
+        "import sys, pipeline.cli; "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules) or 'none')"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    print(f"   heavy modules loaded by importing pipeline.cli: {loaded}")
+
+
+def _set_image_figures(env: dict[str, str]) -> None:
+    from tests.registry_fixture import OCI_MANIFEST, OciLayoutBuilder, run_registry
+
+    if not (shutil.which("skopeo") and os.access("/usr/bin/docker-registry", os.X_OK)):
+        print("   set-image vs skopeo: skipped (needs docker-registry and skopeo: make setup)")
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        work = Path(tmp)
+        (work / "registry").mkdir()
+        with run_registry(work / "registry") as server:
+            builder = OciLayoutBuilder(work / "layout")
+            for tag in ("v1", "v2"):
+                builder.tag(tag, builder.image(f"bench {tag}\n".encode()), OCI_MANIFEST)
+                server.push(builder.path, "cv/model-server", tag)
+            project = work / "project"
+            project.mkdir()
+            shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+            (project / "Pulumi.staging.yaml").write_text(
+                "config:\n  cv-platform:environment: staging\n  cv-platform:image:\n"
+                f"    repository: {server.host}/cv/model-server\n"
+                f"    digest: sha256:{'0' * 64}\n"
+            )
+            run_env = {**env, "DOCKER_CONFIG": str(server.docker_config(work / "docker"))}
+            cli = [sys.executable, "-m", "pipeline", "--project-dir", str(project), "set-image"]
+            # Alternate tags so every run really resolves and rewrites the file.
+            times = []
+            for i in range(RUNS):
+                started = time.perf_counter()
+                subprocess.run(
+                    [*cli, "staging", ("v1", "v2")[i % 2]],
+                    env=run_env,
+                    check=True,
+                    capture_output=True,
+                )
+                times.append(time.perf_counter() - started)
+            set_image = statistics.median(times)
+            dry_run = _median_seconds([*cli, "staging", "v1", "--dry-run"], run_env)
+            ref = f"docker://{server.host}/cv/model-server:v1"
+            creds = ["--creds", f"{server.user}:{server.password}", "--tls-verify=false"]
+            skopeo = _median_seconds(["skopeo", "inspect", *creds, ref], run_env)
+            skopeo_raw = _median_seconds(["skopeo", "inspect", "--raw", *creds, ref], run_env)
+            from pipeline.refs import parse_ref
+            from pipeline.registry import RegistryClient
+
+            client = RegistryClient(docker_config=work / "docker" / "config.json")
+            image = parse_ref(f"{server.host}/cv/model-server:v1")
+            client.resolve(image)  # first call answers the auth challenge
+            resolves = []
+            for _ in range(25):
+                started = time.perf_counter()
+                client.resolve(image)
+                resolves.append(time.perf_counter() - started)
+    print(f"   set-image staging TAG (resolve + locked write): {set_image * 1000:.0f} ms")
+    print(f"   set-image staging TAG --dry-run:                {dry_run * 1000:.0f} ms")
+    print(f"   skopeo inspect (same tag):                      {skopeo * 1000:.0f} ms")
+    print(f"   skopeo inspect --raw (same tag):                {skopeo_raw * 1000:.0f} ms")
+    print(
+        f"   in-process resolve (HEAD, warm session):        "
+        f"{statistics.median(resolves) * 1000:.1f} ms (median of 25)"
+    )
+    print(f"   (medians of {RUNS} runs; every command is a fresh process)")
+
+
+def main() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    _help_figures(env)
+    _set_image_figures(env)
+
+
+if __name__ == "__main__":
+    main()
