@@ -68,10 +68,13 @@ def test_staging_stack_file_deploys_its_digest(staging: ProgramRun) -> None:
         "imageDigest": STAGING_DIGEST,
         "namespace": "cv-staging",
         "serviceUrl": "http://model-server.cv-staging.svc.cluster.local:80",
-        # The staging stack owns the CI tooling (DESIGN.md contracts).
-        "registryHost": "127.0.0.1:5000",
-        "jenkinsUrl": "http://127.0.0.1:8080/",
     }
+
+
+def test_staging_stack_also_exports_the_tooling_endpoints(staging: ProgramRun) -> None:
+    # The staging stack owns the CI tooling (DESIGN.md contracts).
+    assert staging.outputs["registryHost"] == "127.0.0.1:5000"
+    assert staging.outputs["jenkinsUrl"] == "http://127.0.0.1:8080/"
 
 
 def test_prod_stack_file_deploys_its_digest(prod: ProgramRun) -> None:
