@@ -15,6 +15,7 @@ Lists come back oldest first (by the kind's sort time, then insertion order).
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -339,10 +340,18 @@ class SqliteStore:
             clauses.append(extra[0])
             params.extend(extra[1])
         query = sql.select + _where(clauses) + sql.order
+        # A bulk read allocates several objects per row and keeps them all: the
+        # cyclic GC would rescan the growing heap over and over for nothing
+        # (records hold no cycles), which costs about a fifth of the read.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             return sql.decode(self._db.execute(query, params))
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
+        finally:
+            if collecting:
+                gc.enable()
 
     def ci_runs(self, window: Window = ALL_TIME) -> list[CiRun]:
         """CI runs oldest first, by start time (recording time when unknown)."""
