@@ -51,6 +51,8 @@ TOOLING_DEFAULTS: Final[Mapping[str, Any]] = {
         "adminUser": "admin",
         "repositoryUrl": "",
         "agentName": "cv-platform-agent",
+        "pulumiBackendUrl": "",
+        "stagingSmokeUrl": "",
     },
 }
 TOOLING_SECRET_KEYS: Final = (
@@ -888,6 +890,8 @@ class JenkinsSettings:
     repository_owner: str
     repository_name: str
     agent_name: str
+    pulumi_backend_url: str  # where the pipeline's pulumi finds the stacks' state
+    staging_smoke_url: str  # where the agent reaches the staging service; "" = serviceUrl
     admin_password: pulumi.Output[str]
     github_token: pulumi.Output[str] | None
     pulumi_passphrase: pulumi.Output[str] | None
@@ -1112,6 +1116,18 @@ def _tooling_jenkins(
     agent = fields["agentName"]
     if not _DNS1123_LABEL.match(agent):
         raise SettingsError("tooling.jenkins.agentName", f"must be a DNS-1123 label, got {agent!r}")
+    backend = fields["pulumiBackendUrl"]
+    if backend and not re.fullmatch(r"(s3|gs|azblob|file|https)://\S+", backend):
+        raise SettingsError(
+            "tooling.jenkins.pulumiBackendUrl",
+            "must be a Pulumi backend URL (s3://, gs://, azblob://, file://, https://), "
+            f"got {backend!r}",
+        )
+    smoke = fields["stagingSmokeUrl"]
+    if smoke and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", smoke):
+        raise SettingsError(
+            "tooling.jenkins.stagingSmokeUrl", f"must be an http(s) URL, got {smoke!r}"
+        )
     admin_password = secret("jenkinsAdminPassword")
     if admin_password is None:
         raise SettingsError(
@@ -1128,6 +1144,8 @@ def _tooling_jenkins(
         repository_owner=match.group("owner"),
         repository_name=match.group("name"),
         agent_name=agent,
+        pulumi_backend_url=backend,
+        staging_smoke_url=smoke,
         admin_password=admin_password,
         github_token=secret("jenkinsGithubToken"),
         pulumi_passphrase=secret("jenkinsPulumiPassphrase"),

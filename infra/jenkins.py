@@ -316,6 +316,8 @@ class JenkinsServer(pulumi.ComponentResource):
                 f"BUILDKIT_HOST=tcp://{buildkit_alias}:{BUILDKIT_PORT}",
                 f"IMAGE_REPOSITORY={args.image_repository}",
                 f"PIPELINE_STORE={RECORDS_DIR}/records.db",
+                *([f"PULUMI_BACKEND_URL={s.pulumi_backend_url}"] if s.pulumi_backend_url else []),
+                *([f"STAGING_SMOKE_URL={s.staging_smoke_url}"] if s.staging_smoke_url else []),
             ],
             volumes=[
                 docker.ContainerVolumeArgs(

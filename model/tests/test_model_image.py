@@ -132,3 +132,31 @@ def test_gunicorn_serves_predict_and_metrics_over_http(server: str, digits) -> N
     with urllib.request.urlopen(f"{server}/metrics", timeout=5) as res:
         text = res.read().decode()
     assert 'model_http_requests_total{endpoint="/predict",method="POST",status="200"} 1.0' in text
+
+
+def test_smoke_test_passes_against_the_real_server(
+    server: str, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(model_dir))
+    try:
+        import smoke_test
+    finally:
+        sys.path.remove(str(model_dir))
+    assert smoke_test.main([server]) == 0
+    out = capsys.readouterr().out
+    assert "ok   POST /predict (zero) -> 200, digit 0" in out
+    assert out.endswith("smoke test passed\n")
+
+
+def test_smoke_test_fails_with_one_line_when_nothing_listens(model_dir: Path) -> None:
+    port = _free_port()
+    proc = subprocess.run(
+        [sys.executable, str(model_dir / "smoke_test.py"), f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("FAIL /healthz:")
+    assert proc.stderr.count("\n") == 1
