@@ -43,9 +43,7 @@ def note(text: str) -> None:
 def _refuse(args: argparse.Namespace, source: str, flags: Sequence[tuple[str, str]]) -> None:
     given = [flag for attr, flag in flags if getattr(args, attr, None) not in (None, False)]
     if given:
-        raise UsageError(
-            f"{source} supplies {', '.join(given)} itself; drop {' and '.join(given)}"
-        )
+        raise UsageError(f"{source} supplies {', '.join(given)} itself; drop {' and '.join(given)}")
 
 
 def _image(args: argparse.Namespace, source: str) -> tuple[str, str | None]:
