@@ -214,3 +214,38 @@ def test_nothing_recorded_for_the_source_refuses_with_exit_3(
     assert promote(setup) == 3
     assert "no deployment of staging recorded" in capsys.readouterr().out
     assert setup.prod.read_bytes() == before
+
+
+def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.commands import promotion as command
+    from pipeline.promotion import DigestCheck
+
+    monkeypatch.delenv("PIPELINE_STORE", raising=False)
+    for name in STACK_FILES:
+        (tmp_path / name).write_bytes((PROJECT_ROOT / name).read_bytes())
+    prod = tmp_path / "Pulumi.prod.yaml"
+    repo = "registry.example.internal/cv/model"
+    candidate, theirs = "sha256:" + "c" * 64, "sha256:" + "d" * 64
+    finished = datetime.now(UTC) - timedelta(hours=2)
+    store = open_store(None, Project(tmp_path))
+    store.add_many(
+        [
+            Deployment("staging", "succeeded", f"{repo}:c@{candidate}", candidate,
+                       finished - timedelta(minutes=3), finished),
+            CiRun(image=repo, digest=candidate, passed=10, scan_critical=0, scan_high=0),
+        ]
+    )  # fmt: skip
+    store.close()
+
+    def someone_else_writes_meanwhile(ref: object, insecure: object) -> DigestCheck:
+        write_image(prod, ImageSetting(repo, "d", theirs))
+        return DigestCheck(True, "served")
+
+    monkeypatch.setattr(command.ADAPTERS, "check_digest", someone_else_writes_meanwhile)
+    code = main(["--project-dir", str(tmp_path), "promote", "--from", "staging", "--to", "prod"])
+    assert code == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert read_image(prod).digest == theirs
+    assert open_store(None, Project(tmp_path)).promotions() == []
