@@ -78,21 +78,40 @@ def project(project_root: Path) -> Project:
     return Project(project_root)
 
 
+def run_stack_file(
+    project: Project, stack: str, overrides: Mapping[str, Any] | None = None
+) -> ProgramRun:
+    """Run the real program (fresh, under new mocks) for a real stack file plus overrides."""
+    config, secret_keys = engine_config(load_stack_config(project, stack))
+    for key, value in (overrides or {}).items():
+        full = f"{PROJECT}:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = engine_string(value)
+    return run_program(project.root, stack, config, secret_keys)
+
+
 @pytest.fixture
 def run_stack(project: Project) -> Callable[..., ProgramRun]:
     """Run the real program for a real stack file, optionally overriding keys."""
 
     def run(stack: str, overrides: Mapping[str, Any] | None = None) -> ProgramRun:
-        config, secret_keys = engine_config(load_stack_config(project, stack))
-        for key, value in (overrides or {}).items():
-            full = f"{PROJECT}:{key}"
-            if value is None:
-                config.pop(full, None)
-            else:
-                config[full] = engine_string(value)
-        return run_program(project.root, stack, config, secret_keys)
+        return run_stack_file(project, stack, overrides)
 
     return run
+
+
+# One run per stack file for the tests that only read what it declared (runs are
+# deterministic, and nothing mutates a ProgramRun).
+@pytest.fixture(scope="module")
+def staging(project: Project) -> ProgramRun:
+    return run_stack_file(project, "staging")
+
+
+@pytest.fixture(scope="module")
+def prod(project: Project) -> ProgramRun:
+    return run_stack_file(project, "prod")
 
 
 def by_kind(run: ProgramRun, kind: str) -> list[DeclaredResource]:

@@ -42,18 +42,6 @@ STANDARD_LABELS = (
 )
 
 
-@pytest.fixture
-def staging(run_stack: Any) -> ProgramRun:
-    run: ProgramRun = run_stack("staging")
-    return run
-
-
-@pytest.fixture
-def prod(run_stack: Any) -> ProgramRun:
-    run: ProgramRun = run_stack("prod")
-    return run
-
-
 # --- The real stack files through the real settings path -----------------------------------
 
 
