@@ -314,6 +314,12 @@ def _connection_cause(exc: requests.ConnectionError) -> str:
     return "connection failed"
 
 
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    # An explicit auth hook stops requests from putting ~/.netrc credentials over
+    # the Authorization header chosen here (docker and skopeo ignore .netrc too).
+    return request
+
+
 @dataclass
 class _Token:
     header: str
@@ -391,7 +397,12 @@ class RegistryClient:
             last = attempt == attempts - 1
             try:
                 response = self.session.request(
-                    method, url, headers=dict(headers), timeout=self.timeout, allow_redirects=True
+                    method,
+                    url,
+                    headers=dict(headers),
+                    timeout=self.timeout,
+                    allow_redirects=True,
+                    auth=_keep_headers,
                 )
             except requests.Timeout:
                 if last:
@@ -454,7 +465,9 @@ class RegistryClient:
         if creds is not None:
             headers["Authorization"] = creds.basic_header()
         try:
-            response = self.session.get(realm, params=query, headers=headers, timeout=self.timeout)
+            response = self.session.get(
+                realm, params=query, headers=headers, timeout=self.timeout, auth=_keep_headers
+            )
         except requests.Timeout:
             raise RegistryError(
                 f"token service {realm_parts.netloc} for {registry} did not answer within "

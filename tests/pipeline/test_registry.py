@@ -301,6 +301,21 @@ def test_bearer_token_flow_with_docker_config_credentials(tmp_path: Path) -> Non
     assert "scope=repository%3Acv%2Fmodel%3Apull" in token_calls[0]
 
 
+def test_netrc_does_not_override_the_chosen_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "netrc").write_text("machine 127.0.0.1 login intruder password netrc-pw\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    script = Script(bearer_user="robot", bearer_password="pw")
+    auth = base64.b64encode(b"robot:pw").decode()
+    with fake_registry(script) as host:
+        (tmp_path / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+        client = RegistryClient(docker_config=tmp_path / "config.json")
+        assert client.resolve(parse_ref(f"{host}/cv/model:v1")) == MANIFEST_DIGEST
+    netrc_header = "Basic " + base64.b64encode(b"intruder:netrc-pw").decode()
+    assert all(sent != netrc_header for _, _, sent in script.requests)
+
+
 def test_bearer_token_refused_is_an_authentication_error(tmp_path: Path) -> None:
     script = Script(bearer_user="robot", bearer_password="pw")
     auth = base64.b64encode(b"robot:nope").decode()
