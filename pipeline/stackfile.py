@@ -557,6 +557,8 @@ def write_image(
         _check_expected(path, old, expect_digest)
         return StackEdit(old, new, unified_diff(path, text, new_text), False, path)
 
+    # Replace what a symlinked stack file points to, not the link itself.
+    path = path.parent.resolve() / path.name if not path.is_symlink() else path.resolve()
     with locked(path) as fd:
         raw = _read_fd(fd)
         text = _read_text(path, raw)

@@ -181,6 +181,14 @@ def test_unchanged_image_writes_nothing(stack_file: Path) -> None:
     assert stack_file.stat().st_mtime_ns == before
 
 
+def test_a_symlinked_stack_file_stays_a_symlink(stack_file: Path) -> None:
+    link = stack_file.parent / "Pulumi.link.yaml"
+    link.symlink_to(stack_file.name)
+    write_image(link, ImageSetting(REPO, "x", NEW))
+    assert link.is_symlink()
+    assert read_image(stack_file).digest == NEW
+
+
 def test_file_mode_is_kept(stack_file: Path) -> None:
     stack_file.chmod(0o640)
     write_image(stack_file, ImageSetting(REPO, "x", NEW))
