@@ -30,6 +30,8 @@ from policy.plaintext import is_plaintext_secret
 DEFAULT_PROD_STACKS = ("prod", "production")
 PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 DOCKER_VOLUME = "docker:index/volume:Volume"
+# A Docker volume is tooling data (protected) unless it says it is disposable scratch space.
+DISPOSABLE_LABEL = "cv-platform.io/disposable"
 DOCKER_CONTAINER = "docker:index/container:Container"
 K8S_SERVICE = "kubernetes:core/v1:Service"
 K8S_NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -339,8 +341,18 @@ NO_PLAINTEXT_SECRETS = ResourceValidationPolicy(
 # --- protected volumes for the tooling -----------------------------------------------------
 
 
+def _volume_labels(props: Mapping[str, Any]) -> dict[str, str]:
+    labels = {}
+    for entry in _seq(props.get("labels")):
+        item = _map(entry)
+        labels[str(item.get("label", ""))] = str(item.get("value", ""))
+    return labels
+
+
 def _validate_protected_volume(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != DOCKER_VOLUME:
+        return
+    if _volume_labels(args.props).get(DISPOSABLE_LABEL) == "true":
         return
     if isinstance(args.opts, OptionsNotVisible):
         args.not_applicable("resource options (protect) are not part of an offline render")
@@ -350,7 +362,8 @@ def _validate_protected_volume(args: ResourceValidationArgs, report: ReportViola
         return
     report(
         "tooling volume is not protected: set protect=True (and retain_on_delete=True) "
-        "so a replace or destroy cannot drop Jenkins or registry data",
+        "so a replace or destroy cannot drop Jenkins or registry data, or label scratch "
+        f"space {DISPOSABLE_LABEL}=true",
         None,
     )
 
@@ -358,7 +371,7 @@ def _validate_protected_volume(args: ResourceValidationArgs, report: ReportViola
 PROTECTED_TOOLING_VOLUMES = ResourceValidationPolicy(
     name="protected-tooling-volumes",
     description="Docker volumes that hold the CI tooling's data (Jenkins home, registry "
-    "storage) are protected against deletion.",
+    f"storage) are protected against deletion; scratch volumes say so with {DISPOSABLE_LABEL}.",
     validate=_validate_protected_volume,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

@@ -235,6 +235,11 @@ def test_protected_volume_passes() -> None:
     )
 
 
+def test_volume_labelled_disposable_needs_no_protection() -> None:
+    props = {"name": "cache", "labels": [{"label": rules.DISPOSABLE_LABEL, "value": "true"}]}
+    assert _violations(rules.PROTECTED_TOOLING_VOLUMES, rules.DOCKER_VOLUME, props) == []
+
+
 def test_unprotected_volume_fails() -> None:
     found = _violations(rules.PROTECTED_TOOLING_VOLUMES, rules.DOCKER_VOLUME, {"name": "x"})
     assert len(found) == 1
