@@ -189,7 +189,9 @@ def _render_detail(d: _Detail) -> str:
         hidden = body[cut:].count("\n") + (0 if body.endswith("\n") else 1)
         body = body[:cut]
         suffix = f"\n\n_… {hidden} more lines not shown (comment size limit)._"
-    return f"<details><summary>{d.title}</summary>\n\n{_fence(body, d.lang)}{suffix}\n\n</details>"
+    return (
+        f"<details><summary>{d.title}</summary>\n\n{_fence(body, d.lang)}{suffix}\n\n</details>\n"
+    )
 
 
 def _flags(reports: Sequence[StackReport], prod_stacks: Iterable[str]) -> list[str]:
