@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -111,6 +112,7 @@ from infra.config import (
 )
 
 _Meta = Callable[..., ObjectMetaArgs]
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 # A fixed high UID/GID outside the range of host users and system accounts.
 RUN_AS_USER = 10001
@@ -180,6 +182,12 @@ def dockerconfigjson(server: str, username: str, password: str) -> str:
     return base64.b64encode(json.dumps(doc, sort_keys=True).encode()).decode()
 
 
+def label_value(text: str) -> str:
+    """``text`` cut to a valid label value (63 characters, alphanumeric at both ends)."""
+    cut = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cut)
+
+
 def _deployed_image(spec: DeploymentSpec, fallback: str) -> str:
     pod = spec.template.spec
     return (pod.containers[0].image if pod is not None else None) or fallback
@@ -225,7 +233,7 @@ class ModelEnvironment(pulumi.ComponentResource):
 
         self.selector = {
             "app.kubernetes.io/name": app,
-            "app.kubernetes.io/instance": f"{app}-{args.stack}",
+            "app.kubernetes.io/instance": label_value(f"{app}-{args.stack}"),
         }
         self.labels = {
             **self.selector,
@@ -394,9 +402,12 @@ class ModelEnvironment(pulumi.ComponentResource):
         )
 
     def _version_label(self) -> dict[str, str]:
+        """The tag (the git sha) when it is a valid label value, else the digest's start."""
         image = self._args.image
-        version = image.tag if image.tag and len(image.tag) <= 63 else image.digest[7:19]
-        return {"app.kubernetes.io/version": version}
+        for candidate in (image.tag, image.digest[len("sha256:") :][:12]):
+            if candidate and _LABEL_VALUE.match(candidate):
+                return {"app.kubernetes.io/version": candidate}
+        return {}
 
     def _config_data(self) -> dict[str, str]:
         args = self._args

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -17,6 +18,7 @@ from infra.environment import (
     RUN_AS_USER,
     ModelEnvironment,
     ModelEnvironmentArgs,
+    label_value,
 )
 from pipeline.mocks import ProgramRun
 from tests.infra.conftest import (
@@ -482,3 +484,22 @@ def test_ingress_serves_only_predict_over_tls(prod: ProgramRun) -> None:
 
 def test_staging_has_no_ingress(staging: ProgramRun) -> None:
     assert by_kind(staging, "Ingress") == []
+
+
+def test_long_stack_names_still_give_valid_label_values() -> None:
+    value = label_value("model-server-" + "feature.branch_" * 6)
+    assert len(value) <= 63
+    assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", value)
+
+
+def test_version_label_is_the_tag_else_the_digest(run_stack: Any) -> None:
+    def version(run: ProgramRun) -> str | None:
+        labels = one(run, "Deployment").inputs["spec"]["template"]["metadata"]["labels"]
+        value: str | None = labels.get("app.kubernetes.io/version")
+        return value
+
+    assert version(run_stack("prod")) == "4e1d07c"
+    untagged = {"repository": REPOSITORY, "tag": "", "digest": PROD_DIGEST}
+    assert version(run_stack("prod", {"image": untagged})) == PROD_DIGEST[7:19]
+    odd_tag = {"repository": REPOSITORY, "tag": "_build.", "digest": PROD_DIGEST}
+    assert version(run_stack("prod", {"image": odd_tag})) == PROD_DIGEST[7:19]
