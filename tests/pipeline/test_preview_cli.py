@@ -1,0 +1,231 @@
+"""`python -m pipeline preview`: saved JSON, online through a fake pulumi, and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser, main
+from pipeline.commands import preview
+from pipeline.commands.preview import Completed
+
+FIXTURES = Path(__file__).parent / "fixtures" / "preview"
+OWN = ("replace.json", "deletes.json", "diagnostics.json", "secrets.json")
+SECRET_VALUES = (
+    "old-registry-pw-7Hq2",
+    "new-registry-pw-9Zk4",
+    "sig-wrapped-token-Lm55",
+    "plain-db-pw-Qx81",
+    "url-embedded-pw-Vb20",
+    "config-plaintext-pw-Rt66",
+    "diag-token-value-Pp03",
+)
+HEADING = re.compile(
+    r"^### `(?P<stack>[^`]+)`: (?P<create>\d+) to create · (?P<update>\d+) to update · "
+    r"(?P<replace>\d+) to replace · (?P<delete>\d+) to delete · (?P<same>\d+) unchanged",
+    re.M,
+)
+
+
+def _counts(body: str) -> dict[str, int]:
+    match = HEADING.search(body)
+    assert match is not None, body[:500]
+    return {k: int(v) for k, v in match.groupdict().items() if k != "stack"}
+
+
+def _expected(path: Path) -> dict[str, int]:
+    summary = json.loads(path.read_text(encoding="utf-8"))["changeSummary"]
+    return {op: summary.get(op, 0) for op in ("create", "update", "replace", "delete", "same")}
+
+
+def _run(
+    project_root: Path, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    code = main(["--project-dir", str(project_root), "preview", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sample-preview-creates.json", "sample-preview-update.json", "sample-preview-deletes.json"],
+)
+def test_saved_real_preview_prints_its_change_summary(
+    name: str, shared_fixtures: Path, project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shared_fixtures / "pulumi-preview" / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    code, out, _ = _run(project_root, capsys, "--preview-json", str(path), "--stack", "staging")
+    assert code == 0
+    assert HEADING.search(out)["stack"] == "staging"  # type: ignore[index]
+    assert _counts(out) == _expected(path)
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_saved_own_preview_prints_its_change_summary(
+    name: str, project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = FIXTURES / name
+    code, out, err = _run(project_root, capsys, "--preview-json", str(path), "--stack", "staging")
+    assert _counts(out) == _expected(path)
+    for value in SECRET_VALUES:
+        assert value not in out
+        assert value not in err
+    # diagnostics.json has an error, secrets.json breaks the env rule: exit 1 after printing.
+    assert code == (1 if name in ("diagnostics.json", "secrets.json") else 0)
+
+
+def test_stack_defaults_to_the_one_in_the_urns(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(project_root, capsys, "--preview-json", str(FIXTURES / "replace.json"))
+    assert code == 0
+    assert "### `prod`:" in out
+    assert "**prod** (production): 1 to replace, 0 to delete" in out
+
+
+class FakePulumi:
+    """Answers `pulumi preview` and `pulumi config` like the CLI, from fixture files."""
+
+    def __init__(self, previews: dict[str, str], config: dict[str, dict[str, object]]) -> None:
+        self.previews = previews
+        self.config = config
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd: Sequence[str], cwd: Path) -> Completed:
+        self.calls.append(list(cmd))
+        stack = cmd[cmd.index("--stack") + 1]
+        if cmd[1] == "config":
+            return Completed(0, json.dumps(self.config.get(stack, {})), "")
+        if stack not in self.previews:
+            return Completed(255, "", f"error: no stack named '{stack}' found\n")
+        return Completed(0, (FIXTURES / self.previews[stack]).read_text(), "")
+
+
+def _online(project_root: Path, fake: FakePulumi, *argv: str) -> int:
+    args = build_parser().parse_args(["--project-dir", str(project_root), "preview", *argv])
+    return preview.run(args, runner=fake)
+
+
+def test_online_previews_every_stack_and_scrubs_secret_config(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakePulumi(
+        {"prod": "replace.json", "staging": "secrets.json"},
+        {
+            "staging": {
+                "cv-platform:registryPassword": {
+                    "value": "config-plaintext-pw-Rt66",
+                    "secret": True,
+                },
+                "cv-platform:replicas": {"value": "1", "secret": False},
+            }
+        },
+    )
+    code = _online(project_root, fake)
+    out = capsys.readouterr().out
+    previews = [c for c in fake.calls if c[1] == "preview"]
+    assert [c[c.index("--stack") + 1] for c in previews] == ["prod", "staging"]
+    for call in previews:
+        assert call[:4] == ["pulumi", "preview", "--json", "--diff"]
+        assert "--policy-pack" in call
+    assert re.findall(r"^### `(\w+)`", out, re.M) == ["prod", "staging"]
+    for value in SECRET_VALUES:
+        assert value not in out
+    assert code == 1  # staging's preview breaks the env rule
+
+
+def test_online_failure_without_json_is_one_line(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakePulumi({}, {})
+    args = build_parser().parse_args(
+        ["--project-dir", str(project_root), "preview", "--stack", "prod"]
+    )
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(
+        PipelineError,
+        match=r"pulumi preview --stack prod failed \(exit 255\): "
+        r"error: no stack named 'prod' found",
+    ):
+        preview.run(args, runner=fake)
+    assert capsys.readouterr().out == ""
+
+
+def test_missing_pulumi_cli_suggests_offline(
+    project_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, out, err = _run(project_root, capsys, "--stack", "staging")
+    assert code == 1
+    assert out == ""
+    (line,) = err.strip().splitlines()
+    assert "pulumi CLI is not installed" in line
+    assert "--offline --base REF" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--base", "main"], "--base REF only applies with --offline"),
+        (["--offline"], "--offline needs --base REF"),
+        (["--offline", "--base", "main", "--preview-json", "x.json"], "exclude each other"),
+        (["--preview-json", "x.json", "--stack", "a", "--stack", "b"], "at most one --stack"),
+        (["--post-github", "not-a-pr", "--preview-json", "x.json"], "OWNER/REPO#NUMBER"),
+    ],
+)
+def test_bad_combinations_are_usage_errors(
+    argv: list[str],
+    message: str,
+    project_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "unused")
+    code, out, err = _run(project_root, capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("", "is empty"),
+        ('{"steps": [', "is not valid JSON"),
+        ('{"unrelated": true}', "not a Pulumi preview document"),
+    ],
+)
+def test_bad_preview_file_is_one_line(
+    content: str | None,
+    message: str,
+    tmp_path: Path,
+    project_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "preview.json"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = _run(project_root, capsys, "--preview-json", str(path), "--stack", "staging")
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+
+
+def test_unknown_stack_is_refused(project_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(project_root, capsys, "--offline", "--base", "HEAD", "--stack", "qa")
+    assert code == 1
+    assert out == ""
+    assert "unknown stack 'qa'" in err
