@@ -452,3 +452,60 @@ def test_registry_password_is_read_as_a_secret_output() -> None:
 def test_registry_refuses_unknown_fields() -> None:
     message = refused(registry={"user": "puller"})
     assert message.startswith("cv-platform:registry.user is not a known field")
+
+
+# --- Pulumi.yaml and the stack files as the Pulumi CLI checks them ---------------------------
+
+_SCHEMA_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
+
+
+def _matches(type_name: str, items: Mapping[str, Any] | None, value: Any) -> bool:
+    # Pulumi's ValidateConfigValue: no bool for integer, arrays checked item by item.
+    if type_name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "array":
+        return (
+            isinstance(value, list)
+            and items is not None
+            and all(_matches(items["type"], items.get("items"), v) for v in value)
+        )
+    return isinstance(value, _SCHEMA_TYPES[type_name])
+
+
+def _project_block(project_root: Path) -> dict[str, Any]:
+    block: dict[str, Any] = yaml.safe_load((project_root / "Pulumi.yaml").read_text())["config"]
+    return block
+
+
+def test_pulumi_yaml_declarations_are_valid_pulumi_schema(project_root: Path) -> None:
+    for key, entry in _project_block(project_root).items():
+        assert ":" not in key, f"{key}: project keys are declared without the namespace"
+        assert isinstance(entry, dict), key
+        if "type" not in entry:
+            # Objects: Pulumi's schema cannot type them, so only a value is declared.
+            assert set(entry) == {"value"}, key
+            assert isinstance(entry["value"], dict), key
+            continue
+        assert entry["type"] in _SCHEMA_TYPES, key
+        assert set(entry) <= {"type", "items", "default", "description", "secret"}, key
+        assert entry.get("description"), f"{key} has no description"
+        if entry["type"] == "array":
+            assert entry["items"]["type"] in _SCHEMA_TYPES, key
+        if "default" in entry:
+            assert _matches(entry["type"], entry.get("items"), entry["default"]), key
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_stack_file_values_match_the_declared_types(project_root: Path, stack: str) -> None:
+    block = _project_block(project_root)
+    config = yaml.safe_load((project_root / f"Pulumi.{stack}.yaml").read_text())["config"]
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        assert namespace == "cv-platform", f"{full_key}: unexpected namespace"
+        assert key in block, f"{full_key} is not declared in Pulumi.yaml"
+        assert not (isinstance(value, dict) and "secure" in value), f"{full_key}: secret in file"
+        entry = block[key]
+        if "type" in entry:
+            assert _matches(entry["type"], entry.get("items"), value), f"{full_key}: {value!r}"
+        else:
+            assert isinstance(value, dict), full_key
