@@ -1,0 +1,275 @@
+"""The Jenkinsfile: parsed as Groovy (Debian's groovy, phase CONVERSION), every stage
+present and bounded in time, credentials only through bindings, and every
+`python -m pipeline` command it runs accepted by the real CLI parser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import build_parser
+
+STAGES = [
+    "Checkout",
+    "Build",
+    "Test",
+    "Push",
+    "Set image (staging)",
+    "Deploy staging",
+    "Record staging",
+    "Smoke test",
+    "Approve",
+    "Promote",
+    "Deploy prod",
+    "Record prod",
+    "Preview",
+]
+MAIN_ONLY = ["Approve", "Promote", "Deploy prod", "Record prod"]
+SECRET_VARIABLES = ("REGISTRY_PASSWORD", "GITHUB_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG")
+AST_SCRIPT = Path(__file__).parent / "groovy" / "jenkinsfile_ast.groovy"
+
+
+def java_home() -> str | None:
+    """A JDK for groovy: $JAVA_HOME if usable, else the one `java` on PATH belongs to."""
+    configured = os.environ.get("JAVA_HOME")
+    if configured and (Path(configured) / "bin" / "java").is_file():
+        return configured
+    java = shutil.which("java")
+    return str(Path(java).resolve().parent.parent) if java else None
+
+
+def parse_groovy(*paths: Path) -> dict[str, Any]:
+    """Run tests/infra/groovy/jenkinsfile_ast.groovy; a syntax error fails the test."""
+    groovy, home = shutil.which("groovy"), java_home()
+    if groovy is None or home is None:
+        pytest.skip("groovy (Debian package groovy) and a JDK are needed to parse Groovy")
+    proc = subprocess.run(
+        [groovy, str(AST_SCRIPT), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAVA_HOME": home},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def jenkinsfile(project_root: Path) -> str:
+    return (project_root / "Jenkinsfile").read_text()
+
+
+@pytest.fixture(scope="module")
+def groovy_files(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The Groovy this project ships: the Jenkinsfile, the seed job, the init script."""
+    import yaml
+
+    casc = yaml.safe_load((project_root / "infra/jenkins/casc.yaml").read_text())
+    seed = tmp_path_factory.mktemp("seed") / "seed.groovy"
+    seed.write_text(casc["jobs"][0]["script"])
+    return {
+        "jenkinsfile": project_root / "Jenkinsfile",
+        "seed": seed,
+        "init": project_root / "infra/jenkins/init.groovy.d/publish-agent-secret.groovy.override",
+    }
+
+
+@pytest.fixture(scope="module")
+def parsed(groovy_files: dict[str, Path]) -> dict[str, Any]:
+    # One JVM start for all files (each start costs seconds).
+    return parse_groovy(*groovy_files.values())
+
+
+@pytest.fixture(scope="module")
+def ast(parsed: dict[str, Any], groovy_files: dict[str, Path]) -> dict[str, Any]:
+    tree: dict[str, Any] = parsed[str(groovy_files["jenkinsfile"])]
+    return tree
+
+
+@pytest.fixture(scope="module")
+def stages(ast: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {stage["name"]: stage for stage in ast["stages"]}
+
+
+def test_groovy_parser_rejects_broken_groovy(tmp_path: Path) -> None:
+    # The parse check can fail: an unclosed block is a compile error.
+    bad = tmp_path / "Jenkinsfile"
+    bad.write_text("pipeline {\n  stages { stage('x') { steps { sh 'true' } }\n")
+    groovy, home = shutil.which("groovy"), java_home()
+    if groovy is None or home is None:
+        pytest.skip("groovy (Debian package groovy) and a JDK are needed to parse Groovy")
+    proc = subprocess.run(
+        [groovy, str(AST_SCRIPT), str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAVA_HOME": home},
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "expecting '}'" in proc.stderr
+
+
+def test_every_stage_exists_in_order(ast: dict[str, Any]) -> None:
+    assert [stage["name"] for stage in ast["stages"]] == STAGES
+
+
+def test_every_stage_has_a_timeout(stages: dict[str, dict[str, Any]]) -> None:
+    missing = [name for name, stage in stages.items() if "timeout" not in stage["options"]]
+    assert missing == []
+
+
+def test_one_build_per_branch_and_one_deployment_per_stack(
+    ast: dict[str, Any], stages: dict[str, dict[str, Any]]
+) -> None:
+    assert "disableConcurrentBuilds" in ast["pipelineOptions"]
+    for name in ("Deploy staging", "Promote", "Deploy prod"):
+        assert "lock" in stages[name]["calls"], name
+
+
+def test_lock_names_are_per_stack(jenkinsfile: str) -> None:
+    assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile)) == {
+        "cv-platform-staging",
+        "cv-platform-prod",
+    }
+
+
+def test_promotion_runs_on_main_only_and_pull_requests_only_preview(
+    stages: dict[str, dict[str, Any]],
+) -> None:
+    for name in MAIN_ONLY:
+        assert {"branch", "changeRequest", "not"} <= set(stages[name]["calls"]), name
+    assert "input" in stages["Approve"]["calls"]
+    for name in ("Push", "Set image (staging)", "Deploy staging", "Smoke test"):
+        assert {"changeRequest", "not"} <= set(stages[name]["calls"]), name
+    assert "changeRequest" in stages["Preview"]["calls"]
+    assert "not" not in stages["Preview"]["calls"]
+
+
+def test_credentials_only_through_bindings(
+    jenkinsfile: str, stages: dict[str, dict[str, Any]]
+) -> None:
+    # No environment { X = credentials(...) }: that binds for the whole run.
+    assert all("credentials" not in stage["calls"] for stage in stages.values())
+    assert "credentials(" not in jenkinsfile
+    for binding in re.findall(r"credentialsId: '([^']+)'", jenkinsfile):
+        assert binding in {
+            "registry-push",
+            "github-token",
+            "pulumi-config-passphrase",
+            "kubeconfig",
+        }
+    assert "withCredentials" in stages["Push"]["calls"]
+    assert "withCredentials" in stages["Preview"]["calls"]
+
+
+def test_secrets_are_never_interpolated_or_echoed(jenkinsfile: str, ast: dict[str, Any]) -> None:
+    # Groovy interpolates "...${x}..." strings before the shell sees them: a secret
+    # may only appear in '...' / '''...''' scripts, expanded by the shell at run time.
+    assert ast["gstrings"], "the AST walk found no interpolated strings at all"
+    for text in ast["gstrings"]:
+        for var in SECRET_VARIABLES:
+            assert var not in text, text
+    assert not re.search(r"\becho\b[^\n]*(" + "|".join(SECRET_VARIABLES) + ")", jenkinsfile)
+    assert "set -x" not in jenkinsfile
+    # The registry password goes to skopeo on stdin, not on a command line.
+    assert "--password-stdin" in jenkinsfile
+    assert "--dest-creds" not in jenkinsfile and "--creds" not in jenkinsfile
+
+
+def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: str) -> None:
+    post = jenkinsfile[jenkinsfile.index("    post {") :]
+    always = post[post.index("always") :]
+    assert "junit testResults: 'build/junit/*.xml'" in always
+    assert "python -m pipeline record ci" in always
+    flags = set(re.findall(r"'(--[a-z-]+)'", always))
+    ci = build_parser().parse_args(["record", "ci"])
+    known = {f"--{k.replace('_', '-')}" for k in vars(ci)}
+    assert flags <= known, flags - known
+    assert {"--junit", "--build-seconds", "--test-seconds", "--image", "--commit"} <= flags
+
+
+# Values for the shell variables the commands use, so the real parser can read them.
+SHELL_VALUES = {
+    "IMAGE_TAG": "0123456789abcdef0123456789abcdef01234567",
+    "IMAGE_REF": "registry.example.internal/cv-platform/model-server@sha256:" + "a" * 64,
+    "REC_STACK": "staging",
+    "REC_RESULT": "succeeded",
+    "REC_STARTED": "2026-01-01T00:00:00Z",
+    "REC_FINISHED": "2026-01-01T00:05:00Z",
+    "GIT_SHA": "0123456789abcdef0123456789abcdef01234567",
+    "slug#$CHANGE_ID": "example/cv-platform#7",
+}
+
+
+def pipeline_commands(jenkinsfile: str) -> list[list[str]]:
+    text = jenkinsfile.replace("\\\n", " ")
+    commands = []
+    for match in re.finditer(r"python -m pipeline ([^\n>']+)", text):
+        line = match.group(1)
+        for var, value in SHELL_VALUES.items():
+            line = line.replace(f'"${var}"', value)
+        words = shlex.split(line)
+        if words[:2] == ["record", "ci"]:
+            continue  # arguments assembled in Groovy; checked above
+        commands.append(words)
+    return commands
+
+
+def test_every_pipeline_command_is_accepted_by_the_cli(jenkinsfile: str) -> None:
+    commands = pipeline_commands(jenkinsfile)
+    names = {tuple(c[:2]) if c[0] == "record" else (c[0],) for c in commands}
+    assert names == {
+        ("set-image",),
+        ("record", "deploy"),
+        ("promote",),
+        ("preview",),
+    }
+    parser = build_parser()
+    for words in commands:
+        assert "$" not in " ".join(words), words
+        args = parser.parse_args(words)  # SystemExit (a failure) on an unknown flag
+        assert args.command == words[0]
+
+
+def test_deploys_record_result_times_image_and_commit(jenkinsfile: str) -> None:
+    deploy = next(c for c in pipeline_commands(jenkinsfile) if c[:2] == ["record", "deploy"])
+    args = build_parser().parse_args(deploy)
+    assert (args.stack, args.result) == ("staging", "succeeded")
+    assert args.image.endswith("@sha256:" + "a" * 64)
+    assert args.started and args.finished and args.commit
+
+
+def test_preview_is_online_with_credentials_else_offline(jenkinsfile: str) -> None:
+    preview = [c for c in pipeline_commands(jenkinsfile) if c[0] == "preview"]
+    parser = build_parser()
+    online = [parser.parse_args(c) for c in preview if "--post-github" in c]
+    offline = [parser.parse_args(c) for c in preview if "--offline" in c]
+    assert len(online) == 1 and online[0].post_github == "example/cv-platform#7"
+    assert len(offline) == 1 and offline[0].base == "origin/main"
+    assert 'pulumi preview --stack "$stack" --policy-pack policy' in jenkinsfile
+
+
+def test_staging_smoke_test_uses_the_model_servers_endpoints(
+    jenkinsfile: str, project_root: Path
+) -> None:
+    assert "python model/smoke_test.py" in jenkinsfile
+    smoke = (project_root / "model" / "smoke_test.py").read_text()
+    for path in ("/healthz", "/readyz", "/predict", "/metrics"):
+        assert f'"{path}"' in smoke
+
+
+def test_init_script_and_seed_job_parse_as_groovy(
+    parsed: dict[str, Any], groovy_files: dict[str, Path]
+) -> None:
+    assert set(parsed) == {str(p) for p in groovy_files.values()}
