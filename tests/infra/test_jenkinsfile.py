@@ -184,7 +184,8 @@ def test_secrets_are_never_interpolated_or_echoed(jenkinsfile: str, ast: dict[st
     assert "set -x" not in jenkinsfile
     # The registry password goes to skopeo on stdin, not on a command line.
     assert "--password-stdin" in jenkinsfile
-    assert "--dest-creds" not in jenkinsfile and "--creds" not in jenkinsfile
+    assert "--dest-creds" not in jenkinsfile
+    assert "--creds" not in jenkinsfile
 
 
 def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: str) -> None:
@@ -247,7 +248,9 @@ def test_deploys_record_result_times_image_and_commit(jenkinsfile: str) -> None:
     args = build_parser().parse_args(deploy)
     assert (args.stack, args.result) == ("staging", "succeeded")
     assert args.image.endswith("@sha256:" + "a" * 64)
-    assert args.started and args.finished and args.commit
+    assert args.started
+    assert args.finished
+    assert args.commit
 
 
 def test_preview_is_online_with_credentials_else_offline(jenkinsfile: str) -> None:
@@ -255,8 +258,10 @@ def test_preview_is_online_with_credentials_else_offline(jenkinsfile: str) -> No
     parser = build_parser()
     online = [parser.parse_args(c) for c in preview if "--post-github" in c]
     offline = [parser.parse_args(c) for c in preview if "--offline" in c]
-    assert len(online) == 1 and online[0].post_github == "example/cv-platform#7"
-    assert len(offline) == 1 and offline[0].base == "origin/main"
+    assert len(online) == 1
+    assert online[0].post_github == "example/cv-platform#7"
+    assert len(offline) == 1
+    assert offline[0].base == "origin/main"
     assert 'pulumi preview --stack "$stack" --policy-pack policy' in jenkinsfile
 
 
