@@ -127,7 +127,8 @@ def parse_name(text: str) -> tuple[str, str]:
             continue
         if component and _PATH_COMPONENT_RE.match(component.lower()):
             raise InvalidReferenceError(
-                f"repository {path!r} must be lowercase (Docker reference grammar)"
+                f"repository {path!r} must be lowercase (Docker reference grammar): "
+                f"use {path.lower()!r}"
             )
         raise InvalidReferenceError(
             f"invalid repository path component {component!r} in {text!r}: use lowercase "
