@@ -21,10 +21,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, UsageError
 from pipeline.project import Project, find_project
+
+if TYPE_CHECKING:
+    from pipeline.preview_comment import StackReport
+    from pipeline.preview_json import PreviewResult
+    from pipeline.preview_offline import StackDiff
+    from policy.model import PolicyOutcome
 
 PULUMI_TIMEOUT = 1800.0
 
@@ -72,7 +78,7 @@ def pulumi_preview_command(stack: str, project: Project) -> list[str]:
     return cmd
 
 
-def _online(stack: str, project: Project, runner: PulumiRunner) -> tuple[Any, list[str]]:
+def _online(stack: str, project: Project, runner: PulumiRunner) -> tuple[PreviewResult, list[str]]:
     from pipeline.preview_json import Diagnostic, PreviewFormatError, loads_preview
 
     done = runner(pulumi_preview_command(stack, project), project.root)
@@ -112,7 +118,7 @@ def _secret_config_values(stack: str, project: Project, runner: PulumiRunner) ->
     return values
 
 
-def _online_policy(stack: str, result: Any) -> Any:
+def _online_policy(stack: str, result: PreviewResult) -> PolicyOutcome:
     from policy.adapter import CheckedResource, evaluate
 
     resources = [
@@ -126,7 +132,7 @@ def _online_policy(stack: str, result: Any) -> Any:
     return evaluate(resources, stack)
 
 
-def _stack_in(result: Any) -> str:
+def _stack_in(result: PreviewResult) -> str:
     from pipeline.preview_json import Urn
 
     for step in result.steps:
@@ -139,12 +145,12 @@ def _stack_in(result: Any) -> str:
 # --- offline ---------------------------------------------------------------------------------
 
 
-def _offline_report(diff: Any) -> Any:
+def _offline_report(diff: StackDiff) -> StackReport:
     from pipeline.preview_comment import ResourceChange, StackReport
-    from pipeline.preview_offline import is_kubernetes_object, kubernetes_type
+    from pipeline.preview_offline import Snapshot, is_kubernetes_object, kubernetes_type
     from policy.adapter import CheckedResource, evaluate
 
-    def checked(snapshot: Any) -> list[CheckedResource]:
+    def checked(snapshot: Snapshot) -> list[CheckedResource]:
         out = []
         for file_name, manifest in sorted(snapshot.manifests.items()):
             meta = manifest.get("metadata") or {}
@@ -210,7 +216,7 @@ def build(args: argparse.Namespace, runner: PulumiRunner = run_pulumi) -> tuple[
     _check_args(args)
     project = find_project(args.project_dir)
     secret_values: list[str] = []
-    reports = []
+    reports: list[StackReport] = []
     if args.preview_json:
         result = loads_preview(_read_preview_file(args.preview_json), args.preview_json)
         stack = args.stack[0] if args.stack else (_stack_in(result) or "stack")
