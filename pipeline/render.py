@@ -49,12 +49,26 @@ class Render:
     outputs: dict[str, Any]
 
 
+def _redact(value: Any) -> Any:
+    """Every leaf ``[secret]``; mapping keys and list shapes are kept.
+
+    Pulumi marks a whole mapping secret when any value in it is (it pushes
+    secretness up a level), so keeping the keys keeps a Secret's ``data`` a
+    valid object without showing any value.
+    """
+    if isinstance(value, dict):
+        return {str(k): _redact(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return REDACTED
+
+
 def _normalize(value: Any) -> Any:
     """Redact secrets, turn integral floats back into ints, sort mapping keys."""
-    from pulumi.runtime.rpc import is_rpc_secret
+    from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
     if is_rpc_secret(value):
-        return REDACTED
+        return _redact(unwrap_rpc_secret(value))
     if isinstance(value, dict):
         return {str(k): _normalize(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list):

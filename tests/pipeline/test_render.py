@@ -162,7 +162,7 @@ def test_render_writes_secrets_as_redacted(project: Path, tmp_path: Path) -> Non
     out = tmp_path / "out"
     render(project, out)
     secret = yaml.safe_load((out / "secret-demo-dev-api.yaml").read_text())
-    assert secret["stringData"] == "[secret]"
+    assert secret["stringData"] == {"token": "[secret]"}
     assert json.loads((out / "stack-outputs.json").read_text())["apiToken"] == "[secret]"
     for content in tree(out).values():
         assert SECRET_PLACEHOLDER.encode() not in content
