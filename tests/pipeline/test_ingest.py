@@ -104,6 +104,30 @@ def test_corrupt_junit_exits_1_with_one_line_and_records_nothing(
     assert not db.exists()
 
 
+def test_junit_without_image_records_a_run_with_no_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the Jenkinsfile's post step does when the build failed before the push.
+    db = tmp_path / "records.db"
+    code = main(
+        [
+            "--store",
+            str(db),
+            "record",
+            "ci",
+            "--junit",
+            str(JUNIT / "gradle.xml"),
+            "--commit",
+            "unknown",
+        ]
+    )
+    assert code == 0
+    assert "recorded with no image" in capsys.readouterr().err
+    (run,) = ci_runs(db)
+    assert (run.image, run.digest, run.commit_time) == ("", None, None)
+    assert (run.passed, run.failed, run.skipped) == (2, 1, 1)
+
+
 def test_junit_with_count_flags_is_a_usage_error(tmp_path: Path) -> None:
     code = main(
         [
