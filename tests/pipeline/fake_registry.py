@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 MANIFEST = json.dumps(
     {
@@ -40,6 +41,7 @@ class Script:
     digest_header: bool = True
     bearer_user: str | None = None  # require Bearer tokens issued to this user
     bearer_password: str = ""
+    tags: list[str] = field(default_factory=list)  # served by tags/list, Link-paginated
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, auth
     token_requests: int = 0
 
@@ -88,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = script.retry_after
             self._reply(script.fail_status, headers, b'{"errors":[]}')
             return
+        if "/tags/list" in self.path:
+            self._tags(script)
+            return
         if "/manifests/" in self.path:
             headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
             if script.digest_header:
@@ -95,6 +100,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, headers, MANIFEST)
             return
         self._reply(404, {"Content-Type": "application/json"}, b'{"errors":[]}')
+
+    def _tags(self, script: Script) -> None:
+        # Distribution 3's pagination: n per page, `last` = the previous page's last
+        # tag, and a relative Link to the next page.
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        size = int(query.get("n", ["100"])[0])
+        last = query.get("last", [""])[0]
+        remaining = [tag for tag in sorted(script.tags) if tag > last]
+        page = remaining[:size]
+        headers = {"Content-Type": "application/json"}
+        if len(remaining) > size:
+            headers["Link"] = f'<{url.path}?last={page[-1]}&n={size}>; rel="next"'
+        self._reply(200, headers, json.dumps({"name": "cv/model", "tags": page}).encode())
 
     do_GET = _handle
     do_HEAD = _handle
