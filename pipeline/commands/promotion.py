@@ -137,15 +137,36 @@ def _open(args: argparse.Namespace, project: Project) -> Store:
 
 
 def _setting_for(deployment: Deployment, mutable: Sequence[str] = ()) -> tuple[ImageRef, Any]:
-    """The image reference and stack-file setting of a recorded deployment."""
+    """The image reference and stack-file setting of a recorded deployment.
+
+    The recorded digest is the authority; the reference gives repository and
+    tag. A tag the stack marks mutable is dropped: the digest pins the image.
+    """
+    from pipeline.refs import InvalidReferenceError
     from pipeline.stackfile import ImageSetting
 
-    ref = parse_ref(deployment.image)
     if deployment.digest is None:
         raise PipelineError(f"deployment #{deployment.id} of {deployment.stack} has no digest")
+    try:
+        ref = parse_ref(deployment.image)
+    except InvalidReferenceError:
+        # Readers may record a bare repository beside the digest.
+        try:
+            ref = parse_ref(f"{deployment.image.split('@', 1)[0]}@{deployment.digest}")
+        except InvalidReferenceError as exc:
+            raise ConfigError(
+                f"deployment #{deployment.id} of {deployment.stack} records image "
+                f"{deployment.image!r}, not a usable reference: {exc}"
+            ) from None
     tag = ref.tag if ref.tag not in mutable else None
     pinned = ImageRef(ref.registry, ref.repository, tag, deployment.digest)
     return pinned, ImageSetting(pinned.name, tag, deployment.digest)
+
+
+def _mutable_tags(project: Project, stack: str) -> tuple[str, ...]:
+    from pipeline.stackconfig import load_stack_config
+
+    return _strings(load_stack_config(project, stack).get("mutableTags", ["latest"]), "mutableTags")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -207,7 +228,7 @@ def promote(args: argparse.Namespace) -> int:
     keys = ("promotionSoakMinutes", "promotionMinPassPercent", "promotionBlockSeverity")
     given = {key: target_cfg.get(key) for key in keys if target_cfg.get(key) is not None}
     policy = policy_from_config(given, args.target)
-    mutable = _strings(target_cfg.get("mutableTags", ["latest"]), "mutableTags")
+    mutable = _mutable_tags(project, args.target)
     insecure = _strings(
         load_stack_config(project, args.source).get("insecureRegistries"), "insecureRegistries"
     )
@@ -307,7 +328,7 @@ def rollback(args: argparse.Namespace) -> int:
             steps=args.steps,
             to_digest=args.to_digest,
         )
-        image, setting = _setting_for(plan.to)
+        image, setting = _setting_for(plan.to, _mutable_tags(project, args.stack))
         if args.dry_run:
             edit = write_image(path, setting, expect_digest=current.digest, dry_run=True)
             print(edit.diff, end="" if edit.diff.endswith("\n") else "\n")

@@ -226,3 +226,29 @@ def test_history_limit_and_table(root: Path, capsys: pytest.CaptureFixture[str])
     assert "FAIL" not in lines[2]
     assert "failed" in lines[2]
     assert lines[3] == "(3 older events not shown; --limit N)"
+
+
+def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(None, Project(root))
+    store.add_many(
+        [
+            # A reader recorded the repository alone beside the digest.
+            Deployment(
+                "prod", "succeeded", REPO, B, T0 + timedelta(hours=6), T0 + timedelta(hours=7)
+            ),
+            deployed(C, 8),
+            Deployment(
+                "staging", "succeeded", f"{REPO}:latest@{A}", A, T0, T0 + timedelta(minutes=3)
+            ),
+        ]
+    )
+    store.close()
+    assert cli(root, "rollback", "prod") == 0
+    assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, B)
+    assert cli(root, "hold", "prod", "--release") == 0
+    others = ["soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    skips = [arg for gate in others for arg in ("--skip-gate", gate)]
+    assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 0
+    assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, A)

@@ -149,3 +149,36 @@ def test_cli_with_a_missing_bucket_exits_1_with_one_line(
     assert code == 1
     assert err.count("\n") == 1
     assert "s3://no-such-bucket-zz/x" in err
+
+
+WRITER = """
+import sys
+from pipeline.records import CiRun
+from pipeline.store import open_store
+store = open_store(sys.argv[1], None)
+for i in range(10):
+    store.add(CiRun(image="r/m:t", commit=f"{sys.argv[2]}-{i}"))
+store.add_many([CiRun(image="r/m:t", key=f"shared-{i}") for i in range(5)])
+"""
+
+
+def test_concurrent_writer_processes_lose_nothing(bucket: str) -> None:
+    import subprocess
+    import sys
+
+    location = f"s3://{bucket}/p"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, location, f"w{n}"],
+            cwd=PROJECT_ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(4)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err.decode()
+    runs = open_store(location, None).ci_runs()
+    commits = sorted(r.commit for r in runs if r.commit)
+    assert commits == sorted(f"w{n}-{i}" for n in range(4) for i in range(10))
+    assert sorted(r.key for r in runs if r.key) == [f"shared-{i}" for i in range(5)]

@@ -203,3 +203,36 @@ def test_recording_time_is_now_in_utc(tmp_path: Path) -> None:
     stored = store.add(Hold("prod", "placed", T0))
     assert stored.recorded_at is not None
     assert before <= stored.recorded_at <= datetime.now(UTC)
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys
+    from pipeline.records import Hold
+    from pipeline.store import open_store
+    from datetime import UTC, datetime
+    store = open_store(sys.argv[1], None)
+    store.add(Hold("prod", "released", datetime.now(UTC), sys.argv[2]))
+    store.close()
+    """
+)
+
+
+def test_processes_opening_an_old_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "records.db"
+    write_v1_store(path)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), f"p{n}"],
+            cwd=PROJECT_ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(5)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err.decode()
+    versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
+    assert versions == [(1,), (2,)]
+    holds = open_store(str(path), None).holds("prod")
+    assert sorted(h.reason for h in holds) == ["freeze", "p0", "p1", "p2", "p3", "p4"]
