@@ -1,0 +1,531 @@
+"""The CI tooling as the program declares it (real stack files, Pulumi mocks):
+JenkinsServer, ImageRegistry and CiDockerHost, and their security properties.
+Also casc.yaml, plugins.txt and the Dockerfiles, read structurally."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_docker
+import pytest
+import yaml
+from pulumi.runtime.rpc import is_rpc_secret
+
+from pipeline.mocks import DeclaredResource, ProgramRun
+from pipeline.project import Project
+from tests.infra.conftest import run_stack_file
+
+DIGEST_PINNED = re.compile(r"^[\w.:/-]+@sha256:[0-9a-f]{64}$")
+# Distinct secret values, so a test can tell which one went where.
+SECRETS = {
+    "jenkinsAdminPassword": "admin-pw-6f1d",
+    "jenkinsGithubToken": "ghp-token-77aa",
+    "jenkinsPulumiPassphrase": "passphrase-90c2",
+    "jenkinsKubeconfig": "apiVersion: v1\nkind: Config\n# kube-4b1e\n",
+    "toolingRegistryHtpasswd": "ci:$2y$05$abcdefghijklmnopqrstuu1234567890ABCDEFGHIJKLMNOPQRSTU",
+    "toolingRegistryPassword": "registry-pw-3e8f",
+    "toolingRegistryTlsCert": "-----BEGIN CERTIFICATE-----\ncert-5a5a\n",
+    "toolingRegistryTlsKey": "-----BEGIN PRIVATE KEY-----\nkey-1c1c\n",
+    "toolingRegistryS3Credentials": "[default]\naws_secret_access_key = s3-9d9d\n",
+}
+CONTROLLER_SECRET_FILES = {
+    "/run/secrets/jenkins-admin-password": "admin-pw-6f1d",
+    "/run/secrets/registry-push-password": "registry-pw-3e8f",
+    "/run/secrets/github-token": "ghp-token-77aa",
+    "/run/secrets/pulumi-config-passphrase": "passphrase-90c2",
+    "/run/secrets/kubeconfig": SECRETS["jenkinsKubeconfig"],
+}
+
+
+class Recorder:
+    """Remembers the ResourceOptions every docker.Volume was declared with."""
+
+    def __init__(self) -> None:
+        self.volume_opts: dict[str, pulumi.ResourceOptions | None] = {}
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    rec = Recorder()
+    real = pulumi_docker.Volume
+
+    class RecordingVolume(real):  # type: ignore[misc, valid-type]
+        def __init__(self, resource_name: str, *args: Any, **kwargs: Any) -> None:
+            rec.volume_opts[resource_name] = kwargs.get("opts")
+            super().__init__(resource_name, *args, **kwargs)
+
+    monkeypatch.setattr(pulumi_docker, "Volume", RecordingVolume)
+    yield rec
+
+
+def run(project: Project, tooling: dict[str, Any] | None = None, **secrets: str) -> ProgramRun:
+    overrides: dict[str, Any] = {**SECRETS, **secrets}
+    if tooling is not None:
+        overrides["tooling"] = tooling
+    return run_stack_file(project, "staging", overrides)
+
+
+@pytest.fixture(scope="module")
+def tooling_run(project: Project) -> ProgramRun:
+    # Without TLS: the stack file's tooling as it is.
+    overrides = {k: v for k, v in SECRETS.items() if "Tls" not in k}
+    no_tls = {"toolingRegistryTlsCert": None, "toolingRegistryTlsKey": None}
+    return run_stack_file(project, "staging", overrides | no_tls)
+
+
+def staging_tooling(project: Project) -> dict[str, Any]:
+    data = yaml.safe_load((project.root / "Pulumi.staging.yaml").read_text())
+    tooling: dict[str, Any] = json.loads(json.dumps(data["config"]["cv-platform:tooling"]))
+    return tooling
+
+
+def containers(run: ProgramRun) -> dict[str, DeclaredResource]:
+    return {r.name: r for r in run.resources if r.type == "docker:index/container:Container"}
+
+
+def unwrap(value: Any) -> Any:
+    if is_rpc_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def uploads(res: DeclaredResource) -> dict[str, Any]:
+    return {u["file"]: u for u in unwrap(res.inputs.get("uploads", []))}
+
+
+# --- What the staging stack declares --------------------------------------------------
+
+
+def test_staging_declares_the_tooling_and_prod_none(
+    tooling_run: ProgramRun, prod: ProgramRun
+) -> None:
+    assert set(containers(tooling_run)) == {
+        "cv-platform-registry-server",
+        "cv-platform-jenkins-controller",
+        "cv-platform-jenkins-agent",
+        "cv-platform-jenkins-buildkitd",
+    }
+    kinds = {r.type for r in tooling_run.resources}
+    assert {"docker:index/network:Network", "docker:index/volume:Volume"} <= kinds
+    assert "cv-platform:jenkins:JenkinsServer" in kinds
+    assert "cv-platform:registry:ImageRegistry" in kinds
+    assert not [
+        r for r in prod.resources if r.type.startswith(("docker:", "pulumi:providers:docker"))
+    ]
+    assert "registryHost" not in prod.outputs
+    assert "jenkinsUrl" not in prod.outputs
+
+
+def test_outputs_registry_host_and_jenkins_url(tooling_run: ProgramRun) -> None:
+    assert tooling_run.outputs["registryHost"] == "127.0.0.1:5000"
+    assert tooling_run.outputs["jenkinsUrl"] == "http://127.0.0.1:8080/"
+
+
+def test_prod_refuses_to_own_tooling(project: Project) -> None:
+    from infra.config import SettingsError
+
+    with pytest.raises(SettingsError, match=r"tooling\.enabled .*only the staging stack"):
+        run_stack_file(project, "prod", {"tooling": {"enabled": True}})
+
+
+def test_docker_resources_use_the_explicit_provider_with_the_configured_host(
+    project: Project,
+) -> None:
+    tooling = staging_tooling(project) | {"dockerHost": "ssh://ci@build-host.example.internal"}
+    result = run(project, tooling)
+    providers = [r for r in result.resources if r.type == "pulumi:providers:docker"]
+    assert len(providers) == 1
+    assert providers[0].inputs["host"] == "ssh://ci@build-host.example.internal"
+    # The provider logs in to the tooling registry (to pull the Jenkins images) with a secret.
+    # (Provider inputs reach the engine as JSON strings.)
+    auth = providers[0].inputs["registryAuth"]
+    assert is_rpc_secret(auth)
+    assert json.loads(unwrap(auth)) == [
+        {"address": "127.0.0.1:5000", "username": "ci", "password": "registry-pw-3e8f"}
+    ]
+
+
+def test_every_image_is_pinned_by_digest(tooling_run: ProgramRun) -> None:
+    for name, res in containers(tooling_run).items():
+        assert DIGEST_PINNED.match(res.inputs["image"]), name
+    remote = [r for r in tooling_run.resources if r.type == "docker:index/remoteImage:RemoteImage"]
+    assert remote
+    for res in remote:
+        assert DIGEST_PINNED.match(res.inputs["name"]), res.name
+
+
+def test_jenkins_runs_the_built_images_by_digest(tooling_run: ProgramRun) -> None:
+    images = {r.name: r for r in tooling_run.resources if r.type == "docker:index/image:Image"}
+    assert set(images) == {
+        "cv-platform-jenkins-controller-image",
+        "cv-platform-jenkins-agent-image",
+    }
+    built = images["cv-platform-jenkins-controller-image"]
+    assert built.inputs["build"]["context"] == "infra/jenkins"
+    assert built.inputs["imageName"].startswith("127.0.0.1:5000/cv-platform/jenkins-controller:")
+    controller = containers(tooling_run)["cv-platform-jenkins-controller"]
+    assert controller.inputs["image"] == built.outputs["repoDigest"]
+    agent = containers(tooling_run)["cv-platform-jenkins-agent"]
+    assert agent.inputs["image"] == images["cv-platform-jenkins-agent-image"].outputs["repoDigest"]
+
+
+def test_no_container_mounts_the_docker_socket_or_any_host_path(tooling_run: ProgramRun) -> None:
+    for name, res in containers(tooling_run).items():
+        text = json.dumps(unwrap(res.inputs))
+        assert "docker.sock" not in text, name
+        assert not res.inputs.get("privileged"), name
+        for volume in res.inputs.get("volumes", []):
+            assert "hostPath" not in volume, name
+        assert "mounts" not in res.inputs, name
+
+
+def test_secrets_reach_containers_only_as_files_from_pulumi_secrets(project: Project) -> None:
+    result = run(project)
+    for name, res in containers(result).items():
+        envs = res.inputs.get("envs", [])
+        assert not is_rpc_secret(envs), name
+        env_text = json.dumps(unwrap(envs))
+        for secret in SECRETS.values():
+            assert secret.strip() not in env_text, (name, secret)
+    controller = containers(result)["cv-platform-jenkins-controller"]
+    assert is_rpc_secret(controller.inputs["uploads"])  # the contents are Pulumi secrets
+    files = uploads(controller)
+    assert {f: u["content"] for f, u in files.items()} == CONTROLLER_SECRET_FILES
+    registry = containers(result)["cv-platform-registry-server"]
+    assert is_rpc_secret(registry.inputs["uploads"])
+    reg_files = uploads(registry)
+    assert reg_files["/etc/distribution/auth/htpasswd"]["content"] == (
+        SECRETS["toolingRegistryHtpasswd"] + "\n"
+    )
+    assert reg_files["/etc/distribution/auth/htpasswd"]["permissions"] == "0400"
+    assert reg_files["/etc/distribution/tls/tls.key"]["content"] == SECRETS["toolingRegistryTlsKey"]
+
+
+def test_optional_secrets_not_configured_become_empty_files(project: Project) -> None:
+    result = run(project, jenkinsGithubToken=None, jenkinsKubeconfig=None)  # type: ignore[arg-type]
+    files = uploads(containers(result)["cv-platform-jenkins-controller"])
+    assert files["/run/secrets/github-token"]["content"] == ""
+    assert files["/run/secrets/kubeconfig"]["content"] == ""
+    assert files["/run/secrets/jenkins-admin-password"]["content"] == "admin-pw-6f1d"
+
+
+def test_secret_values_never_appear_in_plain_inputs(project: Project) -> None:
+    result = run(project)
+
+    def plain(value: Any) -> Any:  # inputs with every secret subtree removed
+        if is_rpc_secret(value):
+            return None
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    text = json.dumps([plain(r.inputs) for r in result.resources])
+    for secret in SECRETS.values():
+        assert secret.strip() not in text
+
+
+def test_data_volumes_are_protected_and_retained(project: Project, recorder: Recorder) -> None:
+    run(project, toolingRegistryTlsCert=None, toolingRegistryTlsKey=None)  # type: ignore[arg-type]
+    kept = {"cv-platform-jenkins-home", "cv-platform-jenkins-records", "cv-platform-registry-data"}
+    assert kept <= set(recorder.volume_opts)
+    for name in kept:
+        opts = recorder.volume_opts[name]
+        assert opts is not None, name
+        assert opts.protect is True, name
+        assert opts.retain_on_delete is True, name
+    # Caches and the agent-secret volume may go with the stack.
+    assert not recorder.volume_opts["cv-platform-jenkins-buildkit-cache"].protect  # type: ignore[union-attr]
+
+
+def test_volumes_are_mounted_where_the_data_lives(tooling_run: ProgramRun) -> None:
+    def mounts(name: str) -> dict[str, str]:
+        res = containers(tooling_run)[name]
+        return {v["containerPath"]: v["volumeName"] for v in res.inputs["volumes"]}
+
+    assert (
+        mounts("cv-platform-jenkins-controller")["/var/jenkins_home"] == "cv-platform-jenkins-home"
+    )
+    assert mounts("cv-platform-registry-server")["/var/lib/registry"] == "cv-platform-registry-data"
+    agent = containers(tooling_run)["cv-platform-jenkins-agent"]
+    secret_mount = next(
+        v for v in agent.inputs["volumes"] if v["containerPath"] == "/run/agent-secret"
+    )
+    assert secret_mount["readOnly"] is True
+
+
+def test_registry_binds_loopback_without_tls(tooling_run: ProgramRun) -> None:
+    ports = containers(tooling_run)["cv-platform-registry-server"].inputs["ports"]
+    assert ports == [{"internal": 5000.0, "external": 5000.0, "ip": "127.0.0.1"}]
+
+
+def test_registry_may_listen_on_the_configured_address_with_tls(project: Project) -> None:
+    tooling = staging_tooling(project)
+    tooling["registry"] |= {"address": "0.0.0.0", "host": "registry.example.internal:5000"}  # noqa: S104
+    result = run(project, tooling)
+    ports = containers(result)["cv-platform-registry-server"].inputs["ports"]
+    assert ports[0]["ip"] == "0.0.0.0"  # noqa: S104
+    assert result.outputs["registryHost"] == "registry.example.internal:5000"
+
+
+def test_registry_refuses_a_public_address_without_tls(project: Project) -> None:
+    from infra.config import SettingsError
+
+    tooling = staging_tooling(project)
+    tooling["registry"]["address"] = "0.0.0.0"  # noqa: S104
+    with pytest.raises(SettingsError, match="loopback only"):
+        run(project, tooling, toolingRegistryTlsCert=None, toolingRegistryTlsKey=None)  # type: ignore[arg-type]
+
+
+def test_registry_has_health_check_restart_policy_and_v3_config_path(
+    tooling_run: ProgramRun,
+) -> None:
+    reg = containers(tooling_run)["cv-platform-registry-server"]
+    assert reg.inputs["restart"] == "unless-stopped"
+    assert "/debug/health" in " ".join(reg.inputs["healthcheck"]["tests"])
+    assert reg.inputs["command"] == ["/etc/distribution/config.yml"]
+    assert "/etc/distribution/config.yml" in uploads(reg)
+    for name, res in containers(tooling_run).items():
+        assert res.inputs["restart"] == "unless-stopped", name
+
+
+def test_registry_on_s3_has_no_filesystem(project: Project, recorder: Recorder) -> None:
+    tooling = staging_tooling(project)
+    tooling["registry"] |= {"storage": "s3", "s3Bucket": "cv-images", "s3Region": "eu-west-1"}
+    result = run(project, tooling, toolingRegistryTlsCert=None, toolingRegistryTlsKey=None)  # type: ignore[arg-type]
+    reg = containers(result)["cv-platform-registry-server"]
+    assert "REGISTRY_STORAGE=s3" in reg.inputs["envs"]
+    assert reg.inputs.get("volumes", []) == []
+    assert "cv-platform-registry-data" not in recorder.volume_opts
+    config = yaml.safe_load(uploads(reg)["/etc/distribution/config.yml"]["content"])
+    assert "filesystem" not in config["storage"]
+    assert config["storage"]["s3"] == {"bucket": "cv-images", "region": "eu-west-1"}
+    creds = uploads(reg)["/etc/distribution/aws/credentials"]
+    assert creds["content"] == SECRETS["toolingRegistryS3Credentials"]
+
+
+def test_jenkins_is_published_on_the_configured_address(project: Project) -> None:
+    tooling = staging_tooling(project)
+    tooling["jenkins"] |= {
+        "address": "10.0.0.5",
+        "port": 8443,
+        "url": "https://ci.example.internal",
+    }
+    result = run(project, tooling)
+    controller = containers(result)["cv-platform-jenkins-controller"]
+    assert controller.inputs["ports"] == [
+        {"internal": 8080.0, "external": 8443.0, "ip": "10.0.0.5"}
+    ]
+    assert "JENKINS_URL=https://ci.example.internal/" in controller.inputs["envs"]
+    assert result.outputs["jenkinsUrl"] == "https://ci.example.internal/"
+
+
+def test_agent_connects_over_websocket_with_its_secret_from_a_file(tooling_run: ProgramRun) -> None:
+    agent = containers(tooling_run)["cv-platform-jenkins-agent"]
+    command = agent.inputs["command"]
+    assert "-webSocket" in command
+    assert command[command.index("-url") + 1] == "http://jenkins:8080/"
+    assert command[command.index("-secret") + 1] == "@/run/agent-secret/cv-platform-agent"
+    assert "BUILDKIT_HOST=tcp://buildkitd:1234" in agent.inputs["envs"]
+
+
+def test_everything_shares_the_tooling_network(tooling_run: ProgramRun) -> None:
+    for name, res in containers(tooling_run).items():
+        nets = [n["name"] for n in res.inputs["networksAdvanced"]]
+        assert nets == ["cv-platform-tooling"], name
+    buildkitd = containers(tooling_run)["cv-platform-jenkins-buildkitd"]
+    assert "ports" not in buildkitd.inputs  # reachable only on the tooling network
+    assert not buildkitd.inputs.get("privileged")
+
+
+# --- The Jenkins assets ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def casc(project_root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((project_root / "infra/jenkins/casc.yaml").read_text())
+    return data
+
+
+def test_casc_denies_anonymous_everything(casc: dict[str, Any]) -> None:
+    entries = casc["jenkins"]["authorizationStrategy"]["globalMatrix"]["entries"]
+    assert entries == [
+        {"user": {"name": "${JENKINS_ADMIN_ID}", "permissions": ["Overall/Administer"]}}
+    ]
+    assert "anonymous" not in json.dumps(casc).lower()
+
+
+def test_casc_local_realm_without_signup_reads_the_password_from_a_file(
+    casc: dict[str, Any],
+) -> None:
+    realm = casc["jenkins"]["securityRealm"]["local"]
+    assert realm["allowsSignup"] is False
+    assert realm["users"] == [
+        {
+            "id": "${JENKINS_ADMIN_ID}",
+            "name": "cv-platform administrator",
+            "password": "${readFile:/run/secrets/jenkins-admin-password}",
+        }
+    ]
+
+
+def test_casc_controller_has_no_executors_csrf_on_and_only_websocket_agents(
+    casc: dict[str, Any],
+) -> None:
+    jenkins = casc["jenkins"]
+    assert jenkins["numExecutors"] == 0
+    assert jenkins["slaveAgentPort"] == -1  # no TCP agent listener
+    assert "standard" in jenkins["crumbIssuer"]
+    (node,) = jenkins["nodes"]
+    assert node["permanent"]["launcher"]["inbound"]["webSocket"] is True
+    assert node["permanent"]["name"] == "${AGENT_NAME}"
+
+
+def test_casc_secrets_are_files_uploaded_by_jenkins_server(
+    project_root: Path, casc: dict[str, Any]
+) -> None:
+    text = (project_root / "infra/jenkins/casc.yaml").read_text()
+    referenced = set(re.findall(r"\$\{readFile(?:Base64)?:(/run/secrets/[\w.-]+)\}", text))
+    assert referenced == set(CONTROLLER_SECRET_FILES)
+    # Every credential secret comes from such a file; no literal value.
+    creds = casc["credentials"]["system"]["domainCredentials"][0]["credentials"]
+    for cred in creds:
+        ((kind, fields),) = cred.items()
+        for key in ("password", "secret", "secretBytes"):
+            if key in fields:
+                assert fields[key].startswith(("${readFile:/run/secrets/", "${readFileBase64:")), (
+                    kind
+                )
+    # The only ${...} plain variables are environment the component sets.
+    env = set(re.findall(r"\$\{([A-Z_]+)\}", text))
+    assert env == {
+        "JENKINS_ADMIN_ID",
+        "AGENT_NAME",
+        "JENKINS_URL",
+        "REGISTRY_HOST",
+        "REGISTRY_PUSH_USER",
+        "CV_PLATFORM_REPO_OWNER",
+        "CV_PLATFORM_REPO_NAME",
+        "CV_PLATFORM_REPO_URL",
+    }
+
+
+def test_casc_environment_is_what_the_controller_gets(
+    project_root: Path, tooling_run: ProgramRun
+) -> None:
+    text = (project_root / "infra/jenkins/casc.yaml").read_text()
+    wanted = set(re.findall(r"\$\{([A-Z_]+)\}", text))
+    envs = containers(tooling_run)["cv-platform-jenkins-controller"].inputs["envs"]
+    given = {e.split("=", 1)[0] for e in envs}
+    assert wanted <= given
+
+
+def test_seed_job_is_a_multibranch_pipeline_for_this_repository(casc: dict[str, Any]) -> None:
+    (job,) = casc["jobs"]
+    script = job["script"]
+    assert script.startswith("multibranchPipelineJob('cv-platform')")
+    assert "repositoryUrl('${CV_PLATFORM_REPO_URL}')" in script
+    assert "scriptPath('Jenkinsfile')" in script
+    assert "gitHubPullRequestDiscovery" in script
+
+
+REQUIRED_PLUGINS = {
+    "configuration-as-code",
+    "job-dsl",
+    "workflow-aggregator",
+    "workflow-multibranch",
+    "git",
+    "credentials-binding",
+    "junit",
+    "lockable-resources",
+    "pipeline-stage-view",
+    "matrix-auth",
+    "timestamper",
+}
+
+
+def test_plugins_are_pinned_and_complete(project_root: Path) -> None:
+    lines = [
+        ln.strip()
+        for ln in (project_root / "infra/jenkins/plugins.txt").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    names = []
+    for line in lines:
+        name, sep, version = line.partition(":")
+        assert sep, f"{line!r} is not name:version"
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", name), line
+        assert re.fullmatch(r"[0-9][0-9A-Za-z._-]*", version), line
+        assert version not in ("latest", "experimental"), line
+        names.append(name)
+    assert len(names) == len(set(names))
+    assert set(names) >= REQUIRED_PLUGINS
+
+
+def dockerfile_lines(path: Path) -> list[str]:
+    text = path.read_text().replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+@pytest.mark.parametrize(
+    "dockerfile", ["infra/jenkins/Dockerfile", "infra/jenkins/agent/Dockerfile"]
+)
+def test_jenkins_base_images_are_pinned_by_digest(project_root: Path, dockerfile: str) -> None:
+    lines = dockerfile_lines(project_root / dockerfile)
+    args = dict(ln[4:].split("=", 1) for ln in lines if ln.startswith("ARG ") and "=" in ln)
+    stages: set[str] = set()
+    froms = [ln.split() for ln in lines if ln.startswith("FROM ")]
+    assert froms
+    for parts in froms:
+        ref = args[parts[1][2:-1]] if parts[1].startswith("${") else parts[1]
+        assert ref in stages or DIGEST_PINNED.match(ref), parts
+        if len(parts) == 4:
+            stages.add(parts[3])
+
+
+def test_controller_dockerfile_installs_plugins_and_casc_without_secrets(
+    project_root: Path,
+) -> None:
+    text = (project_root / "infra/jenkins/Dockerfile").read_text()
+    assert "jenkins-plugin-cli --plugin-file /usr/share/jenkins/ref/plugins.txt" in text
+    assert "-Djenkins.install.runSetupWizard=false" in text
+    assert "CASC_JENKINS_CONFIG=/usr/share/jenkins/casc/casc.yaml" in text
+    assert "COPY --chown=root:root casc.yaml /usr/share/jenkins/casc/casc.yaml" in text
+    assert not re.search(r"(?i)^\s*(ENV|ARG)\s+\S*(PASSWORD|TOKEN|SECRET)", text, re.M)
+    assert dockerfile_lines(project_root / "infra/jenkins/Dockerfile")[-1] == "USER jenkins"
+
+
+def test_agent_dockerfile_has_python_pulumi_skopeo_buildctl(project_root: Path) -> None:
+    text = (project_root / "infra/jenkins/agent/Dockerfile").read_text()
+    for needle in (
+        "python3",
+        "skopeo",
+        "pulumi version",
+        "sha256sum -c",
+        "/usr/local/bin/buildctl",
+        "-r /opt/cv-platform/requirements-dev.txt",
+    ):
+        assert needle in text, needle
+    assert "docker.io" not in text.replace("docker.io/", "")  # no Docker engine package
+    assert dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")[-1] == "USER jenkins"
+
+
+def test_build_contexts_send_no_secrets(project_root: Path) -> None:
+    # The controller context is infra/jenkins (its .dockerignore keeps plugins, casc,
+    # init scripts); the agent context is the repository root, filtered to requirements.
+    for ignore in ("infra/jenkins/.dockerignore", "infra/jenkins/agent/Dockerfile.dockerignore"):
+        lines = (project_root / ignore).read_text().splitlines()
+        assert "**" in lines, ignore
+        allowed = [ln for ln in lines if ln.startswith("!")]
+        assert allowed
+        assert not [ln for ln in allowed if re.search(r"(?i)secret|\.pem|\.key|Pulumi\.", ln)]
