@@ -271,9 +271,14 @@ def promote(args: argparse.Namespace) -> int:
         print(f"promote {args.source} -> {args.target}: {image if image else 'nothing'}")
         print(gate_table(results))
         failed = refused(results)
-        if failed or image is None or setting is None or candidate is None:
-            names = ", ".join(r.name for r in failed) or "no candidate"
+        if failed:
+            names = ", ".join(r.name for r in failed)
             raise GateRefused(f"refused by {names}; {target_file.name} unchanged")
+        if image is None or setting is None or candidate is None:
+            raise GateRefused(
+                f"nothing to promote: no successful deployment of {args.source} with a digest "
+                f"is recorded; {target_file.name} unchanged"
+            )
         if args.dry_run:
             edit = write_image(target_file, setting, expect_digest=current.digest, dry_run=True)
             print(edit.diff, end="" if edit.diff.endswith("\n") else "\n")

@@ -252,3 +252,15 @@ def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, A)
+
+
+def test_skipping_every_gate_still_needs_something_to_promote(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.promotion import GATE_NAMES
+
+    skips = [arg for gate in GATE_NAMES for arg in ("--skip-gate", gate)]
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 3
+    assert "nothing to promote: no successful deployment of staging" in capsys.readouterr().err
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
