@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
     real = pulumi_docker.Volume
 
@@ -60,7 +59,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
             super().__init__(resource_name, *args, **kwargs)
 
     monkeypatch.setattr(pulumi_docker, "Volume", RecordingVolume)
-    yield rec
+    return rec
 
 
 def run(project: Project, tooling: dict[str, Any] | None = None, **secrets: str) -> ProgramRun:
