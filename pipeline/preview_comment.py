@@ -168,11 +168,29 @@ class _Detail:
 
 
 @dataclass
+class _Table:
+    header: list[str]
+    rows: list[str]
+    kept: int = -1  # rows kept; -1 = all
+
+    def render(self) -> str:
+        rows = self.rows if self.kept < 0 else self.rows[: self.kept]
+        lines = [*self.header, *rows]
+        if 0 <= self.kept < len(self.rows):
+            more = len(self.rows) - self.kept
+            lines.append(f"| … | {more} more not listed (comment size limit) | | |")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
 class _Doc:
-    parts: list[str | _Detail] = field(default_factory=list)
+    parts: list[str | _Detail | _Table] = field(default_factory=list)
 
     def add(self, text: str) -> None:
         self.parts.append(text)
+
+    def table(self, header: list[str], rows: list[str]) -> None:
+        self.parts.append(_Table(header, rows))
 
     def detail(self, title: str, body: str, lang: str) -> None:
         self.parts.append(_Detail(title, body, lang))
@@ -272,13 +290,13 @@ def _stack_section(doc: _Doc, report: StackReport) -> None:
     for note in report.notes:
         doc.add(f"> {note}\n")
     if report.changes:
-        rows = ["| Type | Name | Operation | Why |", "|---|---|---|---|"]
+        rows = []
         for c in report.changes:
             why = ", ".join(_code(w) for w in c.why[:8])
             if len(c.why) > 8:
                 why += f" and {len(c.why) - 8} more"
             rows.append(f"| {_code(c.type)} | {_code(c.name)} | {c.op} | {why} |")
-        doc.add("\n".join(rows) + "\n")
+        doc.table(["| Type | Name | Operation | Why |", "|---|---|---|---|"], rows)
     elif not _has_changes(report):
         doc.add("No changes.\n")
     shown = [d for d in report.diagnostics if d.severity in ("error", "warning")]
@@ -383,26 +401,66 @@ def build_comment(
         if isinstance(part, _Detail):
             part.body = redact_text(part.body, secrets)
             part.title = redact_text(part.title, secrets)
+        elif isinstance(part, _Table):
+            part.rows = [redact_text(r, secrets) for r in part.rows]
         else:
             doc.parts[i] = redact_text(part, secrets)
-    summary_size = sum(_size(p) + 2 for p in doc.parts if isinstance(p, str))
+    fixed = sum(_size(p) + 2 for p in doc.parts if isinstance(p, str))
+    room = limit - fixed - _NOTE_RESERVE
+    if room < 0:
+        raise PipelineError(
+            f"the comment's counts, flags and findings alone are {fixed:,} characters, over "
+            f"the {limit:,} limit: preview fewer stacks at a time"
+        )
+    tables = [p for p in doc.parts if isinstance(p, _Table)]
+    unlisted = _fit_tables(tables, room)
     details = [p for p in doc.parts if isinstance(p, _Detail)]
-    budget = limit - summary_size - _NOTE_RESERVE
-    _fit(details, max(budget, 0))
+    _fit(details, room - sum(_size(t.render()) + 2 for t in tables))
 
     truncated = sum(1 for d in details if 0 < d.kept < len(d.body))
     omitted = sum(1 for d in details if d.kept == 0)
-    out = [p if isinstance(p, str) else _render_detail(p) for p in doc.parts]
-    if truncated or omitted:
+    out = [
+        p if isinstance(p, str) else p.render() if isinstance(p, _Table) else _render_detail(p)
+        for p in doc.parts
+    ]
+    if truncated or omitted or unlisted:
+        complete = (
+            f"{unlisted} changed resource(s) are not listed in the tables; the counts are complete"
+            if unlisted
+            else "The counts and tables above are complete"
+        )
         out.append(
             f"> [!NOTE]\n> Shortened to stay under GitHub's {limit:,}-character limit: "
-            f"{truncated} detail section(s) truncated, {omitted} omitted. The summary and "
-            f"tables above are complete; run `{rerun_hint}` for every detail."
+            f"{truncated} detail section(s) truncated, {omitted} omitted. {complete}; run "
+            f"`{rerun_hint}` for every detail."
         )
     text = "\n".join(p for p in out if p).rstrip("\n") + "\n"
-    if _size(text) > limit:
-        raise PipelineError(
-            f"the comment summary alone is {summary_size:,} characters, over the "
-            f"{limit:,} limit: preview fewer stacks at a time"
-        )
+    assert _size(text) <= limit, "the size budget is computed on the final parts"
     return text
+
+
+def _fit_tables(tables: list[_Table], room: int) -> int:
+    """Drop rows (largest table first) until the tables fit ``room``; return rows dropped.
+
+    Only reached when the changed resources alone overflow the comment (thousands of them);
+    the counts, flags and findings are never cut.
+    """
+
+    def total() -> int:
+        return sum(_size(t.render()) + 2 for t in tables)
+
+    # Keep some room for details, and for each table's "N more not listed" line.
+    room -= _MIN_DETAIL + 100 * len(tables)
+    current = total()
+    kept = {id(t): len(t.rows) for t in tables}
+    sizes = {id(t): [_size(r) + 1 for r in t.rows] for t in tables}
+    dropped = 0
+    while current > room and any(kept.values()):
+        table = max(tables, key=lambda t: kept[id(t)])
+        kept[id(table)] -= 1
+        current -= sizes[id(table)][kept[id(table)]]
+        dropped += 1
+    for table in tables:
+        if kept[id(table)] < len(table.rows):
+            table.kept = kept[id(table)]
+    return dropped

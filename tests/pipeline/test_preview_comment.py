@@ -190,8 +190,23 @@ def test_a_small_preview_is_not_shortened() -> None:
     assert "Shortened" not in body
 
 
-def test_summary_too_large_to_post_is_an_error() -> None:
-    changes = tuple(ResourceChange("create", "t:m:R", f"r{i}") for i in range(200))
-    report = StackReport("staging", "test", {"create": 200}, changes)
+def test_thousands_of_changes_cut_the_table_but_never_the_counts() -> None:
+    result = parse_preview(_huge_preview(resources=3000, props=2, width=10))
+    body = build_comment([report_from_preview("prod", result)])
+    assert len(body.encode()) <= GITHUB_LIMIT
+    assert "3000 to update" in body
+    assert "| `prod` | 0 | 3000 | 0 | 0 | 4 | n/a |" in body
+    listed = len(re.findall(r"settings-\d{4}` \| update", body))
+    assert 0 < listed < 3000
+    assert f"| … | {3000 - listed} more not listed (comment size limit) | | |" in body
+    assert f"{3000 - listed} changed resource(s) are not listed in the tables" in body
+
+
+def test_findings_too_large_to_post_are_an_error() -> None:
+    violations = tuple(
+        Violation("rule", "mandatory", "t:m:R", f"r{i}", "x" * 50) for i in range(100)
+    )
+    outcome = PolicyOutcome(violations, resources_checked=100, policies=("rule",))
+    report = StackReport("staging", "test", {"same": 100}, policy=outcome)
     with pytest.raises(PipelineError, match="over the 2,000 limit"):
         build_comment([report], limit=2_000)
