@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pipeline import junit
 from pipeline.commands.metrics import load_records
-from pipeline.metrics import compute
+from pipeline.metrics import compute, weekly
 from pipeline.records import CiRun, Deployment, Record, Rollback, Window
 from pipeline.store import open_store
 
@@ -124,6 +124,10 @@ def main() -> None:
             store.close()
         compute_s, metrics = _best(lambda: compute(loaded, window))
         prod_s, _ = _best(lambda: compute(loaded, window, stacks=("prod",)))
+        assert window.since is not None
+        assert window.until is not None
+        since, until = window.since, window.until
+        weekly_s, points = _best(lambda: weekly(loaded, since, until))
         print(
             f"   read {len(loaded.ci_runs):,} CI runs + {len(loaded.deployments):,} deployments "
             f"from SQLite: {read_s:.2f} s (best of {ROUNDS})"
@@ -132,6 +136,7 @@ def main() -> None:
             f"   compute all metrics (all stacks): {compute_s:.2f} s = "
             f"{compute_s / read_s:.2f}x the read (aim < 2x); --stack prod: {prod_s:.2f} s"
         )
+        print(f"   weekly series for the chart ({len(points)} weeks): {weekly_s:.2f} s")
         print(
             f"   result: M_CI {metrics.m_ci_minutes:.1f} min, M_CD {metrics.m_cd:.3f}, "
             f"DORA lead time {metrics.dora.lead_time_hours:.1f} h, "

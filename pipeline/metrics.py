@@ -504,27 +504,84 @@ class WeekPoint:
     deployments_failed: int
 
 
+@dataclass
+class _Week:
+    build: list[float] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)
+    deploy: list[float] = field(default_factory=list)
+    passed: int = 0
+    not_passed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
 def weekly(
     records: Records,
     since: datetime,
     until: datetime,
     stacks: Sequence[str] = (),
 ) -> list[WeekPoint]:
-    """M_CI, M_CD and deployment counts per week from ``since`` (for the chart)."""
-    points: list[WeekPoint] = []
+    """M_CI, M_CD and deployment counts per week from ``since`` (for the chart).
+
+    One pass over the records, bucketed by week, with the rules of ``compute``
+    (same window membership, negative durations left out, None without data).
+    """
     start = utc(since)
     end = utc(until)
-    while start < end:
-        stop = min(start + WEEK, end)
-        m = compute(records, Window(start, stop), stacks)
+    starts: list[datetime] = []
+    at = start
+    while at < end:
+        starts.append(at)
+        at += WEEK
+    weeks = [_Week() for _ in starts]
+
+    def bucket(when: datetime | None) -> _Week | None:
+        if when is None:
+            return None
+        when = utc(when)
+        if not start <= when < end:
+            return None
+        return weeks[int((when - start) / WEEK)]
+
+    for run in records.ci_runs:
+        week = bucket(_ci_time(run))
+        if week is None:
+            continue
+        if run.build_seconds is not None and run.build_seconds >= 0:
+            week.build.append(run.build_seconds)
+        if run.test_seconds is not None and run.test_seconds >= 0:
+            week.test.append(run.test_seconds)
+        week.passed += run.passed
+        week.not_passed += run.failed + run.errors
+    selected = frozenset(stacks)
+    for d in records.deployments:
+        if selected and d.stack not in selected:
+            continue
+        week = bucket(d.finished)
+        if week is None:
+            continue
+        if d.duration_seconds >= 0:
+            week.deploy.append(d.duration_seconds)
+        if d.result == "succeeded":
+            week.succeeded += 1
+        else:
+            week.failed += 1
+
+    points: list[WeekPoint] = []
+    for first, week in zip(starts, weeks, strict=True):
+        parts = [_minutes(_mean(v)) for v in (week.build, week.test, week.deploy)]
+        m_ci = None
+        if all(p is not None for p in parts):
+            m_ci = sum(p for p in parts if p is not None) / 3
+        p_t = _ratio(week.passed, week.passed + week.not_passed)
+        p_d = _ratio(week.succeeded, week.succeeded + week.failed)
         points.append(
             WeekPoint(
-                start=start,
-                m_ci_minutes=m.m_ci_minutes,
-                m_cd=m.m_cd,
-                deployments=m.deployments,
-                deployments_failed=m.deployments_failed,
+                start=first,
+                m_ci_minutes=m_ci,
+                m_cd=p_t * p_d if p_t is not None and p_d is not None else None,
+                deployments=week.succeeded + week.failed,
+                deployments_failed=week.failed,
             )
         )
-        start = stop
     return points

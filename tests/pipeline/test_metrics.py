@@ -369,3 +369,43 @@ def test_weekly_points_cover_the_window_with_gaps_as_none() -> None:
     assert points[1].m_cd is None
     assert [p.deployments for p in points] == [1, 0, 1, 0]
     assert [p.deployments_failed for p in points] == [0, 0, 1, 0]
+
+
+def test_weekly_agrees_with_compute_week_by_week() -> None:
+    import random
+
+    rng = random.Random(3)
+    runs = tuple(
+        ci(
+            T0 + hours(rng.uniform(-24, 30 * 24)),
+            build=rng.choice([None, -5, rng.uniform(60, 900)]),
+            test=rng.uniform(60, 900),
+            passed=rng.randint(0, 9),
+            failed=rng.randint(0, 2),
+            errors=rng.randint(0, 1),
+        )
+        for _ in range(300)
+    )
+    deploys = tuple(
+        deploy(
+            T0 + hours(rng.uniform(-24, 30 * 24)),
+            result=rng.choice(["succeeded", "succeeded", "failed"]),
+            stack=rng.choice(["prod", "staging"]),
+            minutes=rng.uniform(-2, 20),
+        )
+        for _ in range(300)
+    )
+    records = Records(ci_runs=runs, deployments=deploys)
+    until = T0 + timedelta(days=26)
+    for stacks in ((), ("prod",)):
+        points = metrics.weekly(records, T0, until, stacks)
+        assert len(points) == 4
+        for point in points:
+            stop = min(point.start + timedelta(days=7), until)
+            m = compute(records, Window(point.start, stop), stacks)
+            assert point.m_ci_minutes == pytest.approx(m.m_ci_minutes)
+            assert point.m_cd == pytest.approx(m.m_cd)
+            assert (point.deployments, point.deployments_failed) == (
+                m.deployments,
+                m.deployments_failed,
+            )
