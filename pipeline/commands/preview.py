@@ -237,7 +237,10 @@ def build(args: argparse.Namespace, runner: PulumiRunner = run_pulumi) -> tuple[
             project.existing_stack_file(stack)
         if args.offline:
             from pipeline.preview_offline import offline_preview
+            from pipeline.stackconfig import SECRET_PLACEHOLDER
 
+            # Renders hold no secret (the render refuses a leak); the stand-in is scrubbed too.
+            secret_values.append(SECRET_PLACEHOLDER)
             reports = [_offline_report(d) for d in offline_preview(project.root, stacks, args.base)]
         else:
             for stack in stacks:
