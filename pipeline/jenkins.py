@@ -46,6 +46,8 @@ ENV_BUILD_STAGES = "PIPELINE_JENKINS_BUILD_STAGES"
 ENV_TEST_STAGES = "PIPELINE_JENKINS_TEST_STAGES"
 ENV_DEPLOY_STAGES = "PIPELINE_JENKINS_DEPLOY_STAGES"
 ENV_ALLOW_HTTP = "PIPELINE_JENKINS_ALLOW_HTTP"
+ENV_TIMEOUT = "PIPELINE_JENKINS_TIMEOUT"
+DEFAULT_TIMEOUT = 15.0
 
 TIMED_STATUSES = frozenset({"SUCCESS", "FAILED", "UNSTABLE"})
 UNFINISHED_STATUSES = frozenset({"IN_PROGRESS", "PAUSED_PENDING_INPUT", "QUEUED"})
@@ -310,7 +312,7 @@ class JenkinsClient:
         self,
         auth: tuple[str, str] | None = None,
         http: Http | None = None,
-        timeout: float = 15.0,
+        timeout: float = DEFAULT_TIMEOUT,
         allow_plain_http: bool = False,
     ) -> None:
         self._auth = auth
@@ -376,9 +378,19 @@ class JenkinsClient:
 
 
 def client_from_env(
-    env: Mapping[str, str] | None = None, http: Http | None = None, timeout: float = 15.0
+    env: Mapping[str, str] | None = None, http: Http | None = None
 ) -> JenkinsClient:
+    """Credentials, timeout (``PIPELINE_JENKINS_TIMEOUT`` seconds, default 15) from the env."""
     source = os.environ if env is None else env
+    raw = source.get(ENV_TIMEOUT, "").strip()
+    timeout = DEFAULT_TIMEOUT
+    if raw:
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 600:
+            raise JenkinsError(f"{ENV_TIMEOUT}={raw!r}: expected seconds between 0 and 600")
     return JenkinsClient(
         auth=credentials(source),
         http=http,

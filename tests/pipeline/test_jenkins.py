@@ -294,3 +294,11 @@ def test_shared_run_without_stages_has_no_times(
     build = _shared_build(jenkins_server, shared_fixtures, "05_rest_api_runs", "#1")
     assert (build.build_seconds, build.test_seconds, build.deploy_seconds) == (None, None, None)
     assert build.queue_seconds == pytest.approx(808.146)
+
+
+def test_timeout_from_the_environment() -> None:
+    assert jenkins.client_from_env({"PIPELINE_JENKINS_TIMEOUT": "2.5"})._timeout == 2.5
+    assert jenkins.client_from_env({})._timeout == jenkins.DEFAULT_TIMEOUT
+    for bad in ("0", "soon", "9999"):
+        with pytest.raises(JenkinsError, match=r"PIPELINE_JENKINS_TIMEOUT"):
+            jenkins.client_from_env({"PIPELINE_JENKINS_TIMEOUT": bad})
