@@ -121,7 +121,8 @@ def ecr_token(repository_uri: str, region: str, endpoint_url: str | None = None)
 
     registry_host, _, name = repository_uri.partition("/")
     account = registry_host.split(".", 1)[0]
-    client = boto3.client("ecr", region_name=region, endpoint_url=endpoint_url)
+    # A session of its own: credentials are looked up now, not reused from another session.
+    client = boto3.session.Session(region_name=region).client("ecr", endpoint_url=endpoint_url)
     try:
         client.describe_repositories(registryId=account, repositoryNames=[name])
         answer = client.get_authorization_token(registryIds=[account])

@@ -1,0 +1,344 @@
+"""ImageRegistry: its config run by a real Distribution registry, the v2/v3 config
+paths, ECR logins against moto's server, and the tooling settings' rules."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import requests
+
+from infra.config import SettingsError, ToolingRegistrySettings, parse_tooling
+from infra.registry import (
+    CONFIG_PATHS,
+    REGISTRY_IMAGE,
+    RegistryConfigError,
+    config_path,
+    ecr_token,
+    registry_config,
+    registry_major,
+)
+
+USER, PASSWORD = "ci", "registry-pw-3e8f"
+ECR_REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cv-platform/model-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings(**changes: Any) -> ToolingRegistrySettings:
+    base: dict[str, Any] = {
+        "kind": "selfHosted",
+        "address": "127.0.0.1",
+        "port": 5000,
+        "host": "127.0.0.1:5000",
+        "username": USER,
+        "storage": "volume",
+        "s3_bucket": "",
+        "s3_region": "",
+        "ecr_repository": "",
+        "htpasswd": None,
+        "password": None,
+        "tls_cert": None,
+        "tls_key": None,
+        "s3_credentials": None,
+    }
+    return ToolingRegistrySettings(**(base | changes))
+
+
+# --- Config paths ---------------------------------------------------------------------
+
+
+def test_config_path_follows_the_distribution_major_version() -> None:
+    assert config_path("registry:2.8.3@sha256:" + "0" * 64) == "/etc/docker/registry/config.yml"
+    assert config_path("registry:3@sha256:" + "0" * 64) == "/etc/distribution/config.yml"
+    assert config_path("docker.io/library/registry:3.0.0") == "/etc/distribution/config.yml"
+    assert registry_major(REGISTRY_IMAGE) == 3
+    assert set(CONFIG_PATHS) == {2, 3}
+    with pytest.raises(ValueError, match="major version"):
+        registry_major("registry@sha256:" + "0" * 64)
+
+
+def test_config_is_stable_and_enables_deletes_and_htpasswd() -> None:
+    first, second = registry_config(settings()), registry_config(settings())
+    assert first == second
+    config = json.loads(first)
+    assert config["storage"]["delete"] == {"enabled": True}
+    assert config["storage"]["filesystem"] == {"rootdirectory": "/var/lib/registry"}
+    assert config["auth"]["htpasswd"]["path"] == "/etc/distribution/auth/htpasswd"
+    assert "tls" not in config["http"]
+
+
+def test_config_with_tls_points_at_the_uploaded_files() -> None:
+    tls = settings(tls_cert=pulumi.Output.from_input("c"), tls_key=pulumi.Output.from_input("k"))
+    config = json.loads(registry_config(tls))
+    assert config["http"]["tls"] == {
+        "certificate": "/etc/distribution/tls/tls.crt",
+        "key": "/etc/distribution/tls/tls.key",
+    }
+
+
+# --- The generated config, run by a real registry ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Debian's docker-registry (Distribution 2.8) serving our config on loopback."""
+    binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
+    if binary is None or htpasswd is None:
+        pytest.skip("docker-registry and htpasswd are needed (scripts/install-system-packages)")
+    tmp = tmp_path_factory.mktemp("registry")
+    line = subprocess.run(
+        [htpasswd, "-nbB", USER, PASSWORD], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+    (tmp / "htpasswd").write_text(line + "\n")
+    config = json.loads(registry_config(settings()))
+    port, debug = free_port(), free_port()
+    # Only the paths and addresses change for a test run; every other setting is ours.
+    config["storage"]["filesystem"]["rootdirectory"] = str(tmp / "data")
+    config["auth"]["htpasswd"]["path"] = str(tmp / "htpasswd")
+    config["http"]["addr"] = f"127.0.0.1:{port}"
+    config["http"]["debug"]["addr"] = f"127.0.0.1:{debug}"
+    (tmp / "config.yml").write_text(json.dumps(config))
+    log = (tmp / "registry.log").open("w")
+    proc = subprocess.Popen(
+        [binary, "serve", str(tmp / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        for _ in range(150):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            try:
+                requests.get(f"{base}/v2/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        if proc.poll() is not None:
+            pytest.fail(f"registry exited: {(tmp / 'registry.log').read_text()[-2000:]}")
+        yield {"base": base, "debug": f"http://127.0.0.1:{debug}"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.mark.registry
+def test_registry_refuses_anonymous_clients(registry: dict[str, str]) -> None:
+    res = requests.get(f"{registry['base']}/v2/", timeout=5)
+    assert res.status_code == 401
+    assert 'realm="cv-platform-registry"' in res.headers["WWW-Authenticate"]
+    wrong = requests.get(f"{registry['base']}/v2/", auth=(USER, "wrong"), timeout=5)
+    assert wrong.status_code == 401
+
+
+@pytest.mark.registry
+def test_registry_accepts_the_htpasswd_user(registry: dict[str, str]) -> None:
+    res = requests.get(f"{registry['base']}/v2/", auth=(USER, PASSWORD), timeout=5)
+    assert res.status_code == 200
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.registry
+def test_registry_deletes_are_enabled(registry: dict[str, str]) -> None:
+    base, auth = registry["base"], (USER, PASSWORD)
+    blob = b"cv-platform layer"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    start = requests.post(f"{base}/v2/cv-platform/probe/blobs/uploads/", auth=auth, timeout=5)
+    assert start.status_code == 202
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else base + location
+    put = requests.put(
+        location,
+        params={"digest": digest},
+        data=blob,
+        headers={"Content-Type": "application/octet-stream"},
+        auth=auth,
+        timeout=5,
+    )
+    assert put.status_code == 201
+    deleted = requests.delete(f"{base}/v2/cv-platform/probe/blobs/{digest}", auth=auth, timeout=5)
+    assert deleted.status_code == 202  # 405 UNSUPPORTED when deletes are off
+
+
+@pytest.mark.registry
+def test_registry_health_endpoint_answers(registry: dict[str, str]) -> None:
+    assert requests.get(f"{registry['debug']}/debug/health", timeout=5).status_code == 200
+
+
+# --- ECR, against moto's server ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent-credentials"))
+    ecr_token.cache_clear()
+    yield
+    ecr_token.cache_clear()
+
+
+def test_ecr_token_for_an_existing_repository(moto_endpoint: str, aws: None) -> None:
+    import boto3
+
+    client = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_endpoint)
+    with contextlib.suppress(client.exceptions.RepositoryAlreadyExistsException):
+        client.create_repository(repositoryName="cv-platform/model-server")
+    token = ecr_token(ECR_REPO, "eu-west-1", moto_endpoint)
+    assert token.username == "AWS"
+    assert token.password
+    assert token.endpoint.startswith("https://")
+    # Cached: one login per run, whoever asks.
+    assert ecr_token(ECR_REPO, "eu-west-1", moto_endpoint) is token
+
+
+def test_ecr_missing_repository_is_one_clear_line(moto_endpoint: str, aws: None) -> None:
+    missing = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cv-platform/absent"
+    with pytest.raises(RegistryConfigError) as caught:
+        ecr_token(missing, "eu-west-1", moto_endpoint)
+    message = str(caught.value)
+    assert "repository 'cv-platform/absent' not found in account 123456789012" in message
+    assert "\n" not in message
+
+
+def test_ecr_without_credentials_says_how_to_provide_them(
+    moto_endpoint: str, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    # No instance metadata service here: do not wait for one.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(RegistryConfigError, match="no AWS credentials found; set AWS_PROFILE"):
+        ecr_token(ECR_REPO, "eu-west-1", moto_endpoint)
+
+
+# --- Tooling settings --------------------------------------------------------------------------
+
+
+def secrets(*present: str) -> Any:
+    values = {name: pulumi.Output.secret(f"value-of-{name}") for name in present}
+    return values.get
+
+
+ALL_SECRETS = ("jenkinsAdminPassword", "toolingRegistryHtpasswd", "toolingRegistryPassword")
+REPO_URL = "https://github.com/example/cv-platform.git"
+
+
+def tooling(**registry: Any) -> str:
+    return json.dumps(
+        {"enabled": True, "registry": registry, "jenkins": {"repositoryUrl": REPO_URL}}
+    )
+
+
+def test_tooling_off_by_default_and_in_prod_refused() -> None:
+    assert parse_tooling(None, environment="staging", secret=secrets()) is None
+    assert parse_tooling('{"enabled": false}', environment="prod", secret=secrets()) is None
+    with pytest.raises(SettingsError, match="only the staging stack owns the CI tooling"):
+        parse_tooling(tooling(), environment="prod", secret=secrets(*ALL_SECRETS))
+
+
+def test_tooling_defaults() -> None:
+    parsed = parse_tooling(tooling(), environment="staging", secret=secrets(*ALL_SECRETS))
+    assert parsed is not None
+    assert parsed.docker_host == "unix:///var/run/docker.sock"
+    assert (parsed.registry.host, parsed.registry.storage, parsed.registry.tls) == (
+        "127.0.0.1:5000",
+        "volume",
+        False,
+    )
+    assert parsed.jenkins.url == "http://127.0.0.1:8080/"
+    assert (parsed.jenkins.repository_owner, parsed.jenkins.repository_name) == (
+        "example",
+        "cv-platform",
+    )
+    assert parsed.jenkins.github_token is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "present", "message"),
+    [
+        (
+            tooling(),
+            ("toolingRegistryHtpasswd", "toolingRegistryPassword"),
+            "jenkinsAdminPassword is required",
+        ),
+        (tooling(), ("jenkinsAdminPassword",), "htpasswd -nbB ci"),
+        (tooling(kind="quay"), ALL_SECRETS, "tooling.registry.kind must be one of selfHosted|ecr"),
+        (tooling(kind="ecr"), ALL_SECRETS, "tooling.registry.ecrRepository is required"),
+        (tooling(port=0), ALL_SECRETS, "tooling.registry.port must be a port"),
+        (tooling(port="5000"), ALL_SECRETS, "tooling.registry.port must be an integer"),
+        (tooling(storage="s3"), ALL_SECRETS, "tooling.registry.s3Bucket must name an S3 bucket"),
+        (tooling(colour="red"), ALL_SECRETS, "tooling.registry.colour is not a known field"),
+        (
+            tooling(address="0.0.0.0"),  # noqa: S104
+            ALL_SECRETS,
+            "without TLS the registry is published on loopback",
+        ),
+        ('{"enabled": true, "dockerHost": "npipe://x"}', ALL_SECRETS, "tooling.dockerHost must be"),
+        ('{"enabled": true}', ALL_SECRETS, "tooling.jenkins.repositoryUrl is required"),
+        ('"on"', ALL_SECRETS, "cv-platform:tooling must be an object"),
+    ],
+)
+def test_tooling_rules_name_the_key(raw: str, present: tuple[str, ...], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("|", r"\|").replace(".", r"\.")):
+        parse_tooling(raw, environment="staging", secret=secrets(*present))
+
+
+def test_tls_needs_both_halves() -> None:
+    with pytest.raises(SettingsError, match="go together"):
+        parse_tooling(
+            tooling(), environment="staging", secret=secrets(*ALL_SECRETS, "toolingRegistryTlsCert")
+        )
+    with_tls = parse_tooling(
+        tooling(address="0.0.0.0", host="registry.example.internal"),  # noqa: S104
+        environment="staging",
+        secret=secrets(*ALL_SECRETS, "toolingRegistryTlsCert", "toolingRegistryTlsKey"),
+    )
+    assert with_tls is not None
+    assert with_tls.registry.tls
+
+
+def test_ecr_needs_no_htpasswd() -> None:
+    parsed = parse_tooling(
+        tooling(kind="ecr", ecrRepository=ECR_REPO),
+        environment="staging",
+        secret=secrets("jenkinsAdminPassword"),
+    )
+    assert parsed is not None
+    assert parsed.registry.host == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert parsed.registry.ecr_region == "eu-west-1"
