@@ -528,3 +528,33 @@ def test_build_contexts_send_no_secrets(project_root: Path) -> None:
         allowed = [ln for ln in lines if ln.startswith("!")]
         assert allowed
         assert not [ln for ln in allowed if re.search(r"(?i)secret|\.pem|\.key|Pulumi\.", ln)]
+
+
+def test_render_shows_the_tooling_for_staging_only_with_secrets_redacted(
+    project_root: Path, tmp_path: Path
+) -> None:
+    from pipeline.cli import main
+    from pipeline.stackconfig import SECRET_PLACEHOLDER
+
+    def render(stack: str, out: str) -> str:
+        code = main(
+            ["--project-dir", str(project_root), "render", stack, "--out", str(tmp_path / out)]
+        )
+        assert code == 0
+        return (tmp_path / out / "resources.json").read_text()
+
+    first, second = render("staging", "a"), render("staging", "b")
+    assert first == second  # byte-identical: no hashes, timestamps or random values change
+    for name in (
+        "cv-platform-registry-server",
+        "cv-platform-jenkins-controller",
+        "cv-platform-jenkins-agent",
+        "cv-platform-jenkins-buildkitd",
+        "cv-platform-tooling",
+        "cv-platform-jenkins-home",
+        "cv-platform-registry-data",
+    ):
+        assert f'"{name}"' in first, name
+    assert SECRET_PLACEHOLDER not in first
+    prod = render("prod", "prod")
+    assert "docker:" not in prod
