@@ -8,6 +8,7 @@ time, as a Jenkins step or a shell pipeline runs them). Printed, never asserted.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,13 +23,27 @@ RUNS = 7
 HEAVY = ("pulumi", "boto3", "botocore", "requests", "yaml", "ruamel", "matplotlib")
 
 
+def _run(command: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+sys) of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _medians(commands: Sequence[Sequence[str]], env: dict[str, str]) -> str:
+    """Median wall and CPU time over ``commands`` (one run each), as text."""
+    runs = [_run(command, env) for command in commands]
+    wall = statistics.median(w for w, _ in runs)
+    cpu = statistics.median(c for _, c in runs)
+    return f"{wall * 1000:4.0f} ms wall, {cpu * 1000:4.0f} ms CPU"
+
+
 def _median_seconds(command: Sequence[str], env: dict[str, str], runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(_run(command, env)[0] for _ in range(runs))
 
 
 def _help_figures(env: dict[str, str]) -> None:
@@ -69,22 +84,14 @@ def _set_image_figures(env: dict[str, str]) -> None:
             run_env = {**env, "DOCKER_CONFIG": str(server.docker_config(work / "docker"))}
             cli = [sys.executable, "-m", "pipeline", "--project-dir", str(project), "set-image"]
             # Alternate tags so every run really resolves and rewrites the file.
-            times = []
-            for i in range(RUNS):
-                started = time.perf_counter()
-                subprocess.run(
-                    [*cli, "staging", ("v1", "v2")[i % 2]],
-                    env=run_env,
-                    check=True,
-                    capture_output=True,
-                )
-                times.append(time.perf_counter() - started)
-            set_image = statistics.median(times)
-            dry_run = _median_seconds([*cli, "staging", "v1", "--dry-run"], run_env)
+            set_image = _medians(
+                [[*cli, "staging", ("v1", "v2")[i % 2]] for i in range(RUNS)], run_env
+            )
+            dry_run = _medians([[*cli, "staging", "v1", "--dry-run"]] * RUNS, run_env)
             ref = f"docker://{server.host}/cv/model-server:v1"
             creds = ["--creds", f"{server.user}:{server.password}", "--tls-verify=false"]
-            skopeo = _median_seconds(["skopeo", "inspect", *creds, ref], run_env)
-            skopeo_raw = _median_seconds(["skopeo", "inspect", "--raw", *creds, ref], run_env)
+            skopeo = _medians([["skopeo", "inspect", *creds, ref]] * RUNS, run_env)
+            skopeo_raw = _medians([["skopeo", "inspect", "--raw", *creds, ref]] * RUNS, run_env)
             from pipeline.refs import parse_ref
             from pipeline.registry import RegistryClient
 
@@ -96,10 +103,10 @@ def _set_image_figures(env: dict[str, str]) -> None:
                 started = time.perf_counter()
                 client.resolve(image)
                 resolves.append(time.perf_counter() - started)
-    print(f"   set-image staging TAG (resolve + locked write): {set_image * 1000:.0f} ms")
-    print(f"   set-image staging TAG --dry-run:                {dry_run * 1000:.0f} ms")
-    print(f"   skopeo inspect (same tag):                      {skopeo * 1000:.0f} ms")
-    print(f"   skopeo inspect --raw (same tag):                {skopeo_raw * 1000:.0f} ms")
+    print(f"   set-image staging TAG (resolve + locked write): {set_image}")
+    print(f"   set-image staging TAG --dry-run:                {dry_run}")
+    print(f"   skopeo inspect (same tag):                      {skopeo}")
+    print(f"   skopeo inspect --raw (same tag):                {skopeo_raw}")
     print(
         f"   in-process resolve (HEAD, warm session):        "
         f"{statistics.median(resolves) * 1000:.1f} ms (median of 25)"
