@@ -437,3 +437,21 @@ def test_twenty_concurrent_compare_and_swaps_exactly_one_wins(project: Project) 
         assert err.count("\n") == 1
         assert f"expected digest {expect} but the stack has {project.images.v2.digest}" in err
     assert read_image(project.stack("staging")).digest == project.images.v2.digest
+
+
+def test_cli_start_up_imports_nothing_heavy() -> None:
+    # `python -m pipeline --help` must stay fast: commands import their
+    # dependencies when they run, never when the CLI starts.
+    probe = (
+        "import sys, pipeline.cli; "
+        "heavy = ('pulumi', 'boto3', 'botocore', 'requests', 'yaml', 'ruamel'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == ""
