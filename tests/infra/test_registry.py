@@ -342,3 +342,41 @@ def test_ecr_needs_no_htpasswd() -> None:
     assert parsed is not None
     assert parsed.registry.host == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     assert parsed.registry.ecr_region == "eu-west-1"
+
+
+def test_ecr_mode_program_pulls_with_an_ecr_token(
+    moto_endpoint: str, aws: None, monkeypatch: pytest.MonkeyPatch, project_root: Path
+) -> None:
+    """The whole staging program with tooling.registry.kind ecr, against moto."""
+    import base64
+
+    import boto3
+    from pulumi.runtime.rpc import is_rpc_secret
+
+    from pipeline.project import Project
+    from tests.infra.conftest import run_stack_file
+
+    client = boto3.client("ecr", region_name="eu-west-1", endpoint_url=moto_endpoint)
+    with contextlib.suppress(client.exceptions.RepositoryAlreadyExistsException):
+        client.create_repository(repositoryName="cv-platform/model-server")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", moto_endpoint)  # boto3's per-service endpoint
+    tooling = {
+        "enabled": True,
+        "registry": {"kind": "ecr", "ecrRepository": ECR_REPO},
+        "jenkins": {"repositoryUrl": REPO_URL},
+    }
+    run = run_stack_file(Project(project_root), "staging", {"tooling": tooling})
+    host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert run.outputs["registryHost"] == host
+    names = {r.name for r in run.resources if r.type == "docker:index/container:Container"}
+    assert "cv-platform-registry-server" not in names  # nothing self-hosted
+    pull = next(r for r in run.resources if r.is_kubernetes_object and r.inputs["kind"] == "Secret")
+    data = pull.inputs["data"]
+    assert is_rpc_secret(data) or is_rpc_secret(data[".dockerconfigjson"])
+    data = data["value"] if is_rpc_secret(data) else data
+    encoded = data[".dockerconfigjson"]
+    encoded = encoded["value"] if is_rpc_secret(encoded) else encoded
+    auth = json.loads(base64.b64decode(encoded))["auths"][host]
+    assert auth["username"] == "AWS"
+    # The very token the program got (cached for the run; endpoint from the environment).
+    assert auth["password"] == ecr_token(ECR_REPO, "eu-west-1").password
