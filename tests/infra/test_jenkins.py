@@ -336,6 +336,9 @@ def test_agent_connects_over_websocket_with_its_secret_from_a_file(tooling_run: 
     assert command[command.index("-url") + 1] == "http://jenkins:8080/"
     assert command[command.index("-secret") + 1] == "@/run/agent-secret/cv-platform-agent"
     assert "BUILDKIT_HOST=tcp://buildkitd:1234" in agent.inputs["envs"]
+    # It waits for Jenkins to publish that file before starting remoting.
+    assert agent.inputs["entrypoints"][:2] == ["/bin/sh", "-c"]
+    assert "AGENT_SECRET_FILE=/run/agent-secret/cv-platform-agent" in agent.inputs["envs"]
 
 
 def test_everything_shares_the_tooling_network(tooling_run: ProgramRun) -> None:
