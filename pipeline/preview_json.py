@@ -405,6 +405,17 @@ def parse_preview(data: Any) -> PreviewResult:
     )
 
 
+def _after_preamble(text: str) -> Any:
+    """The document when a CLI printed a few lines before it (warnings on stdout), else None."""
+    start = text.find("\n{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start + 1 :])
+    except json.JSONDecodeError:
+        return None
+
+
 def loads_preview(text: str, source: str = "preview JSON") -> PreviewResult:
     """Parse the text ``pulumi preview --json`` printed (``source`` names it in errors)."""
     stripped = text.strip()
@@ -413,9 +424,11 @@ def loads_preview(text: str, source: str = "preview JSON") -> PreviewResult:
     try:
         data = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        raise PreviewFormatError(
-            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        data = _after_preamble(stripped)
+        if data is None:
+            raise PreviewFormatError(
+                f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from None
     try:
         return parse_preview(data)
     except PreviewFormatError as exc:

@@ -176,6 +176,13 @@ def test_bad_documents_are_refused_with_a_reason(text: str, message: str) -> Non
         loads_preview(text)
 
 
+def test_lines_printed_before_the_document_are_skipped() -> None:
+    text = "warning: A new version of Pulumi is available.\n" + json.dumps(
+        {"changeSummary": {"same": 3}}
+    )
+    assert loads_preview(text).counts()["same"] == 3
+
+
 def test_an_empty_preview_is_valid() -> None:
     result = parse_preview({"changeSummary": {}, "duration": 1})
     assert result.counts() == {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 0}
