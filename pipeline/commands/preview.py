@@ -160,7 +160,17 @@ def _offline_report(diff: StackDiff) -> StackReport:
             )
         for res in snapshot.resources:
             if not is_kubernetes_object(res) and not str(res["type"]).startswith("pulumi:"):
-                out.append(CheckedResource(res["type"], res["name"], res.get("inputs") or {}))
+                # A render that records resource options ({"protect": true}) lets the
+                # protected-volume rule decide offline; without them it reports "not checked".
+                protect = res.get("protect")
+                out.append(
+                    CheckedResource(
+                        res["type"],
+                        res["name"],
+                        res.get("inputs") or {},
+                        protect if isinstance(protect, bool) else None,
+                    )
+                )
         return out
 
     head_policy = evaluate(checked(diff.head), diff.stack)

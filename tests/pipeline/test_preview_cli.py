@@ -229,3 +229,22 @@ def test_unknown_stack_is_refused(project_root: Path, capsys: pytest.CaptureFixt
     assert code == 1
     assert out == ""
     assert "unknown stack 'qa'" in err
+
+
+def test_offline_policy_uses_protect_when_the_render_records_it() -> None:
+    from pipeline.commands.preview import _offline_report
+    from pipeline.preview_offline import Snapshot, StackDiff
+
+    volume = "docker:index/volume:Volume"
+    head = Snapshot(
+        {},
+        (
+            {"type": volume, "name": "recorded-unprotected", "inputs": {}, "protect": False},
+            {"type": volume, "name": "recorded-protected", "inputs": {}, "protect": True},
+            {"type": volume, "name": "unrecorded", "inputs": {}},
+        ),
+    )
+    report = _offline_report(StackDiff("staging", "base", (), {}, head, Snapshot()))
+    assert report.policy is not None
+    assert [v.resource_name for v in report.policy.violations] == ["recorded-unprotected"]
+    assert [n.resource_name for n in report.policy.not_checked] == ["unrecorded"]
