@@ -11,7 +11,7 @@ PULUMI_BACKEND_URL ?= file://$(HOME)/.pulumi-local
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/install-system-packages
+$(VENV)/.installed: requirements.txt requirements-dev.txt model/requirements.txt model/requirements-serve.txt scripts/install-system-packages
 	scripts/install-system-packages
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
