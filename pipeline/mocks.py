@@ -12,6 +12,7 @@ import copy
 import hashlib
 import runpy
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import is_rpc_secret
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -62,6 +64,8 @@ class DeclaredResource:
     inputs: dict[str, Any]
     id: str
     outputs: dict[str, Any]
+    # Resource options the engine acts on (protect, retainOnDelete, ...), as registered.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -80,6 +84,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[DeclaredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # Set by OptionRecordingMonitor just before it calls new_resource on the same thread.
+        self.pending_options = threading.local()
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
@@ -87,7 +93,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         plain = _unwrap(inputs)
         rid, outputs = self._provider_outputs(args.typ, args.name, plain)
-        self.resources.append(DeclaredResource(args.typ, args.name, inputs, rid, outputs))
+        options = dict(getattr(self.pending_options, "value", None) or {})
+        self.resources.append(DeclaredResource(args.typ, args.name, inputs, rid, outputs, options))
         # Components have no provider id.
         return (rid if args.custom else None), outputs
 
@@ -115,6 +122,37 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ.startswith("docker:"):
             return _docker_outputs(typ, name, state)
         return f"{name}-{_hex(typ, name, length=8)}", state
+
+
+class OptionRecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, also keeping the resource options mocks are not given.
+
+    ``protect`` and ``retainOnDelete`` matter to reviewers and to policy (tooling
+    volumes must survive a destroy), so a render records them.
+    """
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self._recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method it overrides
+        options: dict[str, Any] = {
+            "protect": request.protect if request.HasField("protect") else False,
+            "retainOnDelete": (
+                request.retainOnDelete if request.HasField("retainOnDelete") else False
+            ),
+        }
+        if request.ignoreChanges:
+            options["ignoreChanges"] = sorted(request.ignoreChanges)
+        if request.replaceOnChanges:
+            options["replaceOnChanges"] = sorted(request.replaceOnChanges)
+        if request.deleteBeforeReplace:
+            options["deleteBeforeReplace"] = True
+        self._recording.pending_options.value = options
+        try:
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        finally:
+            self._recording.pending_options.value = None
 
 
 def _kubernetes_outputs(typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -228,7 +266,13 @@ def run_program(
     mocks = RecordingMocks()
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        monitor=OptionRecordingMonitor(mocks),
+    )
     main = root / "__main__.py"
     exported: dict[str, Any] = {}
     secret: set[str] = set()

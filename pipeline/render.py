@@ -131,7 +131,15 @@ def render(project: Project, stack: str) -> Render:
                 f"secret value reached a plain input of {res.type} {res.name!r}: "
                 "keep it an Output secret (pulumi.Output.secret / require_secret)"
             )
-        resources.append({"type": res.type, "name": res.name, "inputs": inputs})
+        resources.append(
+            {
+                "type": res.type,
+                "name": res.name,
+                "inputs": inputs,
+                "protect": bool(res.options.get("protect")),
+                "retainOnDelete": bool(res.options.get("retainOnDelete")),
+            }
+        )
         if res.is_kubernetes_object:
             name = (res.outputs.get("metadata") or {}).get("name", res.name)
             manifest = _manifest(inputs, name)

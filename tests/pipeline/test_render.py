@@ -26,7 +26,11 @@ from infra.config import load
 settings = load()
 provider = k8s.Provider("k8s", context="kind-test", kubeconfig="~/.kube/config")
 opts = pulumi.ResourceOptions(provider=provider)
-ns = k8s.core.v1.Namespace("ns", metadata={"name": settings["namespace"]}, opts=opts)
+ns = k8s.core.v1.Namespace(
+    "ns",
+    metadata={"name": settings["namespace"]},
+    opts=pulumi.ResourceOptions(provider=provider, protect=True, retain_on_delete=True),
+)
 token = pulumi.Config().require_secret("apiToken")
 k8s.core.v1.Secret(
     "api",
@@ -155,7 +159,18 @@ def test_render_lists_every_resource_with_type_name_inputs(project: Path, tmp_pa
         ("kubernetes:core/v1:Secret", "api"),
         ("pulumi:providers:kubernetes", "k8s"),
     ]
-    assert all(set(r) == {"type", "name", "inputs"} for r in resources)
+    assert all(set(r) == {"type", "name", "inputs", "protect", "retainOnDelete"} for r in resources)
+
+
+def test_render_records_protect_and_retain_on_delete(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    options = {
+        r["name"]: (r["protect"], r["retainOnDelete"])
+        for r in json.loads((out / "resources.json").read_text())
+    }
+    assert options["ns"] == (True, True)
+    assert options["app"] == (False, False)
 
 
 def test_render_writes_secrets_as_redacted(project: Path, tmp_path: Path) -> None:
