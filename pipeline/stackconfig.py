@@ -3,7 +3,8 @@
 Project defaults come from the ``config:`` block of Pulumi.yaml (typed schema
 entries with ``default``, ``value:`` declarations, or plain values); the stack
 file's ``config:`` block overrides them key by key. Secrets (``secure:``
-values, and keys the project declares ``secret: true``) are never decrypted
+values, and keys the project declares ``secret: true`` in ``config:`` or in
+``template.config:``) are never decrypted
 here: they are listed in ``secret_keys`` and get placeholders in the engine
 form handed to a program under mocks.
 """
@@ -85,7 +86,8 @@ def project_defaults(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[str]]:
     """(defaults by full key, schema by full key, secret keys) from Pulumi.yaml."""
     path = project.project_file
-    block = _config_block(path, _load_yaml(path))
+    document = _load_yaml(path)
+    block = _config_block(path, document)
     defaults: dict[str, Any] = {}
     schema: dict[str, dict[str, Any]] = {}
     secrets: set[str] = set()
@@ -101,6 +103,13 @@ def project_defaults(
             defaults[key] = entry["value"]
         else:
             defaults[key] = entry
+    # Optional secrets are declared under template.config (see Pulumi.yaml): the
+    # typed schema would make the CLI demand them in every stack.
+    template = document.get("template") or {}
+    template_config = template.get("config") if isinstance(template, dict) else None
+    for name, entry in (template_config or {}).items():
+        if isinstance(entry, dict) and entry.get("secret"):
+            secrets.add(full_key(str(name)))
     return defaults, schema, secrets
 
 

@@ -36,6 +36,11 @@ config:
     type: string
     secret: true
   kubernetes:namespace: default
+template:
+  config:
+    jenkinsAdminPassword:
+      secret: true
+      description: only the tooling stack needs it
 """
 
 
@@ -65,9 +70,13 @@ def test_stack_values_override_project_defaults(project: Project) -> None:
     assert cfg.values["kubernetes:namespace"] == "default"
 
 
-def test_declared_and_secure_keys_are_secret_and_never_read(project: Project) -> None:
+def test_declared_template_and_secure_keys_are_secret_and_never_read(project: Project) -> None:
     cfg = load_stack_config(project, "prod")
-    assert cfg.secret_keys == {"cv-platform:adminPassword", "cv-platform:registryPassword"}
+    assert cfg.secret_keys == {
+        "cv-platform:adminPassword",
+        "cv-platform:jenkinsAdminPassword",
+        "cv-platform:registryPassword",
+    }
     assert "cv-platform:registryPassword" not in cfg.values
 
 
@@ -79,7 +88,12 @@ def test_engine_form_is_strings_with_json_objects_and_placeholder_secrets(
     assert config["cv-platform:gpu"] == "true"
     assert json.loads(config["cv-platform:image"])["digest"] == "sha256:" + "b" * 64
     assert config["cv-platform:registryPassword"] == SECRET_PLACEHOLDER
-    assert secret_keys == ["cv-platform:adminPassword", "cv-platform:registryPassword"]
+    assert secret_keys == [
+        "cv-platform:adminPassword",
+        "cv-platform:jenkinsAdminPassword",
+        "cv-platform:registryPassword",
+    ]
+    assert config["cv-platform:jenkinsAdminPassword"] == SECRET_PLACEHOLDER
 
 
 def test_unknown_stack_names_the_known_ones(project: Project) -> None:
