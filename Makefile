@@ -4,10 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= staging
 OUT ?= build/render/$(STACK)
-# pulumi up with a local file backend (no Pulumi Cloud account needed).
-PULUMI_BACKEND_URL ?= file://$(HOME)/.pulumi-local
 
-.PHONY: setup test lint fmt render up preview bench clean
+.PHONY: setup test lint fmt render up bench clean
 
 setup: $(VENV)/.installed
 
@@ -33,13 +31,11 @@ fmt: setup
 # Offline: what STACK would create, as manifests, with no cluster or credentials.
 render: setup
 	$(PY) -m pipeline render $(STACK) --out $(OUT)
-	@echo "rendered $(STACK) into $(OUT)"
 
-# Online: needs the pulumi CLI, a kube context and PULUMI_CONFIG_PASSPHRASE.
+# Online: pulumi up with a local file backend, to the stack's kube context when it is
+# the current one (scripts/up says what is missing: the CLI, the passphrase, the context).
 up: setup
-	@command -v pulumi >/dev/null || { echo "make up: the pulumi CLI is not installed (see README: Deploy)" >&2; exit 1; }
-	PULUMI_BACKEND_URL=$(PULUMI_BACKEND_URL) pulumi stack select --create $(STACK)
-	PULUMI_BACKEND_URL=$(PULUMI_BACKEND_URL) pulumi up --stack $(STACK)
+	scripts/up $(STACK)
 
 bench: setup
 	$(PY) -m bench
