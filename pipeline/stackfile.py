@@ -12,7 +12,7 @@ if another writer replaced the file meanwhile), through a temporary file in
 the same directory that is fsynced and atomically renamed over the original,
 then the directory is fsynced. A reader therefore always sees the old or the
 new file, never a mix, and ``expect_digest`` turns the write into a
-compare-and-swap.
+compare-and-swap (``NO_DIGEST`` expects a stack that has no digest yet).
 """
 
 from __future__ import annotations
@@ -38,6 +38,19 @@ IMAGE_KEY = "cv-platform:image"
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FIELDS = ("repository", "tag", "digest")
 LOCK_TIMEOUT_SECONDS = 30.0
+
+
+class _NoDigest:
+    """``expect_digest=NO_DIGEST``: the write happens only if the stack has no digest."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_DIGEST"
+
+
+NO_DIGEST = _NoDigest()
+Expected = str | _NoDigest | None
 
 # Plain scalars YAML 1.1 (PyYAML) or 1.2 (Pulumi's Go yaml.v3) may read as
 # something other than a string are written double-quoted instead.
@@ -522,12 +535,15 @@ def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
-def _check_expected(path: Path, old: ImageSetting, expect_digest: str | None) -> None:
-    if expect_digest is None or old.digest == expect_digest:
+def _check_expected(path: Path, old: ImageSetting, expect_digest: Expected) -> None:
+    if expect_digest is None:
+        return
+    wanted = None if isinstance(expect_digest, _NoDigest) else expect_digest
+    if old.digest == wanted:
         return
     raise PipelineError(
-        f"{path.name}: expected digest {expect_digest} but the stack has "
-        f"{old.digest or 'no digest'}; nothing written (another change landed first?)"
+        f"{path.name}: expected {f'digest {wanted}' if wanted else 'no digest'} but the stack "
+        f"has {old.digest or 'no digest'}; nothing written (another change landed first?)"
     )
 
 
@@ -535,17 +551,18 @@ def write_image(
     path: str | Path,
     new: ImageSetting,
     *,
-    expect_digest: str | None = None,
+    expect_digest: Expected = None,
     dry_run: bool = False,
 ) -> StackEdit:
     """Set the stack's ``cv-platform:image`` to ``new`` (``None`` fields are removed).
 
     With ``expect_digest`` the write happens only if the current digest equals
-    it (compare-and-swap under the lock); otherwise PipelineError and the file
-    is untouched. ``dry_run`` computes the diff and writes (and locks) nothing.
+    it, or with ``NO_DIGEST`` only if there is none (compare-and-swap under the
+    lock); otherwise PipelineError and the file is untouched. ``None`` checks
+    nothing. ``dry_run`` computes the diff and writes (and locks) nothing.
     """
     path = Path(path)
-    if expect_digest is not None:
+    if isinstance(expect_digest, str):
         parse_digest(expect_digest)
     if dry_run:
         try:
@@ -575,6 +592,8 @@ def write_image(
 
 __all__ = [
     "IMAGE_KEY",
+    "NO_DIGEST",
+    "Expected",
     "ImageSetting",
     "StackEdit",
     "locked",

@@ -213,7 +213,7 @@ def _findings(
 
 def promote(args: argparse.Namespace) -> int:
     from pipeline.stackconfig import load_stack_config
-    from pipeline.stackfile import read_image, write_image
+    from pipeline.stackfile import NO_DIGEST, read_image, write_image
 
     unknown = sorted(set(args.skip_gate) - set(GATE_NAMES))
     if unknown:
@@ -233,6 +233,8 @@ def promote(args: argparse.Namespace) -> int:
         load_stack_config(project, args.source).get("insecureRegistries"), "insecureRegistries"
     )
     current = read_image(target_file)
+    # Always a compare-and-swap against what was read, also when there was no digest.
+    expected = current.digest or NO_DIGEST
 
     store = _open(args, project)
     try:
@@ -280,11 +282,11 @@ def promote(args: argparse.Namespace) -> int:
                 f"is recorded; {target_file.name} unchanged"
             )
         if args.dry_run:
-            edit = write_image(target_file, setting, expect_digest=current.digest, dry_run=True)
+            edit = write_image(target_file, setting, expect_digest=expected, dry_run=True)
             print(edit.diff, end="" if edit.diff.endswith("\n") else "\n")
             print(f"dry run: {target_file.name} not written, nothing recorded")
             return 0
-        edit = write_image(target_file, setting, expect_digest=current.digest)
+        edit = write_image(target_file, setting, expect_digest=expected)
         stored = store.add(
             Promotion(
                 source_stack=args.source,
@@ -317,13 +319,14 @@ def promote(args: argparse.Namespace) -> int:
 
 def rollback(args: argparse.Namespace) -> int:
     from pipeline.refs import parse_digest
-    from pipeline.stackfile import read_image, write_image
+    from pipeline.stackfile import NO_DIGEST, read_image, write_image
 
     if args.to_digest is not None:
         parse_digest(args.to_digest)
     project = _project(args)
     path = project.existing_stack_file(args.stack)
     current = read_image(path)
+    expected = current.digest or NO_DIGEST
     store = _open(args, project)
     try:
         plan = plan_rollback(
@@ -335,14 +338,14 @@ def rollback(args: argparse.Namespace) -> int:
         )
         image, setting = _setting_for(plan.to, _mutable_tags(project, args.stack))
         if args.dry_run:
-            edit = write_image(path, setting, expect_digest=current.digest, dry_run=True)
+            edit = write_image(path, setting, expect_digest=expected, dry_run=True)
             print(edit.diff, end="" if edit.diff.endswith("\n") else "\n")
             print(
                 f"dry run: would roll {args.stack} back {short(current.digest)} -> "
                 f"{short(plan.to.digest)}; nothing written or recorded"
             )
             return 0
-        edit = write_image(path, setting, expect_digest=current.digest)
+        edit = write_image(path, setting, expect_digest=expected)
         now = ADAPTERS.now()
         who = actor()
         how = f"--to {plan.to.digest}" if args.to_digest else f"--steps {args.steps or 1}"

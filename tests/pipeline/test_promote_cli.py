@@ -216,8 +216,12 @@ def test_nothing_recorded_for_the_source_refuses_with_exit_3(
     assert setup.prod.read_bytes() == before
 
 
+@pytest.mark.parametrize("pinned", [True, False], ids=["prod-pinned", "prod-without-digest"])
 def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pinned: bool,
 ) -> None:
     from pipeline.commands import promotion as command
     from pipeline.promotion import DigestCheck
@@ -226,6 +230,10 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
     for name in STACK_FILES:
         (tmp_path / name).write_bytes((PROJECT_ROOT / name).read_bytes())
     prod = tmp_path / "Pulumi.prod.yaml"
+    if not pinned:  # a first promotion: prod has no digest yet, still compare-and-swap
+        text = prod.read_text()
+        prod.write_text(text.replace(f"    digest: {read_image(prod).digest}\n", ""))
+        assert read_image(prod).digest is None
     repo = "registry.example.internal/cv/model"
     candidate, theirs = "sha256:" + "c" * 64, "sha256:" + "d" * 64
     finished = datetime.now(UTC) - timedelta(hours=2)

@@ -164,6 +164,31 @@ def test_a_refused_rollback_exits_1_and_changes_nothing(
     assert records(root) == ([], [])
 
 
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "without-digest"])
+def test_a_concurrent_change_fails_the_rollback_instead_of_losing_it(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pinned: bool
+) -> None:
+    from pipeline.commands import promotion as command
+
+    prod = root / "Pulumi.prod.yaml"
+    if not pinned:
+        prod.write_text(prod.read_text().replace(f"    digest: {C}\n", ""))
+        assert read_image(prod).digest is None
+    planned = command.plan_rollback
+
+    def someone_else_writes_meanwhile(*args: object, **kwargs: object) -> object:
+        write_image(prod, ImageSetting(REPO, "tb", B))
+        return planned(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(command, "plan_rollback", someone_else_writes_meanwhile)
+    assert cli(root, "rollback", "prod") == 1
+    err = capsys.readouterr().err
+    assert f"but the stack has {B}; nothing written" in err
+    assert err.count("\n") == 1
+    assert read_image(prod).digest == B
+    assert records(root) == ([], [])
+
+
 def test_rollback_dry_run_writes_and_records_nothing(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,13 @@ import pytest
 import yaml
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.stackfile import ImageSetting, read_image, render_image_edit, write_image
+from pipeline.stackfile import (
+    NO_DIGEST,
+    ImageSetting,
+    read_image,
+    render_image_edit,
+    write_image,
+)
 
 OLD = "sha256:" + "1" * 64
 NEW = "sha256:" + "2" * 64
@@ -170,6 +176,23 @@ def test_compare_and_swap_mismatch_names_both_digests_and_writes_nothing(
 def test_compare_and_swap_match_writes(stack_file: Path) -> None:
     edit = write_image(stack_file, ImageSetting(REPO, "x", NEW), expect_digest=OLD)
     assert edit.written
+    assert read_image(stack_file).digest == NEW
+
+
+def test_expecting_no_digest_refuses_a_stack_that_has_one(stack_file: Path) -> None:
+    with pytest.raises(PipelineError) as caught:
+        write_image(stack_file, ImageSetting(REPO, "x", NEW), expect_digest=NO_DIGEST)
+    assert f"expected no digest but the stack has {OLD}" in str(caught.value)
+    assert stack_file.read_text() == STACK
+
+
+def test_expecting_no_digest_writes_the_first_one(stack_file: Path) -> None:
+    unpinned = STACK.replace(f"    digest: {OLD}\n", "")
+    stack_file.write_text(unpinned)
+    with pytest.raises(PipelineError, match=f"expected digest {OLD} but the stack has no digest"):
+        write_image(stack_file, ImageSetting(REPO, "x", NEW), expect_digest=OLD)
+    assert stack_file.read_text() == unpinned
+    assert write_image(stack_file, ImageSetting(REPO, "x", NEW), expect_digest=NO_DIGEST).written
     assert read_image(stack_file).digest == NEW
 
 
