@@ -253,10 +253,11 @@ def deployments_from_history(
 ) -> HistoryImport:
     """One ``Deployment`` per finished update (key ``pulumi:<stack>:<version>``).
 
-    The digest comes from the update's own ``cv-platform:image`` config; for the
-    latest finished update the stack output ``imageDigest`` (what is running
-    now) wins when present, because the config of a failed or interrupted update
-    may name an image that never rolled out.
+    The digest comes from the update's own ``cv-platform:image`` config. The
+    stack output ``imageDigest`` (what is running now) wins only for the newest
+    entry of the history when that is a succeeded update: after a failed
+    update the outputs still describe the image before it, and while an update
+    is in progress (or after a refresh or destroy) they may describe another.
     """
     previews = in_progress = other = zone_less = 0
     finished: list[Update] = []
@@ -269,7 +270,13 @@ def deployments_from_history(
             other += 1
         else:
             finished.append(update)
-    latest = max((u.version for u in finished), default=None)
+    # Previews do not touch the stack's outputs; anything else after an update might.
+    newest = max((u for u in history if u.kind != "preview"), key=lambda u: u.version, default=None)
+    latest = (
+        newest.version
+        if newest is not None and newest in finished and newest.result == "succeeded"
+        else None
+    )
     deployments: list[Deployment] = []
     for update in finished:
         assert update.end is not None

@@ -81,13 +81,43 @@ def test_digest_from_config_object_string_value_and_latest_output() -> None:
     assert by_key["pulumi:staging:1"].digest is None  # no image configured yet
 
 
+RUNNING = "sha256:" + "e" * 64
+
+
+def _without_in_progress() -> list[Any]:
+    return [e for e in history() if e.get("result") != "in-progress"]
+
+
 def test_latest_update_takes_the_running_digest_from_the_stack_output() -> None:
-    entries = history()
     # The config said one digest; what the stack exports as running wins for the latest.
-    out = {**outputs(), "imageDigest": "sha256:" + "e" * 64}
-    result = pulumi_cli.deployments_from_history("staging", pulumi_cli.parse_history(entries), out)
-    assert result.deployments[-1].digest == "sha256:" + "e" * 64
+    out = {**outputs(), "imageDigest": RUNNING}
+    result = pulumi_cli.deployments_from_history(
+        "staging", pulumi_cli.parse_history(_without_in_progress()), out
+    )
+    assert result.deployments[-1].digest == RUNNING
     assert result.deployments[-2].digest == D[5]
+
+
+def test_output_digest_is_not_given_to_an_update_older_than_one_in_progress() -> None:
+    # While version 8 runs, the outputs may already describe its image, not version 7's.
+    out = {**outputs(), "imageDigest": RUNNING}
+    result = pulumi_cli.deployments_from_history(
+        "staging", pulumi_cli.parse_history(history()), out
+    )
+    assert result.deployments[-1].key == "pulumi:staging:7"
+    assert result.deployments[-1].digest == D[7]
+
+
+def test_a_failed_latest_update_keeps_the_digest_it_tried() -> None:
+    # After a failed update the outputs still name the image before it.
+    entries = [e for e in _without_in_progress() if e["version"] <= 5]
+    out = {**outputs(), "imageDigest": D[2]}
+    result = pulumi_cli.deployments_from_history("staging", pulumi_cli.parse_history(entries), out)
+    assert (result.deployments[-1].key, result.deployments[-1].result) == (
+        "pulumi:staging:5",
+        "failed",
+    )
+    assert result.deployments[-1].digest == D[5]
 
 
 def test_commit_comes_from_git_head() -> None:
