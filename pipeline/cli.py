@@ -180,10 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--started", metavar="ISO")
     c.add_argument(
         "--junit",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE_OR_GLOB",
-        help="JUnit XML report(s) to count tests from; may be repeated",
+        help="JUnit XML report(s) or quoted globs ('reports/**/*.xml') to count tests from; "
+        "several may follow one --junit (a glob the shell expanded), or repeat it",
     )
     c.add_argument(
         "--from-jenkins",

@@ -232,9 +232,7 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
             f"{name}: not well-formed XML at {_error_position(exc)}: {message}"
         ) from None
     except DefusedXmlException as exc:
-        raise JunitError(
-            f"{name}: refused: {exc} (reports must not declare entities or external references)"
-        ) from None
+        raise JunitError(f"{name}: refused: {_defused_reason(exc)}") from None
     except UnicodeDecodeError as exc:
         raise JunitError(f"{name}: not readable as text: {exc.reason}") from None
     except IsADirectoryError:
@@ -273,6 +271,19 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
         time_seconds=time_seconds,
         negative_times=negative,
     )
+
+
+def _defused_reason(exc: Exception) -> str:
+    """What defusedxml refused, in words (its repr names internals)."""
+    entity = getattr(exc, "name", None)
+    system_id = getattr(exc, "sysid", None)
+    if entity:
+        where = f" pointing at {system_id}" if system_id else ""
+        return (
+            f"the report declares the entity {entity!r}{where}; "
+            "JUnit reports must not declare entities (nothing was expanded or fetched)"
+        )
+    return f"{type(exc).__name__}: reports must not declare entities or external references"
 
 
 def _header(elem: Element) -> HeaderCounts | None:

@@ -81,6 +81,48 @@ def test_junit_glob_records_counts_and_report_time(
     assert "taken from the JUnit reports" in capsys.readouterr().err
 
 
+def test_several_files_after_one_junit_flag_as_an_unquoted_glob_expands(
+    tmp_path: Path,
+) -> None:
+    # `--junit reports/*.xml` unquoted: the shell hands over every file after one flag.
+    db = tmp_path / "records.db"
+    files = [str(JUNIT / "pytest.xml"), str(JUNIT / "gradle.xml")]
+    code = main(["--store", str(db), "record", "ci", "--image", IMAGE, "--junit", *files])
+    assert code == 0
+    (run,) = ci_runs(db)
+    assert (run.passed, run.failed, run.errors, run.skipped) == (4, 2, 1, 2)
+
+
+def test_billion_laughs_is_refused_in_one_line_and_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ten levels of ten: 10**9 "lol"s (3 GB) if anything expanded it.
+    levels = ['<!ENTITY lol0 "lol">'] + [
+        f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">' for i in range(1, 10)
+    ]
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n'
+        + "\n".join(levels)
+        + ']>\n<testsuite tests="1"><testcase classname="x" name="&lol9;"/></testsuite>\n',
+        encoding="utf-8",
+    )
+    xxe = tmp_path / "xxe.xml"
+    xxe.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE t [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n'
+        '<testsuite tests="1"><testcase classname="x" name="&x;"/></testsuite>\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "records.db"
+    for path, entity in ((bomb, "'lol0'"), (xxe, "'x' pointing at file:///etc/hostname")):
+        code = main(["--store", str(db), "record", "ci", "--image", IMAGE, "--junit", str(path)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert err.count("\n") == 1
+        assert f"{path}: refused: the report declares the entity {entity}" in err
+    assert not db.exists()
+
+
 def test_corrupt_junit_exits_1_with_one_line_and_records_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
