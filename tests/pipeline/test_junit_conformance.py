@@ -70,6 +70,18 @@ def expectations(shared_fixtures: Path) -> list[Expected]:
     return rows
 
 
+def test_sources_lists_every_junit_file_on_disk_and_nothing_missing(
+    shared_fixtures: Path, expectations: list[Expected]
+) -> None:
+    # A row the table parser missed would be a file never checked.
+    listed = sorted(row.path for row in expectations)
+    on_disk = sorted(
+        p.relative_to(shared_fixtures).as_posix()
+        for p in (shared_fixtures / "junit").rglob("*.xml")
+    )
+    assert listed == on_disk
+
+
 def test_every_listed_file_matches_its_recorded_counts(
     shared_fixtures: Path, expectations: list[Expected]
 ) -> None:
