@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     window, notes = resolve_window(args.since, args.window, datetime.now(UTC))
     stacks: list[str] = list(dict.fromkeys(args.stack or []))
-    store = open_store(args.store, locate_project(args.project_dir, args.store))
+    store = open_store(args.store, locate_project(args.project_dir, args.store), create=False)
     try:
         records = load_records(store, window)
     finally:

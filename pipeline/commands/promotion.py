@@ -132,8 +132,11 @@ def _project(args: argparse.Namespace) -> Project:
     return find_project(args.project_dir)
 
 
-def _open(args: argparse.Namespace, project: Project) -> Store:
-    return open_store(args.store, project)
+def _open(args: argparse.Namespace, project: Project, *, create: bool = False) -> Store:
+    # Only placing a hold may start a new store at an explicit location: the
+    # other commands need records that are already there, so a --store typo
+    # must be an error, not an empty history or a "nothing deployed" refusal.
+    return open_store(args.store, project, create=create)
 
 
 def _setting_for(deployment: Deployment, mutable: Sequence[str] = ()) -> tuple[ImageRef, Any]:
@@ -386,7 +389,7 @@ def rollback(args: argparse.Namespace) -> int:
 def hold(args: argparse.Namespace) -> int:
     project = _project(args)
     project.existing_stack_file(args.stack)
-    store = _open(args, project)
+    store = _open(args, project, create=not args.release)
     try:
         held = current_hold(store.holds(args.stack))
         now = ADAPTERS.now()

@@ -7,6 +7,12 @@
   reads credentials, region and ``AWS_ENDPOINT_URL_S3`` from the environment).
 - anything else: a SQLite file path (its directory must exist).
 
+Commands that only read, or need records already there (``history``,
+``metrics``, ``promote``, ``rollback``), pass ``create=False``: an explicit
+path that names no file is then an error, so a typo in ``--store`` or
+``PIPELINE_STORE`` is not mistaken for an empty store. The project's default
+store is created on first use either way.
+
 Both stores implement ``pipeline.records.RecordStore`` and add ``add_many``
 (bulk append) and ``ci_runs_for_digest``. Every list comes back sorted oldest
 first: CI runs by start time (recording time when unknown), deployments by
@@ -34,8 +40,8 @@ class Store(RecordStore, Protocol):
     def ci_runs_for_digest(self, digest: str) -> list[CiRun]: ...
 
 
-def open_store(location: str | None, project: Project | None) -> Store:
-    """Open (creating if needed) the store at ``location``; see the module docstring."""
+def open_store(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+    """Open the store at ``location`` (creating it unless ``create=False``); see above."""
     if location is None or location == "":
         if project is None:
             raise StoreError("no record store: pass --store or run inside the project")
@@ -55,6 +61,10 @@ def open_store(location: str | None, project: Project | None) -> Store:
             f"record store {location}: unsupported location (a file path or s3://bucket/prefix)"
         )
     path = Path(location).expanduser()
+    if not create and not path.exists():
+        raise StoreError(
+            f"no record store at {path}: no such file (check --store or PIPELINE_STORE)"
+        )
     if not path.parent.is_dir():
         raise StoreError(f"record store {path}: directory {path.parent} does not exist")
     return _sqlite(path)

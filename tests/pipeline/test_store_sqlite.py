@@ -132,21 +132,93 @@ def test_a_missing_parent_directory_is_refused(tmp_path: Path) -> None:
         open_store(str(tmp_path / "nope" / "records.db"), None)
 
 
-def test_cli_on_an_unreadable_store_exits_1_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+STACK_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")
+# Every command that opens the store, with arguments that get it that far.
+STORE_COMMANDS = {
+    "history": ["history", "prod"],
+    "history-json": ["history", "prod", "--json"],
+    "promote": ["promote", "--from", "staging", "--to", "prod"],
+    "rollback": ["rollback", "prod"],
+    "hold": ["hold", "prod", "--reason", "freeze"],
+    "release": ["hold", "prod", "--release"],
+    "metrics": ["metrics"],
+    "record-deploy": [
+        "record", "deploy", "--stack", "prod", "--result", "succeeded",
+        "--image", f"r/m@{DIGEST_A}", "--started", "2026-01-01T00:00:00Z",
+        "--finished", "2026-01-01T00:05:00Z",
+    ],
+    "record-ci": ["record", "ci", "--image", f"r/m@{DIGEST_A}", "--build-seconds", "1",
+                  "--test-seconds", "1"],
+}  # fmt: skip
+
+
+def _project_copy(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+    for name in STACK_FILES:
         (project / name).write_bytes((PROJECT_ROOT / name).read_bytes())
+    return project
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("command", sorted(STORE_COMMANDS))
+def test_cli_on_an_unreadable_store_exits_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    project = _project_copy(tmp_path)
     bad = tmp_path / "records.db"
     bad.write_bytes(b"\x00garbage" * 1000)
-    code = main(["--project-dir", str(project), "--store", str(bad), "history", "prod"])
+    before = _snapshot(tmp_path)
+    code = main(["--project-dir", str(project), "--store", str(bad), *STORE_COMMANDS[command]])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1
-    assert str(bad) in err
-    assert "Traceback" not in err
+    assert f"record store {bad}: not a readable record store" in err
+    assert _snapshot(tmp_path) == before
+
+
+# Commands that need records already there refuse a store that does not exist.
+READERS = ("history", "history-json", "promote", "rollback", "release", "metrics")
+
+
+@pytest.mark.parametrize("command", READERS)
+@pytest.mark.parametrize("from_env", [False, True], ids=["flag", "env"])
+def test_a_store_path_that_names_no_file_is_an_error_for_readers(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    from_env: bool,
+) -> None:
+    project = _project_copy(tmp_path)
+    typo = tmp_path / "recrods.db"
+    before = _snapshot(tmp_path)
+    store_args = ["--store", str(typo)]
+    if from_env:
+        monkeypatch.setenv("PIPELINE_STORE", str(typo))
+        store_args = []
+    code = main(["--project-dir", str(project), *store_args, *STORE_COMMANDS[command]])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1
+    assert err.endswith(
+        f"error: no record store at {typo}: no such file (check --store or PIPELINE_STORE)\n"
+    )
+    assert _snapshot(tmp_path) == before  # nothing created
+
+
+@pytest.mark.parametrize("command", ["hold", "record-deploy", "record-ci"])
+def test_writers_start_a_new_store_at_an_explicit_path(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_ACTOR", "ana")
+    project = _project_copy(tmp_path)
+    new = tmp_path / "team.db"
+    assert main(["--project-dir", str(project), "--store", str(new), *STORE_COMMANDS[command]]) == 0
+    assert SqliteStore(new).schema_version() == SCHEMA_VERSION
 
 
 WRITER = textwrap.dedent(
