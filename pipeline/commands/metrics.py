@@ -472,10 +472,10 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     import matplotlib.pyplot as plt
 
     weeks = [p.start for p in points]
-    # Lines sit mid-week, over the week's bar.
+    # Points and bars sit mid-week, over the week they summarise.
     middles = [w + timedelta(days=3.5) for w in weeks]
     fig, (ax_ci, ax_cd, ax_dep) = plt.subplots(
-        3, 1, sharex=True, figsize=(9, 7.5), constrained_layout=True
+        3, 1, sharex=True, figsize=(10, 8), constrained_layout=True
     )
     fig.suptitle(
         f"Delivery metrics per week, stacks: {_stack_label(metrics)}\n{_window_label(metrics)}",
@@ -485,25 +485,72 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     def series(values: Sequence[float | None]) -> list[float]:
         return [float("nan") if v is None else v for v in values]  # gaps, not zeros
 
-    ci = series([p.m_ci_minutes for p in points])
-    ax_ci.plot(middles, ci, marker="o", color="tab:blue")
-    ax_ci.set_ylabel("M_CI (minutes)")
-    ax_ci.set_title("gaps: weeks without data", fontsize=8, loc="right", color="grey")
-    ax_ci.set_ylim(bottom=0)
+    def labelled_line(ax: Any, values: Sequence[float | None], color: str, fmt: str) -> None:
+        ax.plot(middles, series(values), marker="o", color=color)
+        for x, v in zip(middles, values, strict=True):
+            if v is None:
+                # Said in the week's place, so a gap never reads as zero.
+                ax.text(
+                    x,
+                    0.05,
+                    "n/a",
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    fontsize=8,
+                    color="grey",
+                )
+            else:
+                ax.annotate(
+                    format(v, fmt),
+                    (x, v),
+                    textcoords="offset points",
+                    xytext=(0, 6),
+                    ha="center",
+                    fontsize=8,
+                    color=color,
+                )
+
+    def headline(ax: Any, text: str) -> None:
+        ax.set_title(text, fontsize=10, loc="left")
+
+    ci = [p.m_ci_minutes for p in points]
+    labelled_line(ax_ci, ci, "tab:blue", ".1f")
+    ax_ci.set_ylabel("minutes")
+    top = max((v for v in ci if v is not None), default=0.0)
+    ax_ci.set_ylim(0, top * 1.25 if top > 0 else 1)  # room for the labels above the points
+    headline(ax_ci, f"M_CI = (T_C + T_T + T_D) / 3: {_num(metrics.m_ci_minutes, 1, ' min')}")
+    ax_ci.set_title("n/a: no data that week", fontsize=8, loc="right", color="grey")
     ax_ci.grid(alpha=0.3)
 
-    cd = series([p.m_cd for p in points])
-    ax_cd.plot(middles, cd, marker="o", color="tab:green")
-    ax_cd.set_ylabel("M_CD (0..1)")
-    ax_cd.set_ylim(0, 1.05)
+    labelled_line(ax_cd, [p.m_cd for p in points], "tab:green", ".2f")
+    ax_cd.set_ylabel("ratio (0..1)")
+    ax_cd.set_ylim(0, 1.15)
+    headline(ax_cd, f"M_CD = P_T x P_D: {_num(metrics.m_cd, 3)}")
     ax_cd.grid(alpha=0.3)
 
     ok = [p.deployments - p.deployments_failed for p in points]
     bad = [p.deployments_failed for p in points]
     ax_dep.bar(middles, ok, width=5, color="tab:green", label="succeeded")
     ax_dep.bar(middles, bad, width=5, bottom=ok, color="tab:red", label="failed")
+    for x, good, failed in zip(middles, ok, bad, strict=True):
+        if good + failed:
+            ax_dep.annotate(
+                f"{good + failed}" + (f" ({failed} failed)" if failed else ""),
+                (x, good + failed),
+                textcoords="offset points",
+                xytext=(0, 3),
+                ha="center",
+                fontsize=8,
+            )
+    ax_dep.set_ylim(0, max((g + f for g, f in zip(ok, bad, strict=True)), default=0) * 1.2 + 1)
     ax_dep.set_ylabel("deployments")
-    ax_dep.legend(loc="upper left", fontsize=8)
+    headline(
+        ax_dep,
+        f"deployments: {metrics.deployments} "
+        f"({metrics.deployments_succeeded} succeeded, {metrics.deployments_failed} failed)",
+    )
+    # In the title row, right: never over a bar or its label.
+    ax_dep.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, fontsize=8, frameon=False)
     ax_dep.grid(alpha=0.3, axis="y")
     ax_dep.set_xticks(weeks, labels=[w.strftime("%Y-%m-%d") for w in weeks])
     ax_dep.set_xlabel("week starting (UTC)")
