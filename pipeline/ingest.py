@@ -58,12 +58,9 @@ def _image(args: argparse.Namespace, source: str) -> tuple[str, str | None]:
 
 
 def _started(args: argparse.Namespace) -> datetime | None:
-    if args.started is None:
-        return None
-    try:
-        return parse_time(args.started)
-    except ValueError:
-        raise UsageError(f"--started {args.started!r}: not an ISO 8601 time") from None
+    from pipeline.commands.record import flag_time
+
+    return None if args.started is None else flag_time("--started", args.started)
 
 
 GitRunner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]

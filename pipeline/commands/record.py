@@ -11,6 +11,7 @@ comes from ``--image``, and a missing required flag is named in one line.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -27,13 +28,19 @@ def _require(args: argparse.Namespace, kind: str, flags: Sequence[str]) -> None:
             raise UsageError(f"record {kind}: {flag} is required")
 
 
-def _time(flag: str, text: str) -> datetime:
+def flag_time(flag: str, text: str) -> datetime:
+    """An ISO 8601 flag value as aware UTC; one without a zone is read as UTC, and said."""
     try:
-        return parse_time(text)
+        at = parse_time(text)
+        raw = text.strip()
+        zone_less = raw[-1:] not in ("Z", "z") and datetime.fromisoformat(raw).tzinfo is None
     except ValueError:
         raise UsageError(
             f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-01-31T14:05:00Z)"
         ) from None
+    if zone_less:
+        print(f"note: {flag} {text} has no time zone: read as UTC", file=sys.stderr)
+    return at
 
 
 def image_and_digest(text: str) -> tuple[str, str | None]:
@@ -45,8 +52,8 @@ def image_and_digest(text: str) -> tuple[str, str | None]:
 def deployment_from_flags(args: argparse.Namespace) -> list[Record]:
     """``record deploy --stack S --result R --image REF --started T --finished T``."""
     _require(args, "deploy", ("--result", "--image", "--started", "--finished"))
-    started = _time("--started", args.started)
-    finished = _time("--finished", args.finished)
+    started = flag_time("--started", args.started)
+    finished = flag_time("--finished", args.finished)
     if finished < started:
         raise UsageError(f"--finished {args.finished} is before --started {args.started}")
     image, digest = image_and_digest(args.image)
@@ -67,7 +74,7 @@ def ci_run_from_flags(args: argparse.Namespace) -> list[Record]:
     """``record ci --image REF --build-seconds N --test-seconds N [counts] [scan counts]``."""
     _require(args, "ci", ("--image", "--build-seconds", "--test-seconds"))
     image, digest = image_and_digest(args.image)
-    started = _time("--started", args.started) if args.started is not None else None
+    started = flag_time("--started", args.started) if args.started is not None else None
     return [
         CiRun(
             image=image,

@@ -440,3 +440,22 @@ def test_commit_time_comes_from_the_local_checkout(tmp_path: Path) -> None:
     assert ingest.commit_time(sha, repo) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     assert ingest.commit_time("not-a-sha", repo) is None
     assert ingest.commit_time("0" * 40, repo) is None
+
+
+def test_zone_less_times_are_read_as_utc_and_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "records.db"
+    deploy = ["--store", str(db), "record", "deploy", "--stack", "prod", "--result", "succeeded"]
+    times = ["--started", "2026-11-20T10:00:00", "--finished", "2026-11-20T10:05:00+00:00"]
+    assert main([*deploy, "--image", IMAGE, *times]) == 0
+    err = capsys.readouterr().err
+    assert "note: --started 2026-11-20T10:00:00 has no time zone: read as UTC" in err
+    assert "--finished" not in err
+    (d,) = deployments(db)
+    assert d.started == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    junit = ["--junit", str(JUNIT / "pytest.xml"), "--started", "2026-11-20T09:00"]
+    assert main(["--store", str(db), "record", "ci", "--image", IMAGE, *junit]) == 0
+    assert "--started 2026-11-20T09:00 has no time zone: read as UTC" in capsys.readouterr().err
+    (run,) = ci_runs(db)
+    assert run.started == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
