@@ -222,7 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offline", action="store_true", help="diff offline renders instead of `pulumi preview`"
     )
-    p.add_argument("--base", metavar="REF", help="git ref to diff against (with --offline)")
+    p.add_argument(
+        "--base",
+        metavar="REF",
+        help="git ref to diff against (with --offline; default: the merge-base of HEAD and "
+        "origin/main, else main)",
+    )
     p.add_argument(
         "--post-github",
         metavar="OWNER/REPO#PR",

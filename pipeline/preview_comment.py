@@ -80,16 +80,7 @@ def step_detail(step: Step) -> tuple[str, str]:
     """The property-level detail of a step, and its fence language."""
     if step.op == "create" and step.new_inputs:
         return _yaml(step.new_inputs).rstrip("\n"), "yaml"
-    lines: list[str] = []
-    for change in step.changes:
-        tag = "  (forces replacement)" if change.replaces else ""
-        if change.old is not None:
-            lines.append(f"- {change.path}: {change.old}{tag}")
-        if change.new is not None:
-            lines.append(f"+ {change.path}: {change.new}{tag}")
-        if change.old is None and change.new is None:
-            lines.append(f"~ {change.path}{tag}")
-    return "\n".join(lines), "diff"
+    return "\n".join(line for change in step.changes for line in change.lines()), "diff"
 
 
 def report_from_preview(

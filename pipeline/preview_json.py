@@ -131,6 +131,17 @@ class PropertyChange:
     def replaces(self) -> bool:
         return self.kind.endswith("-replace")
 
+    def lines(self) -> list[str]:
+        """The change as diff lines: ``- path: old`` and ``+ path: new`` (``~ path`` if unseen)."""
+        tag = "  (forces replacement)" if self.replaces else ""
+        if self.old is None and self.new is None:
+            return [f"~ {self.path}{tag}"]
+        return [
+            f"{sign} {self.path}: {value}{tag}"
+            for sign, value in (("-", self.old), ("+", self.new))
+            if value is not None
+        ]
+
 
 @dataclass(frozen=True)
 class Step:
@@ -249,18 +260,18 @@ def parse_path(path: str) -> list[str | int]:
     return parts
 
 
-_ABSENT = object()
+ABSENT = object()
 
 
 def lookup(value: Any, path: str) -> Any:
-    """The value at ``path`` in ``value``, or the module's absent marker."""
+    """The value at ``path`` in ``value``, or ``ABSENT``."""
     for part in parse_path(path):
         if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
             value = value[part]
         elif isinstance(value, Mapping) and str(part) in value:
             value = value[str(part)]
         else:
-            return _ABSENT
+            return ABSENT
     return value
 
 
@@ -304,7 +315,7 @@ def _changes(
 
     def text(source: Any, path: str) -> str | None:
         found = lookup(source, path)
-        return None if found is _ABSENT else compact(found)
+        return None if found is ABSENT else compact(found)
 
     changes: list[PropertyChange] = []
     if isinstance(raw, Mapping):

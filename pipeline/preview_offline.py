@@ -31,12 +31,15 @@ from typing import Any
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.preview_json import ABSENT, PropertyChange, compact, lookup
 from pipeline.redact import redact_inputs
 
 Runner = Callable[[Sequence[str], Path], "subprocess.CompletedProcess[str]"]
 TOOL_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES_FILE = "resources.json"
 RENDER_TIMEOUT = 300.0
+# Without --base, the preview compares with where HEAD left the first of these that exists.
+DEFAULT_TRUNKS = ("origin/main", "main")
 GIT_TIMEOUT = 60.0
 
 # Fields Kubernetes will not change in place: pulumi-kubernetes replaces the object.
@@ -70,6 +73,9 @@ _DOCKER_CONTAINER_IN_PLACE = frozenset(
 )
 _DOCKER_ALWAYS_REPLACE = frozenset({"docker:index/volume:Volume", "docker:index/network:Network"})
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Field lines shown above a changed object's manifest diff, and the longest value shown in one.
+_MAX_FIELD_LINES = 20
+_MAX_FIELD_VALUE = 200
 
 
 def _default_runner(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -230,10 +236,33 @@ def _change(rtype: str, name: str, label: str, old: Any, new: Any) -> ObjectChan
     paths = changed_paths(old, new)
     op, forcing = estimate_op(rtype, paths, new if isinstance(new, Mapping) else {})
     ordered = forcing + [p for p in paths if p not in forcing]
-    diff = _unified(_dump(redact_inputs(old, rtype)), _dump(redact_inputs(new, rtype)), label)
+    shown_old, shown_new = redact_inputs(old, rtype), redact_inputs(new, rtype)
+    # Field by field first (the path says which setting moved, e.g. an autoscaler's
+    # spec.minReplicas), then the manifest's unified diff for context.
+    fields = [
+        line
+        for path in ordered[:_MAX_FIELD_LINES]
+        for line in _field_change(path, shown_old, shown_new, path in forcing).lines()
+    ]
+    if len(ordered) > _MAX_FIELD_LINES:
+        fields.append(f"~ ... and {len(ordered) - _MAX_FIELD_LINES} more changed fields")
+    diff = _unified(_dump(shown_old), _dump(shown_new), label)
     if not diff:
         diff = "(only values shown as [secret] changed)"
-    return ObjectChange(op, rtype, name, tuple(ordered), diff, "diff")
+    return ObjectChange(op, rtype, name, tuple(ordered), "\n".join(fields) + "\n\n" + diff, "diff")
+
+
+def _field_change(path: str, old: Any, new: Any, forces: bool) -> PropertyChange:
+    def text(source: Any) -> str | None:
+        found = lookup(source, path)
+        if found is ABSENT:
+            return None
+        shown = compact(found)
+        return shown if len(shown) <= _MAX_FIELD_VALUE else shown[: _MAX_FIELD_VALUE - 1] + "…"
+
+    before, after = text(old), text(new)
+    kind = "add" if before is None else "delete" if after is None else "update"
+    return PropertyChange(path, kind + ("-replace" if forces else ""), True, before, after)
 
 
 def diff_snapshots(base: Snapshot, head: Snapshot) -> tuple[list[ObjectChange], dict[str, int]]:
@@ -297,17 +326,35 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def resolve_ref(root: Path, ref: str) -> tuple[Path, str]:
-    """The repository's top level and the commit ``ref`` names."""
-    if ref.startswith("-"):
+def resolve_ref(root: Path, ref: str | None) -> tuple[Path, str, str]:
+    """The repository's top level, the commit ``ref`` names, and a label for it.
+
+    Without ``ref``: the merge-base of HEAD with origin/main (else main), the commit a pull
+    request's branch left the trunk at, so the preview shows the branch's changes only.
+    """
+    if ref is not None and ref.startswith("-"):
         raise PipelineError(f"unknown git ref {ref!r}")
     top = _git(["rev-parse", "--show-toplevel"], root)
     if top.returncode != 0:
         raise PipelineError(f"{root} is not inside a git repository: {_last_line(top.stderr)}")
-    sha = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], root)
-    if sha.returncode != 0 or not sha.stdout.strip():
-        raise PipelineError(f"unknown git ref {ref!r}: no such commit in {top.stdout.strip()}")
-    return Path(top.stdout.strip()), sha.stdout.strip()
+    where = top.stdout.strip()
+    if ref is None:
+        for trunk in DEFAULT_TRUNKS:
+            base = _git(["merge-base", "HEAD", trunk], root)
+            if base.returncode == 0 and base.stdout.strip():
+                sha = base.stdout.strip()
+                return Path(where), sha, f"merge-base of HEAD and {trunk} ({sha[:10]})"
+        raise PipelineError(
+            f"no {' or '.join(DEFAULT_TRUNKS)} branch (or no commit on HEAD) in {where} to "
+            "compare with: give --base REF"
+        )
+    found = _git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], root
+    )
+    sha = found.stdout.strip()
+    if found.returncode != 0 or not sha:
+        raise PipelineError(f"unknown git ref {ref!r}: no such commit in {where}")
+    return Path(where), sha, f"{ref} ({sha[:10]})"
 
 
 @contextmanager
@@ -358,14 +405,13 @@ def _has_program(root: Path) -> bool:
 def offline_preview(
     project_root: Path,
     stacks: Sequence[str],
-    base_ref: str,
+    base_ref: str | None,
     runner: Runner = _default_runner,
     jobs: int | None = None,
 ) -> list[StackDiff]:
-    """Diff each stack's render at ``base_ref`` against the working tree."""
-    top, sha = resolve_ref(project_root, base_ref)
+    """Diff each stack's render at ``base_ref`` (None: see ``resolve_ref``) against the tree."""
+    top, sha, label = resolve_ref(project_root, base_ref)
     rel = project_root.resolve().relative_to(top.resolve())
-    label = f"{base_ref} ({sha[:10]})"
     workers = jobs or max(1, min(4, os.cpu_count() or 1))
     with (
         base_worktree(top, sha) as tree,

@@ -3,7 +3,8 @@
 Three sources, one comment:
 - online (default): ``pulumi preview --json --diff --stack S`` per stack, with the policy pack;
 - ``--preview-json FILE``: a saved output of that command (``--stack S`` names its stack);
-- ``--offline --base REF``: render each stack at REF and at the working tree and diff them.
+- ``--offline [--base REF]``: render each stack at REF (default: the merge-base of HEAD and
+  origin/main, else main) and at the working tree, and diff them.
 The policy rules run over the resources in every mode and their violations are listed.
 ``--post-github OWNER/REPO#PR`` creates or updates the comment on that pull request.
 
@@ -50,7 +51,7 @@ def run_pulumi(cmd: Sequence[str], cwd: Path) -> Completed:
     if shutil.which(cmd[0]) is None:
         raise PipelineError(
             "the pulumi CLI is not installed or not on PATH: install it, or run "
-            "`preview --offline --base REF` for a preview that needs no CLI or credentials"
+            "`preview --offline` for a preview that needs no CLI or credentials"
         )
     try:
         done = subprocess.run(
@@ -198,10 +199,6 @@ def _offline_report(diff: StackDiff) -> StackReport:
 def _check_args(args: argparse.Namespace) -> None:
     if args.base and not args.offline:
         raise UsageError("--base REF only applies with --offline")
-    if args.offline and not args.base:
-        raise UsageError(
-            "--offline needs --base REF, the commit to compare with (e.g. origin/main)"
-        )
     if args.offline and args.preview_json:
         raise UsageError("--offline and --preview-json exclude each other")
     if args.preview_json and len(args.stack) > 1:
@@ -257,9 +254,9 @@ def build(args: argparse.Namespace, runner: PulumiRunner = run_pulumi) -> tuple[
                 result, secrets = _online(stack, project, runner)
                 secret_values += secrets
                 reports.append(report_from_preview(stack, result, _online_policy(stack, result)))
-    rerun = "python -m pipeline preview" + (
-        f" --offline --base {args.base}" if args.offline else ""
-    )
+    rerun = "python -m pipeline preview" + (" --offline" if args.offline else "")
+    if args.base:
+        rerun += f" --base {args.base}"
     body = build_comment(reports, secret_values=secret_values, rerun_hint=rerun)
     problems = []
     for report in reports:

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.preview_offline import Snapshot, diff_snapshots, offline_preview
+from pipeline.preview_offline import Snapshot, diff_snapshots, offline_preview, resolve_ref
 
 LB_SERVICE = """
 import pulumi_kubernetes as k8s
@@ -149,7 +149,8 @@ def runs(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
     with (repo / "__main__.py").open("a") as fh:
         fh.write(DEBUG_DEPLOYMENT)  # not committed: the working tree is what is previewed
-    uncommitted = run("--base", "HEAD", "--stack", "staging")
+    # No --base: the merge-base of HEAD and main (no origin here), i.e. HEAD on main itself.
+    uncommitted = run("--stack", "staging")
     return Runs(repo, replicas, added, uncommitted)
 
 
@@ -179,11 +180,15 @@ def test_replicas_commit_shows_exactly_the_replica_change(runs: Runs) -> None:
         line
         for d in diffs
         for line in d.splitlines()
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))
     ]
     assert sorted(changed_lines) == sorted(
-        line for line in changed_lines if re.fullmatch(r"[-+]\s+(replicas|minReplicas): [34]", line)
+        line
+        for line in changed_lines
+        if re.fullmatch(r"[-+]\s+(spec\.)?(replicas|minReplicas): [34]", line)
     )
+    # The field's full path comes first, so the setting is named, not just a hunk of YAML.
+    assert re.search(r"^- spec\.(replicas|minReplicas): 3\n\+ spec\.\1: 4$", prod, re.M)
     assert any(line.endswith(": 3") and line.startswith("-") for line in changed_lines)
     assert any(line.endswith(": 4") and line.startswith("+") for line in changed_lines)
     assert "0 to create · " in prod
@@ -226,6 +231,7 @@ def test_working_tree_changes_are_previewed_and_secrets_stay_out(runs: Runs) -> 
     assert PLAINTEXT not in body
     assert PLAINTEXT not in err
     assert "value: '[secret]'" in staging
+    assert "_offline render: merge-base of HEAD and main (" in staging
 
 
 def test_no_worktree_is_left_behind(runs: Runs) -> None:
@@ -283,3 +289,26 @@ def test_diff_of_plain_snapshots_estimates_replace_for_immutable_fields() -> Non
     assert replace.paths == ("spec.selector.matchLabels.app", "spec.replicas")
     delete = next(c for c in changes if c.op == "delete")
     assert (delete.type, delete.name) == ("docker:index/volume:Volume", "data")
+
+
+def test_default_base_is_the_merge_base_with_origin_main_else_main(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "preview@test.invalid")
+    _git(repo, "config", "user.name", "preview test")
+    (repo / "f").write_text("1")
+    first = _commit(repo, "one")
+    (repo / "f").write_text("2")
+    second = _commit(repo, "two")
+    _git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "f").write_text("3")
+    _commit(repo, "three")
+    assert resolve_ref(repo, None)[1:] == (second, f"merge-base of HEAD and main ({second[:10]})")
+    # A fetched origin/main wins over a stale local main.
+    _git(repo, "update-ref", "refs/remotes/origin/main", first)
+    assert resolve_ref(repo, None)[1] == first
+    _git(repo, "update-ref", "-d", "refs/remotes/origin/main")
+    _git(repo, "branch", "-q", "-m", "main", "trunk")
+    with pytest.raises(PipelineError, match=r"no origin/main or main branch .*: give --base REF"):
+        resolve_ref(repo, None)
