@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.store import locate_project, open_store
 
     window, notes = resolve_window(args.since, args.window, datetime.now(UTC))
+    # Refuse bad --plot / --push-cloudwatch values before anything is read or printed.
+    plot = check_plot_path(Path(args.plot)) if args.plot else None
+    namespace = check_namespace(args.push_cloudwatch) if args.push_cloudwatch else None
     stacks: list[str] = list(dict.fromkeys(args.stack or []))
     store = open_store(args.store, locate_project(args.project_dir, args.store), create=False)
     try:
@@ -79,6 +82,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     metrics = compute(records, window, stacks, notes=notes)
+
+    # Side effects first (the push is the one likely to fail), the report last:
+    # a failed run prints one error line, not a report followed by an error.
+    done: list[str] = []
+    if namespace:
+        count = push_cloudwatch(metrics, namespace)
+        done.append(f"put {count} metric(s) to CloudWatch namespace {namespace}")
+    if plot:
+        assert window.since is not None
+        assert window.until is not None
+        write_plot(plot, weekly(records, window.since, window.until, stacks), metrics)
+        done.append(f"wrote {plot}")
 
     fmt = args.format
     if fmt == "json":
@@ -89,16 +104,8 @@ def run(args: argparse.Namespace) -> int:
         print(render_prometheus(metrics), end="")
     else:
         print(render_table(metrics))
-
-    if args.plot:
-        assert window.since is not None
-        assert window.until is not None
-        points = weekly(records, window.since, window.until, stacks)
-        write_plot(Path(args.plot), points, metrics)
-        _say(fmt, f"wrote {args.plot}")
-    if args.push_cloudwatch:
-        count = push_cloudwatch(metrics, args.push_cloudwatch)
-        _say(fmt, f"put {count} metric(s) to CloudWatch namespace {args.push_cloudwatch}")
+    for line in done:
+        _say(fmt, line)
     return 0
 
 
@@ -385,7 +392,7 @@ def cloudwatch_data(metrics: Metrics) -> list[dict[str, Any]]:
     """``MetricData`` entries for ``put_metric_data``; no-data metrics are left out."""
     m = metrics
     d = m.dora
-    stack = _stack_label(m) if m.stacks else "all"
+    stack = _stack_label(m)
     at = m.until or datetime.now(UTC)
 
     def minutes_to_s(value: float | None) -> float | None:
@@ -425,16 +432,21 @@ def cloudwatch_data(metrics: Metrics) -> list[dict[str, Any]]:
     ]
 
 
+def check_namespace(namespace: str) -> str:
+    if not namespace or namespace.startswith("AWS/") or len(namespace) > 255:
+        raise UsageError(
+            f"--push-cloudwatch {namespace!r}: a namespace of your own (not AWS/...), 1-255 chars"
+        )
+    return namespace
+
+
 def push_cloudwatch(
     metrics: Metrics,
     namespace: str,
     client_factory: Callable[[], Any] | None = None,
 ) -> int:
     """Put the metrics to CloudWatch (credentials and region from the environment)."""
-    if not namespace or namespace.startswith("AWS/") or len(namespace) > 255:
-        raise UsageError(
-            f"--push-cloudwatch {namespace!r}: a namespace of your own (not AWS/...), 1-255 chars"
-        )
+    check_namespace(namespace)
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -459,12 +471,17 @@ def push_cloudwatch(
 # -- chart ---------------------------------------------------------------------
 
 
-def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
-    """Three stacked panels per week: M_CI (minutes), M_CD (0..1), deployments."""
+def check_plot_path(path: Path) -> Path:
     if path.suffix.lower() != ".png":
         raise UsageError(f"--plot {path}: the chart is written as PNG; name it *.png")
     if not path.parent.is_dir():
         raise PipelineError(f"--plot {path}: directory {path.parent} does not exist")
+    return path
+
+
+def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
+    """Three stacked panels per week: M_CI (minutes), M_CD (0..1), deployments."""
+    check_plot_path(path)
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 

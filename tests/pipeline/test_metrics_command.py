@@ -189,8 +189,45 @@ def test_plot_writes_a_png(store: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".plot-")] == []
 
 
-def test_plot_refuses_a_non_png_name(store: Path, tmp_path: Path) -> None:
-    assert main(["--store", str(store), "metrics", "--plot", str(tmp_path / "chart.svg")]) == 2
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        (["--plot", "chart.svg"], 2),
+        (["--plot", "no-such-dir/chart.png"], 1),
+        (["--push-cloudwatch", "AWS/EC2"], 2),
+    ],
+)
+def test_bad_plot_or_namespace_is_refused_before_any_report(
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    code: int,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--store", str(store), "metrics", *extra]) == code
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["records.db"]
+
+
+def test_failed_push_prints_one_error_and_no_report(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No region anywhere: boto3 cannot even build the client.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    png = tmp_path / "weekly.png"
+    argv = ["--store", str(store), "metrics", "--format", "json", "--plot", str(png)]
+    assert main([*argv, "--push-cloudwatch", "CvPlatform/Test"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("python -m pipeline metrics: error: CloudWatch: ")
+    assert err.count("\n") == 1
+    assert not png.exists()
 
 
 def test_push_cloudwatch_with_stack_dimension(
