@@ -58,7 +58,11 @@ _MONTHLY_PER_WEEK = 12 / 52  # once a month, in deployments per week
 
 # DORA tier thresholds, from the 2023 Accelerate State of DevOps report
 # (DORA / Google Cloud, "Accelerate State of DevOps Report 2023", section
-# "How do you compare?", software delivery performance clusters):
+# "How do you compare?", software delivery performance clusters;
+# https://dora.dev/research/2023/dora-report/, summarised with the same table at
+# https://octopus.com/blog/software-delivery-performance-clusters-2023). The
+# 2023 report renamed "time to restore service" to "failed deployment recovery
+# time":
 #
 #   level   deployment frequency      lead time        failure rate  recovery time
 #   elite   on demand                 < one day        5%            < one hour
