@@ -161,8 +161,8 @@ def _offline_report(diff: StackDiff) -> StackReport:
             )
         for res in snapshot.resources:
             if not is_kubernetes_object(res) and not str(res["type"]).startswith("pulumi:"):
-                # A render that records resource options ({"protect": true}) lets the
-                # protected-volume rule decide offline; without them it reports "not checked".
+                # The render records `protect`, so the protected-volume rule decides offline;
+                # a render without it (an older tool) gets "not checked", never a guess.
                 protect = res.get("protect")
                 out.append(
                     CheckedResource(

@@ -247,3 +247,52 @@ def test_offline_policy_uses_protect_when_the_render_records_it() -> None:
     assert report.policy is not None
     assert [v.resource_name for v in report.policy.violations] == ["recorded-unprotected"]
     assert [n.resource_name for n in report.policy.not_checked] == ["unrecorded"]
+
+
+@pytest.fixture(scope="module")
+def staging_render(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (project_root / "__main__.py").is_file():
+        pytest.skip("the Pulumi program (__main__.py) is not in the project yet")
+    import subprocess
+
+    from pipeline.preview_offline import render_command
+
+    out = tmp_path_factory.mktemp("render") / "staging"
+    done = subprocess.run(
+        render_command(project_root, "staging", out),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=project_root,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_offline_volume_rule_decides_on_the_real_staging_render(staging_render: Path) -> None:
+    from pipeline.commands.preview import _offline_report
+    from pipeline.preview_offline import Snapshot, StackDiff
+
+    head = Snapshot.load(staging_render)
+    volumes = [r for r in head.resources if r["type"] == "docker:index/volume:Volume"]
+    assert volumes, "the staging render declares the tooling's volumes"
+    report = _offline_report(StackDiff("staging", "base", (), {}, head, head))
+    assert report.policy is not None
+    assert report.policy.not_checked == ()
+    assert report.policy.violations == ()
+    # The same render with the Jenkins home left unprotected is refused, by name.
+    unprotected = Snapshot(
+        head.manifests,
+        tuple(
+            {**r, "protect": False, "retainOnDelete": False}
+            if r["name"] == "cv-platform-jenkins-home"
+            else r
+            for r in head.resources
+        ),
+    )
+    report = _offline_report(StackDiff("staging", "base", (), {}, unprotected, head))
+    assert report.policy is not None
+    assert [(v.policy, v.resource_name) for v in report.policy.violations] == [
+        ("protected-tooling-volumes", "cv-platform-jenkins-home")
+    ]
