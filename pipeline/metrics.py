@@ -448,8 +448,9 @@ def _dora(records: Records, window: Window, stacks: frozenset[str], skew: _Skew)
         if failure_start is not None:
             unrecovered += 1
 
+    # No deployment in the window is no data; deployments that all failed are 0/week.
     frequency: float | None = None
-    if successes:
+    if deployments:
         span = _span_weeks(window, by_stack)
         frequency = successes / span if span else None
     return Dora(

@@ -313,6 +313,15 @@ def test_deployment_frequency_counts_successful_prod_deploys_per_week() -> None:
     assert m.dora.stacks == ("prod",)
 
 
+def test_deployment_frequency_is_zero_not_n_a_when_every_deploy_failed() -> None:
+    # Deployments happened and none succeeded: a measured 0/week, not missing data.
+    deploys = tuple(deploy(T0 + hours(6 * i), result="failed") for i in range(3))
+    m = compute(Records(deployments=deploys), WINDOW)
+    assert m.dora.deployment_frequency_per_week == 0.0
+    assert m.dora.tiers()["deployment_frequency"] == "low"
+    assert compute(Records(), WINDOW).dora.deployment_frequency_per_week is None
+
+
 def test_stack_selection_applies_to_p_d_and_dora() -> None:
     deploys = (
         deploy(T0 + hours(1), stack="staging", result="failed"),
