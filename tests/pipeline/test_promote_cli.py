@@ -257,3 +257,111 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
     assert "nothing written" in capsys.readouterr().err
     assert read_image(prod).digest == theirs
     assert open_store(None, Project(tmp_path)).promotions() == []
+
+
+# -- bad input: exit 1 (3 for a gate), one line, every file byte-identical -------------
+
+
+def _snapshot(setup: Setup) -> dict[str, bytes]:
+    return {name: (setup.root / name).read_bytes() for name in STACK_FILES}
+
+
+def _refused(capsys: pytest.CaptureFixture[str], code: int, expected: int, fragment: str) -> str:
+    captured = capsys.readouterr()
+    assert code == expected, captured
+    assert captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.err
+    assert fragment in captured.out + captured.err
+    return captured.out
+
+
+def _unparseable(setup: Setup, stack: str) -> None:
+    (setup.root / f"Pulumi.{stack}.yaml").write_text("config:\n  cv-platform:image: [oops\n")
+
+
+BAD_INPUT: dict[str, tuple[list[str], Callable[[Setup], None], str]] = {
+    "unknown target": (["--to", "qa"], lambda s: None, "unknown stack 'qa'"),
+    "unknown source": (["--from", "qa"], lambda s: None, "unknown stack 'qa'"),
+    "malformed target": ([], lambda s: _unparseable(s, "prod"), "Pulumi.prod.yaml"),
+    "malformed source": ([], lambda s: _unparseable(s, "staging"), "Pulumi.staging.yaml"),
+    "recorded reference": (
+        [],
+        lambda s: s.add(s.deployed(image="Registry.Example/Bad Name", digest="sha256:" + "a" * 64)),
+        "not a usable reference",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_exits_1_with_one_line_and_changes_nothing(
+    setup: Setup, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, prepare, fragment = BAD_INPUT[case]
+    prepare(setup)
+    before = _snapshot(setup)
+    flags = {"--from": "staging", "--to": "prod"}
+    flags.update(zip(argv[::2], argv[1::2], strict=True))
+    code = main(
+        ["--project-dir", str(setup.root), "promote", *(x for kv in flags.items() for x in kv)]
+    )
+    _refused(capsys, code, 1, fragment)
+    assert _snapshot(setup) == before
+    assert setup.promotions() == []
+
+
+def _wrong_password(setup: Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    import base64
+    import json
+
+    server = setup.images.server
+    auth = base64.b64encode(f"{server.user}:not-the-password".encode()).decode()
+    (tmp_path / "bad-docker").mkdir()
+    (tmp_path / "bad-docker" / "config.json").write_text(
+        json.dumps({"auths": {server.host: {"auth": auth}}})
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "bad-docker"))
+    return server.host
+
+
+@pytest.mark.parametrize("case", ["401", "500", "timeout", "refused"])
+def test_registry_failures_refuse_the_digest_gate_and_change_nothing(
+    setup: Setup,
+    case: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from tests.pipeline.fake_registry import MANIFEST_DIGEST, Script, fake_registry
+    from tests.registry_fixture import free_port
+
+    scripts = {
+        "500": (Script(fail_status=500, fail_first=99), "answered 500"),
+        "timeout": (Script(delay=1.0), "did not answer within 0.2 s"),
+    }
+    monkeypatch.setenv("PIPELINE_REGISTRY_RETRIES", "0")
+    monkeypatch.setenv("PIPELINE_REGISTRY_TIMEOUT", "0.2")
+
+    def attempt(host: str, digest: str, fragment: str) -> None:
+        image = f"{host}/cv/model:v1@{digest}"
+        setup.add(
+            setup.deployed(image=image, digest=digest), setup.built(image=image, digest=digest)
+        )
+        before = _snapshot(setup)
+        out = _refused(capsys, promote(setup), 3, "refused by digest-resolves")
+        assert [n for n, s in gate_rows(out).items() if s == "FAIL"] == ["digest-resolves"]
+        row = next(line for line in out.splitlines() if line.startswith("digest-resolves"))
+        assert fragment in row
+        assert "not-the-password" not in out
+        assert _snapshot(setup) == before
+        assert setup.promotions() == []
+
+    if case == "401":
+        host = _wrong_password(setup, monkeypatch, tmp_path)
+        attempt(host, setup.images.v1.digest, f"authentication failed for {host}")
+    elif case == "refused":
+        host = f"127.0.0.1:{free_port()}"
+        attempt(host, MANIFEST_DIGEST, "connection refused")
+    else:
+        script, fragment = scripts[case]
+        with fake_registry(script) as host:
+            attempt(host, MANIFEST_DIGEST, fragment)

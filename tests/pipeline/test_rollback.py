@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_a_concurrent_change_fails_the_rollback_instead_of_losing_it(
     if not pinned:
         prod.write_text(prod.read_text().replace(f"    digest: {C}\n", ""))
         assert read_image(prod).digest is None
-    planned = command.plan_rollback
+    planned = plan_rollback
 
     def someone_else_writes_meanwhile(*args: object, **kwargs: object) -> object:
         write_image(prod, ImageSetting(REPO, "tb", B))
@@ -289,3 +290,66 @@ def test_skipping_every_gate_still_needs_something_to_promote(
     assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 3
     assert "nothing to promote: no successful deployment of staging" in capsys.readouterr().err
     assert (root / "Pulumi.prod.yaml").read_bytes() == before
+
+
+def _unparseable(root: Path) -> None:
+    (root / "Pulumi.prod.yaml").write_text("config:\n  cv-platform:image: [oops\n")
+
+
+def _bad_reference(root: Path) -> None:
+    store = open_store(None, Project(root))
+    store.add(Deployment("prod", "succeeded", "Bad Name", B, T0, T0 + timedelta(hours=9)))
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "prepare", "fragment"),
+    [
+        (["rollback", "qa"], None, "unknown stack 'qa'"),
+        (["rollback", "prod"], _unparseable, "Pulumi.prod.yaml:3: malformed YAML"),
+        (["rollback", "prod", "--dry-run"], _unparseable, "Pulumi.prod.yaml:3: malformed YAML"),
+        (["rollback", "prod", "--to", B], _bad_reference, "not a usable reference"),
+        (["rollback", "prod", "--to", "sha256:" + "b" * 63], None, "has 63 hex digits"),
+        (["rollback", "prod", "--to", "md5:" + "b" * 32], None, "unsupported algorithm 'md5'"),
+        (["history", "qa"], None, "unknown stack 'qa'"),
+        (["hold", "qa", "--release"], None, "unknown stack 'qa'"),
+    ],
+    ids=[
+        "unknown stack",
+        "malformed yaml",
+        "malformed yaml dry run",
+        "recorded reference",
+        "digest length",
+        "digest algorithm",
+        "history unknown stack",
+        "release unknown stack",
+    ],
+)
+def test_bad_input_exits_1_with_one_line_and_changes_nothing(
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    prepare: Callable[[Path], None] | None,
+    fragment: str,
+) -> None:
+    if prepare is not None:
+        prepare(root)
+    before = {p.name: p.read_bytes() for p in root.glob("Pulumi.*yaml")}
+    recorded = records(root)
+    assert cli(root, *argv) == 1
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in root.glob("Pulumi.*yaml")} == before
+    assert records(root) == recorded
+
+
+def test_history_json_honours_the_limit_newest_first(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "history", "prod", "--json", "--limit", "2") == 0
+    events = json.loads(capsys.readouterr().out)
+    assert [(e["event"], e["digest"], e["result"]) for e in events] == [
+        ("deployment", C, "succeeded"),
+        ("deployment", X, "failed"),
+    ]
