@@ -14,42 +14,14 @@ from pathlib import Path
 
 from pipeline.preview_comment import build_comment, report_from_preview
 from pipeline.preview_json import loads_preview
+from tests.pipeline.previewkit import huge_preview
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _document(resources: int, props: int) -> str:
-    steps = []
-    for i in range(resources):
-        urn = f"urn:pulumi:prod::cv-platform::kubernetes:core/v1:ConfigMap::settings-{i:05d}"
-        old = {f"k{j}": f"old-{i}-{j}" * 4 for j in range(props)}
-        new = {f"k{j}": f"new-{i}-{j}" * 4 for j in range(props)}
-        steps.append(
-            {
-                "op": "update",
-                "urn": urn,
-                "oldState": {
-                    "urn": urn,
-                    "type": "kubernetes:core/v1:ConfigMap",
-                    "inputs": {"data": old},
-                },
-                "newState": {
-                    "urn": urn,
-                    "type": "kubernetes:core/v1:ConfigMap",
-                    "inputs": {"data": new},
-                },
-                "diffReasons": ["data"],
-                "detailedDiff": {
-                    f"data.k{j}": {"kind": "update", "inputDiff": True} for j in range(props)
-                },
-            }
-        )
-    return json.dumps({"steps": steps, "changeSummary": {"update": resources}})
-
-
 def main() -> None:
     for resources, props in ((100, 10), (1000, 10), (3000, 20)):
-        text = _document(resources, props)
+        text = json.dumps(huge_preview(resources, props, width=24))
         t0 = time.perf_counter()
         result = loads_preview(text)
         t1 = time.perf_counter()

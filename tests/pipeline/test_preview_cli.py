@@ -80,6 +80,33 @@ def test_saved_own_preview_prints_its_change_summary(
     assert code == (1 if name in ("diagnostics.json", "secrets.json") else 0)
 
 
+def test_saved_preview_too_large_for_github_is_shortened_not_its_summary(
+    tmp_path: Path, project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.preview_comment import GITHUB_LIMIT
+    from tests.pipeline.previewkit import huge_preview
+
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(huge_preview(150, 40, 60, stack="staging")), encoding="utf-8")
+    assert path.stat().st_size > 3 * GITHUB_LIMIT
+    code, out, _ = _run(project_root, capsys, "--preview-json", str(path), "--stack", "staging")
+    assert code == 0
+    assert len(out) < GITHUB_LIMIT
+    assert _counts(out) == _expected(path)
+    assert "| `staging` | 0 | 150 | 0 | 0 | 4 | ok |" in out
+    assert (
+        len(re.findall(r"^\| `kubernetes:core/v1:ConfigMap` \| `settings-\d{4}` \|", out, re.M))
+        == 150
+    )
+    note = re.search(
+        r"Shortened to stay under GitHub's 65,536-character limit: (\d+) detail section\(s\) "
+        r"truncated, (\d+) omitted\. The counts and tables above are complete",
+        out,
+    )
+    assert note is not None
+    assert int(note[1]) + int(note[2]) > 0
+
+
 def test_stack_defaults_to_the_one_in_the_urns(
     project_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

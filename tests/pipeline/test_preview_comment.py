@@ -18,6 +18,7 @@ from pipeline.preview_comment import (
 )
 from pipeline.preview_json import loads_preview, parse_preview
 from policy.model import NotChecked, PolicyOutcome, Violation
+from tests.pipeline.previewkit import huge_preview
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 
@@ -126,37 +127,8 @@ def test_known_secret_values_are_replaced_everywhere() -> None:
     assert "not xyz" in body  # too short to scrub blindly
 
 
-def _huge_preview(resources: int, props: int, width: int) -> dict[str, object]:
-    steps = []
-    for i in range(resources):
-        urn = f"urn:pulumi:prod::cv-platform::kubernetes:core/v1:ConfigMap::settings-{i:04d}"
-        old = {f"k{j}": "o" * width for j in range(props)}
-        new = {f"k{j}": "n" * width for j in range(props)}
-        steps.append(
-            {
-                "op": "update",
-                "urn": urn,
-                "oldState": {
-                    "urn": urn,
-                    "type": "kubernetes:core/v1:ConfigMap",
-                    "inputs": {"data": old},
-                },
-                "newState": {
-                    "urn": urn,
-                    "type": "kubernetes:core/v1:ConfigMap",
-                    "inputs": {"data": new},
-                },
-                "diffReasons": ["data"],
-                "detailedDiff": {
-                    f"data.k{j}": {"kind": "update", "inputDiff": True} for j in range(props)
-                },
-            }
-        )
-    return {"steps": steps, "changeSummary": {"update": resources, "same": 4}}
-
-
 def test_large_preview_is_shortened_in_details_never_in_summary() -> None:
-    result = parse_preview(_huge_preview(resources=150, props=40, width=60))
+    result = parse_preview(huge_preview(resources=150, props=40, width=60))
     report = report_from_preview("prod", result)
     full = sum(len(c.detail) for c in report.changes)
     assert full > 3 * GITHUB_LIMIT  # the fixture really is too large
@@ -176,7 +148,7 @@ def test_large_preview_is_shortened_in_details_never_in_summary() -> None:
 
 
 def test_when_excerpts_cannot_all_fit_some_details_are_omitted() -> None:
-    result = parse_preview(_huge_preview(resources=400, props=10, width=80))
+    result = parse_preview(huge_preview(resources=400, props=10, width=80))
     body = build_comment([report_from_preview("prod", result)])
     assert len(body.encode()) <= GITHUB_LIMIT
     note = re.search(r"(\d+) detail section\(s\) truncated, (\d+) omitted", body)
@@ -191,7 +163,7 @@ def test_a_small_preview_is_not_shortened() -> None:
 
 
 def test_thousands_of_changes_cut_the_table_but_never_the_counts() -> None:
-    result = parse_preview(_huge_preview(resources=3000, props=2, width=10))
+    result = parse_preview(huge_preview(resources=3000, props=2, width=10))
     body = build_comment([report_from_preview("prod", result)])
     assert len(body.encode()) <= GITHUB_LIMIT
     assert "3000 to update" in body
