@@ -28,6 +28,8 @@ class FakeGitHub:
     """Issue comments of one repository, with GitHub's paging, auth and error answers."""
 
     repo: str = "acme/cv-platform"
+    repo_id: int = 700123  # GitHub's pagination links name the repository by id
+    link_base: str = ""  # where "next" links point ('' = this server), to test a foreign host
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     next_id: int = 1000
@@ -62,24 +64,29 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _error(self, status: int, message: str, **extra: Any) -> None:
+            # GitHub's error body: message, documentation_url, status (a string), maybe errors.
+            payload = {
+                "message": message,
+                "documentation_url": "https://docs.github.com/rest/issues/comments",
+                "status": str(status),
+                **extra,
+            }
+            self._send(status, payload)
+
         def _route(self, method: str) -> None:
             url = urlsplit(self.path)
             api.requests.append((method, self.path, dict(self.headers)))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._send(
-                    401,
-                    {
-                        "message": "Bad credentials",
-                        "documentation_url": "https://docs.github.com/rest",
-                    },
-                )
+                self._error(401, "Bad credentials")
                 return
             body: Any = None
             if method in ("POST", "PATCH"):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-            listing = re.fullmatch(rf"/repos/{api.repo}/issues/(\d+)/comments", url.path)
-            single = re.fullmatch(rf"/repos/{api.repo}/issues/comments/(\d+)", url.path)
+            repo = rf"/(?:repos/{api.repo}|repositories/{api.repo_id})"
+            listing = re.fullmatch(rf"{repo}/issues/(\d+)/comments", url.path)
+            single = re.fullmatch(rf"{repo}/issues/comments/(\d+)", url.path)
             if listing and method == "GET":
                 issue = int(listing.group(1))
                 query = parse_qs(url.query)
@@ -89,32 +96,25 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 chunk = items[(page - 1) * per_page : page * per_page]
                 headers = {}
                 last = max(1, -(-len(items) // per_page))
-                links = []
+                # As GitHub writes it: prev, next, last, first; by repository id.
+                pages = f"{api.link_base or api.base}/repositories/{api.repo_id}/issues/{issue}"
+                rels = []
+                if page > 1:
+                    rels.append(("prev", page - 1))
                 if page < last:
-                    links.append(
-                        f'<{api.base}{url.path}?per_page={per_page}&page={page + 1}>; rel="next"'
+                    rels += [("next", page + 1), ("last", last)]
+                if page > 1:
+                    rels.append(("first", 1))
+                if rels:
+                    headers["Link"] = ", ".join(
+                        f'<{pages}/comments?per_page={per_page}&page={n}>; rel="{rel}"'
+                        for rel, n in rels
                     )
-                    links.append(
-                        f'<{api.base}{url.path}?per_page={per_page}&page={last}>; rel="last"'
-                    )
-                if links:
-                    headers["Link"] = ", ".join(links)
                 self._send(200, chunk, headers)
             elif listing and method == "POST":
                 if not isinstance(body, dict) or not body.get("body"):
-                    self._send(
-                        422,
-                        {
-                            "message": "Validation Failed",
-                            "errors": [
-                                {
-                                    "resource": "IssueComment",
-                                    "code": "missing_field",
-                                    "field": "body",
-                                }
-                            ],
-                        },
-                    )
+                    missing = {"resource": "IssueComment", "code": "missing_field", "field": "body"}
+                    self._error(422, "Validation Failed", errors=[missing])
                     return
                 cid = api.add(int(listing.group(1)), body["body"])
                 self._send(
@@ -129,9 +129,9 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                             comment["body"] = body["body"]
                             self._send(200, comment)
                             return
-                self._send(404, {"message": "Not Found"})
+                self._error(404, "Not Found")
             else:
-                self._send(404, {"message": "Not Found"})
+                self._error(404, "Not Found")
 
         def do_GET(self) -> None:
             self._route("GET")
@@ -165,6 +165,7 @@ def api(server: tuple[ThreadingHTTPServer, FakeGitHub]) -> FakeGitHub:
     fake = server[1]
     fake.comments.clear()
     fake.requests.clear()
+    fake.link_base = ""
     return fake
 
 
@@ -203,6 +204,18 @@ def test_updates_the_marked_comment_on_a_later_page_without_duplicating(api: Fak
     assert ("PATCH", f"/repos/acme/cv-platform/issues/comments/{cid}") in [
         (m, p) for m, p, _ in api.requests
     ]
+
+
+def test_a_pagination_link_to_another_host_gets_no_token(api: FakeGitHub) -> None:
+    for i in range(150):
+        api.add(7, f"review comment {i}")
+    # The same server under another name: a request that followed the link would show up.
+    api.link_base = api.base.replace("127.0.0.1", "localhost")
+    with pytest.raises(GitHubError, match=r"pointed to http://localhost:\d+/repositories/"):
+        _client(api).upsert_comment(PR, f"{MARKER}\nx", MARKER)
+    assert [h.get("Host", "").split(":")[0] for _, _, h in api.requests] == ["127.0.0.1"]
+    assert 7 in api.comments
+    assert not any(c["body"].startswith(MARKER) for c in api.comments[7])
 
 
 def test_a_quoted_marker_is_not_our_comment(api: FakeGitHub) -> None:
