@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from pipeline.junit import TestCounts
 from pipeline.records import CiRun, Record, parse_time
 
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
@@ -101,44 +102,71 @@ def _repo(args: argparse.Namespace) -> Path | None:
     return Path(args.project_dir) if getattr(args, "project_dir", None) else None
 
 
-def ci_run_from_junit(args: argparse.Namespace) -> list[Record]:
-    """``record ci --image REF --junit FILE_OR_GLOB ... [--build-seconds N]``."""
+def _junit_counts(patterns: Sequence[str]) -> TestCounts:
     from pipeline import junit
 
-    _refuse(args, "--junit", _COUNT_FLAGS)
-    image, digest = _image(args, "--junit")
-    started = _started(args)
-    counts = junit.count(args.junit)
+    counts = junit.count(patterns)
     for warning in counts.warnings:
         note(warning)
+    return counts
+
+
+def _ci_run(
+    args: argparse.Namespace,
+    source: str,
+    counts: TestCounts,
+    *,
+    started: datetime | None,
+    build_seconds: float | None,
+    test_seconds: float | None,
+    key: str | None = None,
+) -> CiRun:
+    """The one CiRun every source makes: its times and counts, the rest from the flags."""
+    image, digest = _image(args, source)
+    return CiRun(
+        image=image,
+        digest=digest,
+        commit=args.commit,
+        commit_time=commit_time(args.commit, _repo(args)),
+        started=started,
+        build_seconds=build_seconds,
+        test_seconds=test_seconds,
+        passed=counts.passed,
+        failed=counts.failed,
+        errors=counts.errors,
+        skipped=counts.skipped,
+        scan_critical=args.scan_critical,
+        scan_high=args.scan_high,
+        source=source.removeprefix("--").removeprefix("from-"),
+        key=key,
+    )
+
+
+def ci_run_from_junit(args: argparse.Namespace) -> list[Record]:
+    """``record ci --image REF --junit FILE_OR_GLOB ... [--build-seconds N]``."""
+    _refuse(args, "--junit", _COUNT_FLAGS)
+    started = _started(args)
+    counts = _junit_counts(args.junit)
     test_seconds = args.test_seconds
     if test_seconds is None:
         test_seconds = counts.time_seconds
         if test_seconds is not None:
             note(f"test time {test_seconds:.1f} s taken from the JUnit reports")
     return [
-        CiRun(
-            image=image,
-            digest=digest,
-            commit=args.commit,
-            commit_time=commit_time(args.commit, _repo(args)),
+        _ci_run(
+            args,
+            "--junit",
+            counts,
             started=started,
             build_seconds=args.build_seconds,
             test_seconds=test_seconds,
-            passed=counts.passed,
-            failed=counts.failed,
-            errors=counts.errors,
-            skipped=counts.skipped,
-            scan_critical=args.scan_critical,
-            scan_high=args.scan_high,
-            source="junit",
         )
     ]
 
 
 def ci_run_from_jenkins(args: argparse.Namespace) -> list[Record]:
     """``record ci --image REF --from-jenkins BUILD_URL [--junit ...]``."""
-    from pipeline import jenkins, junit
+    from pipeline import jenkins
 
     _refuse(
         args,
@@ -149,9 +177,10 @@ def ci_run_from_jenkins(args: argparse.Namespace) -> list[Record]:
             ("started", "--started"),
         ),
     )
-    if args.junit:
-        _refuse(args, "--junit", _COUNT_FLAGS)
-    image, digest = _image(args, "--from-jenkins")
+    # Counts come from the files when given, else from the build's test report.
+    _refuse(args, "--junit" if args.junit else "--from-jenkins", _COUNT_FLAGS)
+    # Local files first: a bad report fails before Jenkins is asked anything.
+    file_counts = _junit_counts(args.junit) if args.junit else None
     stage_map = jenkins.StageMap.from_env()
     build = jenkins.client_from_env().read_build(args.from_jenkins, stage_map)
     for line in build.notes:
@@ -161,29 +190,14 @@ def ci_run_from_jenkins(args: argparse.Namespace) -> list[Record]:
             f"deploy stages took {build.deploy_seconds:.1f} s; deployments are timed from "
             "their own records (record deploy --from-pulumi)"
         )
-    if args.junit:
-        counts = junit.count(args.junit)
-        for warning in counts.warnings:
-            note(warning)
-    else:
-        counts = build.tests or junit.TestCounts()
-        _refuse(args, "--from-jenkins", _COUNT_FLAGS)
     return [
-        CiRun(
-            image=image,
-            digest=digest,
-            commit=args.commit,
-            commit_time=commit_time(args.commit, _repo(args)),
+        _ci_run(
+            args,
+            "--from-jenkins",
+            file_counts or build.tests or TestCounts(),
             started=build.started,
             build_seconds=build.build_seconds,
             test_seconds=build.test_seconds,
-            passed=counts.passed,
-            failed=counts.failed,
-            errors=counts.errors,
-            skipped=counts.skipped,
-            scan_critical=args.scan_critical,
-            scan_high=args.scan_high,
-            source="jenkins",
             key=f"jenkins:{build.url}",
         )
     ]

@@ -317,21 +317,18 @@ def test_stage_names_are_configurable_through_the_environment(
     assert (run.build_seconds, run.test_seconds) == (304.0, 470.0)
 
 
+def from_pulumi_argv(project: Path, db: Path) -> list[str]:
+    return [
+        *("--project-dir", str(project), "--store", str(db)),
+        *("record", "deploy", "--stack", "staging", "--from-pulumi"),
+    ]
+
+
 def test_from_pulumi_records_each_update_once(
     project: Path, fake_pulumi: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = project / "records.db"
-    argv = [
-        "--project-dir",
-        str(project),
-        "--store",
-        str(db),
-        "record",
-        "deploy",
-        "--stack",
-        "staging",
-        "--from-pulumi",
-    ]
+    argv = from_pulumi_argv(project, db)
     assert main(argv) == 0
     first = capsys.readouterr()
     assert "recorded 5 of 5 records" in first.out
@@ -350,17 +347,7 @@ def test_from_pulumi_picks_up_an_update_that_has_finished_since(
     project: Path, fake_pulumi: Path
 ) -> None:
     db = project / "records.db"
-    argv = [
-        "--project-dir",
-        str(project),
-        "--store",
-        str(db),
-        "record",
-        "deploy",
-        "--stack",
-        "staging",
-        "--from-pulumi",
-    ]
+    argv = from_pulumi_argv(project, db)
     assert main(argv) == 0
     history: list[dict[str, Any]] = json.loads((fake_pulumi / "staging-history.json").read_text())
     history[0]["result"] = "succeeded"
@@ -381,19 +368,7 @@ def test_from_pulumi_without_the_cli_is_one_clear_error(
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     db = project / "records.db"
-    code = main(
-        [
-            "--project-dir",
-            str(project),
-            "--store",
-            str(db),
-            "record",
-            "deploy",
-            "--stack",
-            "staging",
-            "--from-pulumi",
-        ]
-    )
+    code = main(from_pulumi_argv(project, db))
     err = capsys.readouterr().err
     assert code == 1
     assert "the pulumi CLI is not installed or not on PATH" in err
@@ -402,22 +377,7 @@ def test_from_pulumi_without_the_cli_is_one_clear_error(
 
 
 def test_from_pulumi_refuses_plain_flags(project: Path) -> None:
-    code = main(
-        [
-            "--project-dir",
-            str(project),
-            "--store",
-            str(project / "r.db"),
-            "record",
-            "deploy",
-            "--stack",
-            "staging",
-            "--from-pulumi",
-            "--result",
-            "succeeded",
-        ]
-    )
-    assert code == 2
+    assert main([*from_pulumi_argv(project, project / "r.db"), "--result", "succeeded"]) == 2
 
 
 def test_commit_time_comes_from_the_local_checkout(tmp_path: Path) -> None:
