@@ -111,11 +111,25 @@ def _secret_config_values(stack: str, project: Project, runner: PulumiRunner) ->
     except (PipelineError, ValueError):
         return []
     values: list[str] = []
+
+    def leaves(value: object) -> None:
+        # A structured secret (`objectValue`) is scrubbed field by field as well as whole.
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                leaves(item)
+        elif value is not None:
+            values.append(json.dumps(value))
+
     if isinstance(data, dict):
         for entry in data.values():
-            if isinstance(entry, dict) and entry.get("secret") and entry.get("value") is not None:
-                value = entry["value"]
-                values.append(value if isinstance(value, str) else json.dumps(value))
+            if isinstance(entry, dict) and entry.get("secret"):
+                leaves(entry.get("value"))
+                leaves(entry.get("objectValue"))
     return values
 
 
@@ -208,7 +222,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def _read_preview_file(path: str) -> str:
     file = Path(path)
     if not file.is_file():
-        raise PipelineError(f"--preview-json {path}: no such file")
+        what = "not a file" if file.exists() else "no such file"
+        raise PipelineError(f"--preview-json {path}: {what}")
     try:
         return file.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -151,11 +151,22 @@ def test_online_previews_every_stack_and_scrubs_secret_config(
                     "secret": True,
                 },
                 "cv-platform:replicas": {"value": "1", "secret": False},
+                "cv-platform:ciToken": {"value": "Wq58-only-config-knows", "secret": True},
+                "cv-platform:registry": {
+                    "value": '{"password":"Kd72-only-config-knows","username":"puller"}',
+                    "objectValue": {"password": "Kd72-only-config-knows", "username": "puller"},
+                    "secret": True,
+                },
             }
         },
     )
     code = _online(project_root, fake)
     out = capsys.readouterr().out
+    # Only the stack's secret config knows these two (no pattern would catch them).
+    assert "Wq58-only-config-knows" in (FIXTURES / "secrets.json").read_text()
+    assert "Wq58-only-config-knows" not in out
+    assert "Kd72-only-config-knows" not in out
+    assert "robot login used [secret] and [secret]" in out
     previews = [c for c in fake.calls if c[1] == "preview"]
     assert [c[c.index("--stack") + 1] for c in previews] == ["prod", "staging"]
     for call in previews:
