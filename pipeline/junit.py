@@ -18,9 +18,12 @@ on little else. The rules, in the order they apply:
 * A ``<failure>``/``<error>`` directly inside a ``<testsuite>`` (a class that
   failed to load) counts as one errored case, as Jenkins' JUnit plugin does.
 * Retries: when the same ``classname`` + ``name`` appears more than once in one
-  file, the attempts are one test. It passed if any attempt passed (flaky),
-  otherwise it takes the outcome of its last attempt that was not skipped;
-  the extra attempts are counted in ``retried``. Files are not merged with each
+  ``<testsuite>``, the attempts are one test (Gradle's test-retry plugin and
+  mikepenz's flaky reports write retries so). The same names in two suites
+  (jest-junit puts every test file of a run in one report) are two tests. A
+  retried test passed if any attempt passed (flaky), otherwise it takes the
+  outcome of its last attempt that was not skipped; the extra attempts are
+  counted in ``retried``. Files are not merged with each
   other: the same test in two files (e.g. a matrix of Python versions) is two
   tests.
 * Time: the root ``<testsuites time=>`` if present, else the sum of the
@@ -63,6 +66,7 @@ class JunitCase:
     flaky: bool = False
     reruns: int = 0  # <rerunFailure>/<rerunError> elements
     flaky_attempts: int = 0  # <flakyFailure>/<flakyError> elements
+    suite: int = 0  # which <testsuite> of the file holds it (1, 2, ... in document order)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def _count_attr(elem: Element, *names: str) -> int | None:
     return None
 
 
-def _case_from(elem: Element) -> JunitCase:
+def _case_from(elem: Element, suite: int) -> JunitCase:
     kinds = [_local(child.tag) for child in elem]
     reruns = sum(1 for k in kinds if k in ("rerunFailure", "rerunError"))
     flaky_attempts = sum(1 for k in kinds if k in ("flakyFailure", "flakyError"))
@@ -151,6 +155,7 @@ def _case_from(elem: Element) -> JunitCase:
         flaky=bool(flaky_attempts) and outcome == "passed",
         reruns=reruns,
         flaky_attempts=flaky_attempts,
+        suite=suite,
     )
 
 
@@ -170,7 +175,8 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
     name = os.fspath(path)
     cases: list[JunitCase] = []
     suite_errors = 0
-    suite_depth = 0
+    suites_seen = 0
+    open_suites: list[int] = []  # the number of each enclosing <testsuite>, innermost last
     root_tag: str | None = None
     root_time: float | None = None
     outer_times: list[float | None] = []
@@ -202,13 +208,14 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
                         else:
                             outer_times.append(_number(elem.get("time")))
                         suite_has_child.append(False)
-                        suite_depth += 1
+                        suites_seen += 1
+                        open_suites.append(suites_seen)
                     continue
                 # end events
                 if tag == "testcase":
                     in_case -= 1
                     if not in_case:
-                        cases.append(_case_from(elem))
+                        cases.append(_case_from(elem, open_suites[-1] if open_suites else 0))
                         elem.clear()
                 elif tag == "testsuite" and not in_case:
                     for child in elem:
@@ -216,12 +223,12 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
                             suite_errors += 1
                             break
                     had_child = suite_has_child.pop()
-                    suite_depth -= 1
+                    open_suites.pop()
                     if not had_child:
                         header = _header(elem)
                         if header is not None:
                             leaf_headers.append(header)
-                    if root_tag == "testsuite" and suite_depth == 0:
+                    if root_tag == "testsuite" and not open_suites:
                         root_header = root_header or _header(elem)
                     elem.clear()
     except JunitError:
@@ -301,9 +308,9 @@ def _header(elem: Element) -> HeaderCounts | None:
 
 def _fold_retries(cases: Sequence[JunitCase]) -> tuple[list[Outcome], int, int]:
     """One outcome per distinct test; returns (outcomes, retried attempts, flaky tests)."""
-    groups: dict[tuple[str, str], list[JunitCase]] = {}
+    groups: dict[tuple[int, str, str], list[JunitCase]] = {}
     for case in cases:
-        groups.setdefault((case.classname, case.name), []).append(case)
+        groups.setdefault((case.suite, case.classname, case.name), []).append(case)
     outcomes: list[Outcome] = []
     retried = 0
     flaky = 0

@@ -91,6 +91,27 @@ def test_retried_case_is_one_test_passed_if_any_attempt_passed() -> None:
     assert c.cases == 7
 
 
+def test_same_names_in_two_suites_of_one_file_are_two_tests(tmp_path: Path) -> None:
+    # jest-junit: one report, one <testsuite> per test file, titles may repeat.
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites name="jest tests" tests="2" failures="1">\n'
+        '  <testsuite name="src/a.test.js" tests="1" failures="0">\n'
+        '    <testcase classname="App renders" name="App renders" time="0.01"/>\n'
+        "  </testsuite>\n"
+        '  <testsuite name="src/b.test.js" tests="1" failures="1">\n'
+        '    <testcase classname="App renders" name="App renders" time="0.02">\n'
+        "      <failure>expected 1 to be 2</failure>\n"
+        "    </testcase>\n"
+        "  </testsuite>\n"
+        "</testsuites>\n",
+        encoding="utf-8",
+    )
+    c = junit.count([str(report)])
+    assert outcome(c) == (1, 1, 0, 0)
+    assert c.retried == 0
+
+
 def test_same_test_in_two_files_is_two_tests() -> None:
     c = junit.count([str(FIXTURES / "gradle.xml"), str(FIXTURES / "pytest.xml")])
     assert outcome(c) == (4, 2, 1, 2)
