@@ -25,14 +25,16 @@ STAGES = [
     "Set image (staging)",
     "Deploy staging",
     "Record staging",
+    "Commit staging",
     "Smoke test",
     "Approve",
     "Promote",
     "Deploy prod",
     "Record prod",
+    "Commit prod",
     "Preview",
 ]
-MAIN_ONLY = ["Approve", "Promote", "Deploy prod", "Record prod"]
+MAIN_ONLY = ["Commit staging", "Approve", "Promote", "Deploy prod", "Record prod", "Commit prod"]
 SECRET_VARIABLES = ("REGISTRY_PASSWORD", "GITHUB_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG")
 AST_SCRIPT = Path(__file__).parent / "groovy" / "jenkinsfile_ast.groovy"
 
@@ -188,16 +190,86 @@ def test_secrets_are_never_interpolated_or_echoed(jenkinsfile: str, ast: dict[st
     assert "--creds" not in jenkinsfile
 
 
+def groovy_function(jenkinsfile: str, signature: str) -> str:
+    start = jenkinsfile.index(signature)
+    return jenkinsfile[start : jenkinsfile.index("\n}\n", start)]
+
+
 def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: str) -> None:
-    post = jenkinsfile[jenkinsfile.index("    post {") :]
-    always = post[post.index("always") :]
-    assert "junit testResults: 'build/junit/*.xml'" in always
-    assert "python -m pipeline record ci" in always
-    flags = set(re.findall(r"'(--[a-z-]+)'", always))
+    post = jenkinsfile[jenkinsfile.index("\n    post {") :]
+    always = post[post.index("always") : post.index("\n}\n")]
+    assert "junit testResults: 'build/junit/*.xml', allowEmptyResults: true" in always
+    assert "recordCiRun()" in always
+    record = groovy_function(jenkinsfile, "void recordCiRun()")
+    assert "python -m pipeline record ci" in record
+    flags = set(re.findall(r"'(--[a-z-]+)'", record))
     ci = build_parser().parse_args(["record", "ci"])
     known = {f"--{k.replace('_', '-')}" for k in vars(ci)}
     assert flags <= known, flags - known
     assert {"--junit", "--build-seconds", "--test-seconds", "--image", "--commit"} <= flags
+
+
+def test_ci_run_without_junit_reports_is_skipped_saying_why(jenkinsfile: str) -> None:
+    # `record ci --junit GLOB` exits 1 when nothing matches, and without --junit it
+    # demands --image: a run that stopped before Test has neither. So --junit is
+    # passed only after the reports were found, and otherwise the log says why not.
+    record = groovy_function(jenkinsfile, "void recordCiRun()")
+    check = record.index("ls build/junit/*.xml")
+    skip = record.index("echo 'record ci: skipped: no JUnit report")
+    assert check < skip < record.index("return\n", skip) < record.index("'--junit'")
+    # The commit is passed only when Checkout got that far (no made-up value).
+    assert "'unknown'" not in record
+
+
+def test_failed_ci_recording_marks_the_build_unstable_not_failed(jenkinsfile: str) -> None:
+    record = groovy_function(jenkinsfile, "void recordCiRun()")
+    catch = record.index("catchError(buildResult: 'UNSTABLE'")
+    assert catch < record.index("python -m pipeline record ci")
+
+
+def test_preview_artifact_is_archived_even_when_the_preview_fails(
+    jenkinsfile: str, stages: dict[str, dict[str, Any]]
+) -> None:
+    preview = jenkinsfile[jenkinsfile.index("stage('Preview')") :]
+    post = preview[preview.index("            post {") :]
+    assert post.index("always") < post.index("archiveArtifacts artifacts: 'build/preview.md'")
+    steps = preview[: preview.index("            post {")]
+    assert "archiveArtifacts" not in steps
+
+
+def test_stack_files_are_committed_back_after_successful_deploys(
+    jenkinsfile: str, stages: dict[str, dict[str, Any]]
+) -> None:
+    names = [name for name in stages]
+    assert names.index("Record staging") < names.index("Commit staging")
+    assert names.index("Record prod") < names.index("Commit prod")
+    assert "commitStackFile" in stages["Commit staging"]["calls"]
+    assert "commitStackFile" in stages["Commit prod"]["calls"]
+    assert "commitStackFile('staging')" in jenkinsfile
+    assert "commitStackFile('prod')" in jenkinsfile
+    # Record stages fail the build on a failed deploy, so Commit follows success only.
+    for stack in ("staging", "prod"):
+        record = jenkinsfile[jenkinsfile.index(f"stage('Record {stack}')") :]
+        record = record[: record.index(f"stage('Commit {stack}')")]
+        assert f"error('pulumi up -s {stack} failed" in record
+
+
+def test_commit_back_pushes_with_the_bound_token_only(jenkinsfile: str) -> None:
+    commit = groovy_function(jenkinsfile, "void commitStackFile(String stack)")
+    assert commit.index("withGitHubToken {") < commit.index("git push")
+    helper = groovy_function(jenkinsfile, "void withGitHubToken(Closure body)")
+    assert "withCredentials([usernamePassword(credentialsId: 'github-token'" in helper
+    # The token reaches git through a credential helper, never a URL or an argument.
+    assert "@github.com" not in jenkinsfile
+    assert not re.search(r"git [^\n]*\$GITHUB_TOKEN", jenkinsfile)
+    assert "[skip ci]" in commit
+    assert "Built-From: $GIT_SHA" in commit
+
+
+def test_deploy_bot_commits_do_not_start_a_build(stages: dict[str, dict[str, Any]]) -> None:
+    checkout = stages["Checkout"]["calls"]
+    assert "onlyDeployBotCommits" in checkout
+    assert "error" in checkout
 
 
 # Values for the shell variables the commands use, so the real parser can read them.
@@ -210,6 +282,8 @@ SHELL_VALUES = {
     "REC_FINISHED": "2026-01-01T00:05:00Z",
     "GIT_SHA": "0123456789abcdef0123456789abcdef01234567",
     "slug#$CHANGE_ID": "example/cv-platform#7",
+    # The Preview script's positional parameters: the comment flag when a token is bound.
+    "@": "--post-github example/cv-platform#7",
 }
 
 
@@ -256,12 +330,15 @@ def test_deploys_record_result_times_image_and_commit(jenkinsfile: str) -> None:
 def test_preview_is_online_with_credentials_else_offline(jenkinsfile: str) -> None:
     preview = [c for c in pipeline_commands(jenkinsfile) if c[0] == "preview"]
     parser = build_parser()
-    online = [parser.parse_args(c) for c in preview if "--post-github" in c]
+    online = [parser.parse_args(c) for c in preview if "--offline" not in c]
     offline = [parser.parse_args(c) for c in preview if "--offline" in c]
     assert len(online) == 1
     assert online[0].post_github == "example/cv-platform#7"
     assert len(offline) == 1
     assert offline[0].base == "origin/main"
+    # Offline too, the comment is posted when the token is bound.
+    assert offline[0].post_github == "example/cv-platform#7"
+    assert 'set -- --post-github "$slug#$CHANGE_ID"' in jenkinsfile
     assert 'pulumi preview --stack "$stack" --policy-pack policy' in jenkinsfile
 
 
