@@ -50,6 +50,7 @@ TOOLING_DEFAULTS: Final[Mapping[str, Any]] = {
         "url": "",
         "adminUser": "admin",
         "repositoryUrl": "",
+        "githubUser": "x-access-token",
         "agentName": "cv-platform-agent",
         "pulumiBackendUrl": "",
         "stagingSmokeUrl": "",
@@ -889,6 +890,7 @@ class JenkinsSettings:
     repository_url: str
     repository_owner: str
     repository_name: str
+    github_user: str  # the user name of the github-token credential (the token is its password)
     agent_name: str
     pulumi_backend_url: str  # where the pipeline's pulumi finds the stacks' state
     staging_smoke_url: str  # where the agent reaches the staging service; "" = serviceUrl
@@ -1113,6 +1115,12 @@ def _tooling_jenkins(
             "is required: the GitHub URL of this repository for the seed job, "
             f"e.g. https://github.com/example/cv-platform.git, got {repo!r}",
         )
+    github_user = fields["githubUser"]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\[\]-]{0,63}", github_user):
+        raise SettingsError(
+            "tooling.jenkins.githubUser",
+            f"must be a GitHub login (or x-access-token), got {github_user!r}",
+        )
     agent = fields["agentName"]
     if not _DNS1123_LABEL.match(agent):
         raise SettingsError("tooling.jenkins.agentName", f"must be a DNS-1123 label, got {agent!r}")
@@ -1143,6 +1151,7 @@ def _tooling_jenkins(
         repository_url=repo,
         repository_owner=match.group("owner"),
         repository_name=match.group("name"),
+        github_user=github_user,
         agent_name=agent,
         pulumi_backend_url=backend,
         staging_smoke_url=smoke,

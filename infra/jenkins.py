@@ -207,6 +207,7 @@ class JenkinsServer(pulumi.ComponentResource):
                 f"CV_PLATFORM_REPO_NAME={s.repository_name}",
                 f"CV_PLATFORM_REPO_OWNER={s.repository_owner}",
                 f"CV_PLATFORM_REPO_URL={s.repository_url}",
+                f"GITHUB_USER={s.github_user}",
                 f"JENKINS_ADMIN_ID={s.admin_user}",
                 f"JENKINS_URL={s.url}",
                 pulumi.Output.concat("REGISTRY_HOST=", args.registry_host),

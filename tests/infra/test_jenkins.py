@@ -418,6 +418,7 @@ def test_casc_secrets_are_files_uploaded_by_jenkins_server(
         "REGISTRY_PUSH_USER",
         "CV_PLATFORM_REPO_OWNER",
         "CV_PLATFORM_REPO_NAME",
+        "GITHUB_USER",
         "CV_PLATFORM_REPO_URL",
     }
 
@@ -439,6 +440,16 @@ def test_seed_job_is_a_multibranch_pipeline_for_this_repository(casc: dict[str, 
     assert "repositoryUrl('${CV_PLATFORM_REPO_URL}')" in script
     assert "scriptPath('Jenkinsfile')" in script
     assert "gitHubPullRequestDiscovery" in script
+
+
+def test_seed_job_credential_is_a_username_password_credential(casc: dict[str, Any]) -> None:
+    # The GitHub branch source only offers username/password (token as password) or
+    # GitHub App credentials; a "secret text" credential would leave the scan unauthenticated.
+    script = casc["jobs"][0]["script"]
+    (credential_id,) = re.findall(r"credentialsId\('([^']+)'\)", script)
+    creds = casc["credentials"]["system"]["domainCredentials"][0]["credentials"]
+    kinds = {fields["id"]: kind for cred in creds for kind, fields in cred.items()}
+    assert kinds[credential_id] == "usernamePassword"
 
 
 REQUIRED_PLUGINS = {

@@ -311,6 +311,12 @@ def test_tooling_defaults() -> None:
         ),
         ('{"enabled": true, "dockerHost": "npipe://x"}', ALL_SECRETS, "tooling.dockerHost must be"),
         ('{"enabled": true}', ALL_SECRETS, "tooling.jenkins.repositoryUrl is required"),
+        (
+            '{"enabled": true, "jenkins": {"repositoryUrl": "https://github.com/example/x.git",'
+            ' "githubUser": "bot:token"}}',
+            ALL_SECRETS,
+            "tooling.jenkins.githubUser must be a GitHub login",
+        ),
         ('"on"', ALL_SECRETS, "cv-platform:tooling must be an object"),
     ],
 )
