@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +156,6 @@ class Step:
     old_inputs: Mapping[str, Any] | None
     new_inputs: Mapping[str, Any] | None
     protect: bool | None
-    custom: bool
 
     @property
     def logical(self) -> bool:
@@ -194,13 +193,7 @@ class PreviewResult:
 
     def counts(self) -> dict[str, int]:
         """Resources per operation: changeSummary when present, else the logical steps."""
-        if self.change_summary:
-            counts = dict(self.change_summary)
-        else:
-            counts = {}
-            for step in self.steps:
-                if step.logical:
-                    counts[step.op] = counts.get(step.op, 0) + 1
+        counts = dict(self.change_summary) if self.change_summary else self.step_counts()
         for op in COUNT_ORDER:
             counts.setdefault(op, 0)
         return counts
@@ -361,7 +354,6 @@ def _step(raw: Any, index: int) -> Step:
         old_inputs=_clean(old, "inputs", rtype),
         new_inputs=_clean(new, "inputs", rtype),
         protect=bool(protect) if protect is not None or new is not None else None,
-        custom=bool(state.get("custom", False)),
     )
 
 
@@ -444,8 +436,3 @@ def loads_preview(text: str, source: str = "preview JSON") -> PreviewResult:
         return parse_preview(data)
     except PreviewFormatError as exc:
         raise PreviewFormatError(f"{source}: {exc}") from None
-
-
-def secret_config_keys(config: Mapping[str, str]) -> Iterable[str]:
-    """Keys of a preview's config map that Pulumi blinded as secrets."""
-    return (k for k, v in config.items() if v == SECRET)

@@ -78,14 +78,11 @@ _MAX_FIELD_LINES = 20
 _MAX_FIELD_VALUE = 200
 
 
-def _default_runner(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _default_runner(
+    cmd: Sequence[str], cwd: Path, timeout: float = RENDER_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(cmd),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RENDER_TIMEOUT,
-        check=False,
+        list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -309,19 +306,15 @@ def diff_snapshots(base: Snapshot, head: Snapshot) -> tuple[list[ObjectChange], 
 
 def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
+        return _default_runner(["git", *args], cwd, GIT_TIMEOUT)
     except FileNotFoundError:
         raise PipelineError("git is not installed: the offline preview needs it") from None
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"`git {args[0]}` did not finish in {GIT_TIMEOUT:.0f} s") from None
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-blank line of a tool's output, for a one-line error."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
 
@@ -336,7 +329,7 @@ def resolve_ref(root: Path, ref: str | None) -> tuple[Path, str, str]:
         raise PipelineError(f"unknown git ref {ref!r}")
     top = _git(["rev-parse", "--show-toplevel"], root)
     if top.returncode != 0:
-        raise PipelineError(f"{root} is not inside a git repository: {_last_line(top.stderr)}")
+        raise PipelineError(f"{root} is not inside a git repository: {last_line(top.stderr)}")
     where = top.stdout.strip()
     if ref is None:
         for trunk in DEFAULT_TRUNKS:
@@ -365,7 +358,7 @@ def base_worktree(top: Path, sha: str) -> Iterator[Path]:
     added = _git(["worktree", "add", "--detach", "--quiet", str(path), sha], top)
     try:
         if added.returncode != 0:
-            raise PipelineError(f"git worktree add failed: {_last_line(added.stderr)}")
+            raise PipelineError(f"git worktree add failed: {last_line(added.stderr)}")
         yield path
     finally:
         if path.exists():
@@ -394,7 +387,7 @@ def _render(runner: Runner, project_dir: Path, stack: str, out: Path, label: str
     except subprocess.TimeoutExpired:
         raise PipelineError(f"rendering {stack} at {label} timed out") from None
     if done.returncode != 0:
-        raise PipelineError(f"rendering {stack} at {label} failed: {_last_line(done.stderr)}")
+        raise PipelineError(f"rendering {stack} at {label} failed: {last_line(done.stderr)}")
     return Snapshot.load(out)
 
 

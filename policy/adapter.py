@@ -100,12 +100,7 @@ def evaluate(
 
             try:
                 _run(policy.validate(args, report))
-            except _NotApplicableError as exc:
-                not_checked.append(
-                    NotChecked(policy.name, resource.type, resource.name, exc.message)
-                )
-                continue
-            except UnknownValueError as exc:
+            except (_NotApplicableError, UnknownValueError) as exc:
                 not_checked.append(
                     NotChecked(policy.name, resource.type, resource.name, exc.message)
                 )

@@ -20,12 +20,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, UsageError
+from pipeline.preview_offline import last_line
 from pipeline.project import Project, find_project
+from pipeline.pulumi_cli import Completed
 
 if TYPE_CHECKING:
     from pipeline.preview_comment import StackReport
@@ -34,13 +36,6 @@ if TYPE_CHECKING:
     from policy.model import PolicyOutcome
 
 PULUMI_TIMEOUT = 1800.0
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 # The thin adapter around the pulumi CLI: tests pass their own.
@@ -64,11 +59,6 @@ def run_pulumi(cmd: Sequence[str], cwd: Path) -> Completed:
     return Completed(done.returncode, done.stdout, done.stderr)
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
 # --- online ----------------------------------------------------------------------------------
 
 
@@ -89,14 +79,14 @@ def _online(stack: str, project: Project, runner: PulumiRunner) -> tuple[Preview
         if done.returncode != 0:
             raise PipelineError(
                 f"pulumi preview --stack {stack} failed (exit {done.returncode}): "
-                f"{_last_line(done.stderr)}"
+                f"{last_line(done.stderr)}"
             ) from None
         raise
     if done.returncode != 0 and not result.errors:
         # Policy failures and engine errors end the run without an error diagnostic.
         extra = Diagnostic(
             "error",
-            f"pulumi preview exited {done.returncode}: {_last_line(done.stderr or done.stdout)}",
+            f"pulumi preview exited {done.returncode}: {last_line(done.stderr or done.stdout)}",
         )
         result = replace(result, diagnostics=(*result.diagnostics, extra))
     return result, _secret_config_values(stack, project, runner)
