@@ -231,16 +231,20 @@ def build(args: argparse.Namespace, runner: PulumiRunner = run_pulumi) -> tuple[
     reports: list[StackReport] = []
     if args.preview_json:
         result = loads_preview(_read_preview_file(args.preview_json), args.preview_json)
-        stack = args.stack[0] if args.stack else (_stack_in(result) or "stack")
+        in_urns = _stack_in(result)
+        stack = args.stack[0] if args.stack else (in_urns or "stack")
         project.stack_file(stack)  # validates the name
-        reports.append(
-            report_from_preview(
-                stack,
-                result,
-                _online_policy(stack, result),
-                source=f"pulumi preview, saved in {Path(args.preview_json).name}",
-            )
+        report = report_from_preview(
+            stack,
+            result,
+            _online_policy(stack, result),
+            source=f"pulumi preview, saved in {Path(args.preview_json).name}",
         )
+        if in_urns and in_urns != stack:
+            # Shown as asked (the stack-specific rules run for `stack`), but never silently.
+            note = f"The saved preview's resources belong to stack `{in_urns}`, shown as `{stack}`."
+            report = replace(report, notes=(note, *report.notes))
+        reports.append(report)
     else:
         stacks = list(dict.fromkeys(args.stack)) or project.stacks()
         if not stacks:

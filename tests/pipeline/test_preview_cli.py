@@ -64,6 +64,8 @@ def test_saved_real_preview_prints_its_change_summary(
     assert code == 0
     assert HEADING.search(out)["stack"] == "staging"  # type: ignore[index]
     assert _counts(out) == _expected(path)
+    # The samples come from a stack named dev: the comment says so rather than hide it.
+    assert "> The saved preview's resources belong to stack `dev`, shown as `staging`." in out
 
 
 @pytest.mark.parametrize("name", OWN)
@@ -114,6 +116,7 @@ def test_stack_defaults_to_the_one_in_the_urns(
     assert code == 0
     assert "### `prod`:" in out
     assert "**prod** (production): 1 to replace, 0 to delete" in out
+    assert "belong to stack" not in out
 
 
 class FakePulumi:
