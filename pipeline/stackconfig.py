@@ -1,19 +1,26 @@
 """A stack's configuration as Pulumi resolves it, without the Pulumi CLI.
 
-Project defaults come from the ``config:`` block of Pulumi.yaml (typed schema
-entries with ``default``, ``value:`` declarations, or plain values); the stack
-file's ``config:`` block overrides them key by key. Secrets (``secure:``
-values, and keys the project declares ``secret: true`` in ``config:`` or in
-``template.config:``) are never decrypted
-here: they are listed in ``secret_keys`` and get placeholders in the engine
-form handed to a program under mocks.
+Follows the Pulumi CLI (sdk/go/common/workspace/config.go, mergeConfig): a
+project key of Pulumi.yaml is a declaration (a mapping of ``type``, ``default``,
+``value``, ``description``, ``secret``, ``items``) or a plain value (shorthand for
+``value:``); keys without a namespace belong to the project. A stack file's keys
+are ``namespace:name`` (or the old ``namespace:config:name``) and override the
+project's ``default``/``value`` key by key. A stack file's plain scalars reach
+the program as written (``2.0`` stays ``2.0``, ``yes`` stays ``yes``), objects and
+arrays as JSON.
+
+Secrets (``secure:`` values, also nested in an object, and keys the project
+declares ``secret: true`` in ``config:`` or in ``template.config:``) are never
+decrypted here: they are listed in ``secret_keys`` and get placeholders in the
+engine form handed to a program under mocks (an object keeps its shape, with a
+placeholder in each ``secure:`` leaf).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,8 @@ from pipeline.errors import ConfigError
 from pipeline.project import PROJECT_NAME, Project
 
 SECRET_PLACEHOLDER = "placeholder-secret-value"  # noqa: S105 - not a secret: stands in for one
-_SCHEMA_FIELDS = {"type", "default", "description", "secret", "items"}
+# The fields of a declaration in Pulumi.yaml's config block (Pulumi's project schema).
+_DECLARATION_FIELDS = ("type", "default", "value", "description", "secret", "items")
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class StackConfig:
     secret_keys: frozenset[str]
     # Keys the project declares, with their schema (type, description, ...).
     schema: Mapping[str, Mapping[str, Any]]
+    # Engine strings of stack-file values that differ from the typed ``values``:
+    # plain scalars as written, objects holding ``secure:`` leaves with placeholders.
+    engine_overrides: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:
         """A project key's value, given without the ``cv-platform:`` prefix."""
@@ -44,14 +55,31 @@ def full_key(name: str) -> str:
     return name if ":" in name else f"{PROJECT_NAME}:{name}"
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def parse_key(name: str, where: str) -> str:
+    """``namespace:name`` as Pulumi's config.ParseKey reads it (``ns:config:name`` too)."""
+    parts = name.split(":")
+    if len(parts) == 3 and parts[1] == "config":
+        parts = [parts[0], parts[2]]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(
+            f"{where}: config key {name!r} must be namespace:name (e.g. {PROJECT_NAME}:replicas)"
+        )
+    return ":".join(parts)
+
+
+def _load_yaml(path: Path, *, raw: bool = False) -> dict[str, Any]:
+    """The document; with ``raw``, every scalar as the text written (YAML's base schema)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    try:
+    if raw:
+        loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+    else:
         # libyaml's safe loader when built in: the same documents, ~10x faster.
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe or base loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -71,14 +99,29 @@ def _config_block(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     return block
 
 
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
 def _contains_secure(value: Any) -> bool:
+    if _is_secure(value):
+        return True
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return True
         return any(_contains_secure(v) for v in value.values())
     if isinstance(value, list):
         return any(_contains_secure(v) for v in value)
     return False
+
+
+def _with_placeholders(value: Any) -> Any:
+    """``value`` with each ``secure:`` leaf replaced by the placeholder, its shape kept."""
+    if _is_secure(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _with_placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_placeholders(v) for v in value]
+    return value
 
 
 def project_defaults(
@@ -92,17 +135,32 @@ def project_defaults(
     schema: dict[str, dict[str, Any]] = {}
     secrets: set[str] = set()
     for name, entry in block.items():
-        key = full_key(str(name))
-        if isinstance(entry, dict) and "type" in entry and set(entry) <= _SCHEMA_FIELDS:
+        name = str(name)
+        key = parse_key(name, path.name) if ":" in name else full_key(name)
+        if not isinstance(entry, dict):
+            defaults[key] = entry  # shorthand for value:
+            continue
+        # A mapping is always a declaration: an object value goes under value:.
+        unknown = sorted(set(entry) - set(_DECLARATION_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"{path.name}: config.{name} has the unknown field {unknown[0]!r}: a declaration "
+                f"takes {', '.join(_DECLARATION_FIELDS)} (write an object under value:)"
+            )
+        if "type" in entry:
+            if not key.startswith(f"{PROJECT_NAME}:"):
+                raise ConfigError(
+                    f"{path.name}: config.{name} is not in the project's namespace, so it "
+                    "cannot declare a type (Pulumi refuses it): give it a value only"
+                )
             schema[key] = dict(entry)
-            if entry.get("secret"):
-                secrets.add(key)
-            if "default" in entry:
-                defaults[key] = entry["default"]
-        elif isinstance(entry, dict) and set(entry) == {"value"}:
+        if entry.get("secret"):
+            secrets.add(key)
+        # Pulumi applies default over value when a declaration has both.
+        if "default" in entry:
+            defaults[key] = entry["default"]
+        elif "value" in entry:
             defaults[key] = entry["value"]
-        else:
-            defaults[key] = entry
     # Optional secrets are declared under template.config (see Pulumi.yaml): the
     # typed schema would make the CLI demand them in every stack.
     template = document.get("template") or {}
@@ -118,16 +176,27 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
     defaults, schema, secrets = project_defaults(project)
     path = project.existing_stack_file(stack)
     values = dict(defaults)
-    for name, value in _config_block(path, _load_yaml(path)).items():
-        key = full_key(str(name))
+    overrides: dict[str, str] = {}
+    block = _config_block(path, _load_yaml(path))
+    written: dict[str, Any] = {}
+    for name, value in block.items():
+        key = parse_key(str(name), path.name)
         if _contains_secure(value):
             secrets.add(key)
             values.pop(key, None)
-        else:
-            values[key] = value
+            if not _is_secure(value):
+                overrides[key] = _engine_string(_with_placeholders(value))
+            continue
+        values[key] = value
+        if value is not None and not isinstance(value, dict | list):
+            if not written:
+                written = _config_block(path, _load_yaml(path, raw=True))
+            text = written.get(name)
+            if isinstance(text, str) and text != _engine_string(value):
+                overrides[key] = text  # Pulumi hands the program a scalar as written
     for key in secrets:
         values.pop(key, None)
-    return StackConfig(stack, values, frozenset(secrets), schema)
+    return StackConfig(stack, values, frozenset(secrets), schema, overrides)
 
 
 def _engine_string(value: Any) -> str:
@@ -147,4 +216,5 @@ def engine_config(cfg: StackConfig) -> tuple[dict[str, str], list[str]]:
     config = {key: _engine_string(value) for key, value in cfg.values.items() if value is not None}
     for key in cfg.secret_keys:
         config[key] = SECRET_PLACEHOLDER
+    config.update(cfg.engine_overrides)
     return config, sorted(cfg.secret_keys)

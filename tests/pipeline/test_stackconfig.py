@@ -105,3 +105,87 @@ def test_config_block_must_be_a_mapping(project: Project) -> None:
     (project.root / "Pulumi.prod.yaml").write_text("config: [1, 2]\n")
     with pytest.raises(ConfigError, match="'config' must be a mapping"):
         load_stack_config(project, "prod")
+
+
+# --- Pulumi's own resolution rules (sdk/go/common/workspace/config.go) ---------------
+
+
+def write_stack(project: Project, text: str) -> None:
+    (project.root / "Pulumi.prod.yaml").write_text(text)
+
+
+def test_a_secure_leaf_inside_an_object_keeps_the_object_and_makes_the_key_secret(
+    project: Project,
+) -> None:
+    write_stack(
+        project,
+        "config:\n"
+        "  cv-platform:database:\n"
+        "    user: reader\n"
+        "    password:\n"
+        "      secure: v1:AAAACCCC\n",
+    )
+    cfg = load_stack_config(project, "prod")
+    assert "cv-platform:database" in cfg.secret_keys
+    assert "cv-platform:database" not in cfg.values
+    config, secret_keys = engine_config(cfg)
+    assert json.loads(config["cv-platform:database"]) == {
+        "user": "reader",
+        "password": SECRET_PLACEHOLDER,
+    }
+    assert "cv-platform:database" in secret_keys
+
+
+def test_stack_scalars_reach_the_program_as_written(project: Project) -> None:
+    # The engine reads a stack file's scalar into a string: no YAML 1.1 re-typing.
+    write_stack(
+        project,
+        "config:\n  cv-platform:gpu: yes\n  cv-platform:replicas: 3\n  cv-platform:ratio: 2.50\n",
+    )
+    config, _ = engine_config(load_stack_config(project, "prod"))
+    assert config["cv-platform:gpu"] == "yes"
+    assert config["cv-platform:replicas"] == "3"
+    assert config["cv-platform:ratio"] == "2.50"
+
+
+def test_the_old_config_module_form_of_a_stack_key_is_read(project: Project) -> None:
+    write_stack(project, "config:\n  cv-platform:config:replicas: 5\n")
+    assert load_stack_config(project, "prod").get("replicas") == 5
+
+
+def test_a_stack_key_without_a_namespace_is_refused(project: Project) -> None:
+    write_stack(project, "config:\n  replicas: 5\n")
+    with pytest.raises(ConfigError, match="Pulumi.prod.yaml: config key 'replicas' must be"):
+        load_stack_config(project, "prod")
+
+
+def test_a_declaration_may_carry_a_description_beside_its_value(project: Project) -> None:
+    (project.root / "Pulumi.yaml").write_text(
+        "name: cv-platform\nconfig:\n  image:\n    description: what runs\n"
+        "    value: {repository: r.example/m, tag: '1'}\n"
+    )
+    write_stack(project, "config: {}\n")
+    assert load_stack_config(project, "prod").get("image") == {
+        "repository": "r.example/m",
+        "tag": "1",
+    }
+
+
+def test_a_mapping_in_pulumi_yaml_is_a_declaration_not_an_object_value(
+    project: Project,
+) -> None:
+    (project.root / "Pulumi.yaml").write_text(
+        "name: cv-platform\nconfig:\n  image:\n    repository: r.example/m\n"
+    )
+    with pytest.raises(ConfigError, match=r"config.image has the unknown field 'repository'"):
+        load_stack_config(project, "prod")
+
+
+def test_a_typed_declaration_outside_the_project_namespace_is_refused(
+    project: Project,
+) -> None:
+    (project.root / "Pulumi.yaml").write_text(
+        "name: cv-platform\nconfig:\n  kubernetes:context:\n    type: string\n"
+    )
+    with pytest.raises(ConfigError, match="cannot declare a type"):
+        load_stack_config(project, "prod")
