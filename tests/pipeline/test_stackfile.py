@@ -279,6 +279,67 @@ while True:
 """
 
 
+_ONE_WRITE = """
+import sys
+from pipeline.stackfile import ImageSetting, write_image
+path, repo, digest = sys.argv[1:4]
+print("ready", flush=True)
+write_image(path, ImageSetting(repo, "waited", digest))
+"""
+
+
+def _start_one_write(stack_file: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _ONE_WRITE, str(stack_file), REPO, NEW],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+    return process
+
+
+def _hold_lock(path: Path) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_writer_waits_while_another_holds_the_lock(stack_file: Path) -> None:
+    fd = _hold_lock(stack_file)
+    try:
+        writer = _start_one_write(stack_file)
+        time.sleep(0.5)  # far longer than one write takes once the module is imported
+        assert writer.poll() is None, "the writer did not wait for the lock"
+        assert stack_file.read_text() == STACK
+    finally:
+        os.close(fd)  # releases the lock
+    assert writer.wait(timeout=30) == 0
+    assert read_image(stack_file) == ImageSetting(REPO, "waited", NEW)
+
+
+def test_a_writer_that_waited_on_a_replaced_file_edits_the_new_one(stack_file: Path) -> None:
+    # The lock holder replaces the file (as a writer does) and only then lets go:
+    # the waiting writer must edit that new file, not the old inode it locked.
+    fd = _hold_lock(stack_file)
+    try:
+        writer = _start_one_write(stack_file)
+        time.sleep(0.3)
+        theirs = STACK.replace('cv-platform:cpuLimit: "1"', 'cv-platform:cpuLimit: "2"')
+        replacement = stack_file.with_name("replacement.tmp")
+        replacement.write_text(theirs)
+        os.replace(replacement, stack_file)
+    finally:
+        os.close(fd)
+    assert writer.wait(timeout=30) == 0
+    after = stack_file.read_text()
+    assert 'cv-platform:cpuLimit: "2"' in after  # their change survived
+    assert read_image(stack_file) == ImageSetting(REPO, "waited", NEW)
+
+
 def test_killing_a_writer_mid_write_leaves_the_old_or_the_new_file(stack_file: Path) -> None:
     expected = {
         render_image_edit(stack_file, STACK, ImageSetting(REPO, f"t{i}", d))[1].encode()
