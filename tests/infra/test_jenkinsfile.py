@@ -290,7 +290,7 @@ SHELL_VALUES = {
 def pipeline_commands(jenkinsfile: str) -> list[list[str]]:
     text = jenkinsfile.replace("\\\n", " ")
     commands = []
-    for match in re.finditer(r"python -m pipeline ([^\n>']+)", text):
+    for match in re.finditer(r"python -m pipeline ([^\n>'|]+)", text):
         line = match.group(1)
         for var, value in SHELL_VALUES.items():
             line = line.replace(f'"${var}"', value)
@@ -307,6 +307,7 @@ def test_every_pipeline_command_is_accepted_by_the_cli(jenkinsfile: str) -> None
     assert names == {
         ("set-image",),
         ("record", "deploy"),
+        ("history",),
         ("promote",),
         ("preview",),
     }
@@ -355,3 +356,18 @@ def test_init_script_and_seed_job_parse_as_groovy(
     parsed: dict[str, Any], groovy_files: dict[str, Path]
 ) -> None:
     assert set(parsed) == {str(p) for p in groovy_files.values()}
+
+
+def test_promote_checks_the_approved_digest_under_both_locks(jenkinsfile: str) -> None:
+    stage = jenkinsfile[
+        jenkinsfile.index("stage('Promote')") : jenkinsfile.index("stage('Deploy prod')")
+    ]
+    order = [
+        "lock('cv-platform-staging')",  # always staging first: no lock-order deadlock
+        "lock('cv-platform-prod')",
+        "python -m pipeline history staging",
+        '[ "$candidate" != "$IMAGE_DIGEST" ]',
+        "python -m pipeline promote --from staging --to prod",
+    ]
+    positions = [stage.index(text) for text in order]
+    assert positions == sorted(positions)
