@@ -136,34 +136,31 @@ class JenkinsServer(pulumi.ComponentResource):
             password=pulumi.Output.secret(args.registry_password),
         )
 
-        controller_image = docker.Image(
-            f"{name}-controller-image",
-            image_name=pulumi.Output.concat(
-                args.registry_host,
-                f"/{args.image_prefix}/jenkins-controller:",
-                context_digest(controller_context_files(), PROJECT_ROOT),
-            ),
-            build=docker.DockerBuildArgs(
-                context=CONTROLLER_CONTEXT,
-                dockerfile=f"{CONTROLLER_CONTEXT}/Dockerfile",
-                platform=PLATFORM,
-            ),
-            registry=registry,
-            opts=child,
+        def built_image(
+            kind: str, context: str, dockerfile: str, files: list[Path]
+        ) -> docker.Image:
+            # Tagged with a hash of its build context: a new tag (and digest) only when it changes.
+            return docker.Image(
+                f"{name}-{kind}-image",
+                image_name=pulumi.Output.concat(
+                    args.registry_host,
+                    f"/{args.image_prefix}/jenkins-{kind}:",
+                    context_digest(files, PROJECT_ROOT),
+                ),
+                build=docker.DockerBuildArgs(
+                    context=context, dockerfile=dockerfile, platform=PLATFORM
+                ),
+                registry=registry,
+                opts=child,
+            )
+
+        controller_image = built_image(
+            "controller",
+            CONTROLLER_CONTEXT,
+            f"{CONTROLLER_CONTEXT}/Dockerfile",
+            controller_context_files(),
         )
-        agent_image = docker.Image(
-            f"{name}-agent-image",
-            image_name=pulumi.Output.concat(
-                args.registry_host,
-                f"/{args.image_prefix}/jenkins-agent:",
-                context_digest(agent_context_files(), PROJECT_ROOT),
-            ),
-            build=docker.DockerBuildArgs(
-                context=".", dockerfile=AGENT_DOCKERFILE, platform=PLATFORM
-            ),
-            registry=registry,
-            opts=child,
-        )
+        agent_image = built_image("agent", ".", AGENT_DOCKERFILE, agent_context_files())
         # Downstream containers run the pushed digest, never the tag.
         self.controller_image = controller_image.repo_digest
         self.agent_image = agent_image.repo_digest
