@@ -174,7 +174,14 @@ def _rows(metrics: Metrics) -> list[tuple[str, str, str]]:
         (
             "lead time for changes",
             _num(d.lead_time_hours, 1, " h"),
-            _tier_detail(tiers["lead_time"], f"median of {d.lead_time_samples}"),
+            _tier_detail(
+                tiers["lead_time"],
+                f"median of {d.lead_time_samples}"
+                if d.lead_time_samples
+                else "no commit time known for a successful deployment"
+                if d.deployments
+                else "no deployment",
+            ),
         ),
         (
             "change failure rate",
@@ -189,7 +196,13 @@ def _rows(metrics: Metrics) -> list[tuple[str, str, str]]:
             _num(d.recovery_time_hours, 1, " h"),
             _tier_detail(
                 tiers["recovery_time"],
-                f"median of {d.recoveries}"
+                (
+                    f"median of {d.recoveries}"
+                    if d.recoveries or d.failed_changes
+                    else "no failed change"
+                    if d.deployments
+                    else "no deployment"
+                )
                 + (f", {d.unrecovered} not yet recovered" if d.unrecovered else ""),
             ),
         ),

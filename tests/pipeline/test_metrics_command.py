@@ -99,6 +99,9 @@ def test_empty_store_prints_n_a_and_nulls(
     assert "M_CI" in table
     assert "n/a" in table
     assert "nan" not in table.lower()
+    lines = {line.split("  ")[1].strip(): line for line in table.splitlines() if "  " in line}
+    assert lines["lead time for changes"].endswith("n/a  no deployment")
+    assert lines["recovery time"].endswith("n/a  no deployment")
     data = run_json(path, capsys)
     assert data["m_ci_minutes"] is None
     assert data["dora"]["deployment_frequency_per_week"] is None
