@@ -1136,6 +1136,14 @@ def _tooling_jenkins(
         raise SettingsError(
             "tooling.jenkins.stagingSmokeUrl", f"must be an http(s) URL, got {smoke!r}"
         )
+    # Both reach the agent as environment variables, which are not secret.
+    for key, value in (("pulumiBackendUrl", backend), ("stagingSmokeUrl", smoke)):
+        if re.match(r"[a-z0-9+]+://[^/\s]*@", value):
+            raise SettingsError(
+                f"tooling.jenkins.{key}",
+                "must not carry credentials (user:password@): it is an environment "
+                "variable of the agent; give the backend's credentials another way",
+            )
     admin_password = secret("jenkinsAdminPassword")
     if admin_password is None:
         raise SettingsError(

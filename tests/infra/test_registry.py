@@ -317,6 +317,12 @@ def test_tooling_defaults() -> None:
             ALL_SECRETS,
             "tooling.jenkins.githubUser must be a GitHub login",
         ),
+        (
+            '{"enabled": true, "jenkins": {"repositoryUrl": "https://github.com/example/x.git",'
+            ' "pulumiBackendUrl": "https://user:pw@state.example.internal/"}}',
+            ALL_SECRETS,
+            "tooling.jenkins.pulumiBackendUrl must not carry credentials",
+        ),
         ('"on"', ALL_SECRETS, "cv-platform:tooling must be an object"),
     ],
 )
