@@ -14,9 +14,17 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, GateRefused, PipelineError, RegistryError, UsageError
+from pipeline.errors import (
+    ConfigError,
+    GateRefused,
+    PipelineError,
+    RegistryError,
+    StoreError,
+    UsageError,
+)
 from pipeline.project import Project, find_project
 from pipeline.promotion import (
     DIGEST_RESOLVES,
@@ -137,6 +145,24 @@ def _open(args: argparse.Namespace, project: Project, *, create: bool = False) -
     # other commands need records that are already there, so a --store typo
     # must be an error, not an empty history or a "nothing deployed" refusal.
     return open_store(args.store, project, create=create)
+
+
+def _record_written(
+    store: Store, records: Sequence[Record], path: Path, what: str, old: str | None, new: str | None
+) -> list[Record]:
+    """Append ``records`` after ``path`` was written; a failure says the file changed.
+
+    A file and a store cannot change in one transaction. The file goes first
+    (its compare-and-swap is what can refuse), so if the store then fails, the
+    one line must say that the file was written, not that nothing happened.
+    """
+    try:
+        return store.add_many(records)
+    except StoreError as exc:
+        raise StoreError(
+            f"{path.name} was written ({short(old)} -> {short(new)}) but the {what} was not "
+            f"recorded: {exc}; restore the file (git checkout {path.name}) and run it again"
+        ) from None
 
 
 def _setting_for(deployment: Deployment, mutable: Sequence[str] = ()) -> tuple[ImageRef, Any]:
@@ -290,17 +316,18 @@ def promote(args: argparse.Namespace) -> int:
             print(f"dry run: {target_file.name} not written, nothing recorded")
             return 0
         edit = write_image(target_file, setting, expect_digest=expected)
-        stored = store.add(
-            Promotion(
-                source_stack=args.source,
-                target_stack=args.target,
-                image=str(image),
-                digest=candidate.digest or "",
-                at=facts.now,
-                skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
-                previous_digest=current.digest,
-                actor=actor(),
-            )
+        promotion = Promotion(
+            source_stack=args.source,
+            target_stack=args.target,
+            image=str(image),
+            digest=candidate.digest or "",
+            at=facts.now,
+            skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
+            previous_digest=current.digest,
+            actor=actor(),
+        )
+        (stored,) = _record_written(
+            store, [promotion], target_file, "promotion", current.digest, image.digest
         )
     finally:
         store.close()
@@ -352,7 +379,8 @@ def rollback(args: argparse.Namespace) -> int:
         now = ADAPTERS.now()
         who = actor()
         how = f"--to {plan.to.digest}" if args.to_digest else f"--steps {args.steps or 1}"
-        stored = store.add_many(
+        stored = _record_written(
+            store,
             [
                 Rollback(
                     stack=args.stack,
@@ -370,7 +398,11 @@ def rollback(args: argparse.Namespace) -> int:
                     reason=f"rolled back {short(current.digest)} -> {short(plan.to.digest)}",
                     actor=who,
                 ),
-            ]
+            ],
+            path,
+            "rollback",
+            current.digest,
+            plan.to.digest,
         )
     finally:
         store.close()

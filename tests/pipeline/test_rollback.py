@@ -353,3 +353,30 @@ def test_history_json_honours_the_limit_newest_first(
         ("deployment", C, "succeeded"),
         ("deployment", X, "failed"),
     ]
+
+
+@pytest.mark.parametrize("command", ["rollback", "promote"])
+def test_a_store_failure_after_the_write_says_the_file_was_written(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from pipeline.errors import StoreError
+    from pipeline.store.sqlite import SqliteStore
+
+    store = open_store(None, Project(root))
+    store.add(deployed(B, 1, stack="staging"))
+    store.close()
+
+    def disk_full(self: SqliteStore, records: object) -> list[object]:
+        raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
+
+    monkeypatch.setattr(SqliteStore, "add_many", disk_full)
+    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
+             for arg in ("--skip-gate", gate)]  # fmt: skip
+    argv = ["rollback", "prod"] if command == "rollback" else ["promote", "--from", "staging",
+                                                               "--to", "prod", *skips]  # fmt: skip
+    assert cli(root, *argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"Pulumi.prod.yaml was written (sha256:{C[7:19]} -> " in err
+    assert f"but the {command.replace('promote', 'promotion')} was not recorded" in err
+    assert "database or disk is full" in err
