@@ -29,10 +29,25 @@ REDACTED = "[secret]"
 RESOURCES_FILE = "resources.json"
 OUTPUTS_FILE = "stack-outputs.json"
 CLUSTER_SCOPE = "_cluster"  # namespace part of file names for cluster-scoped objects
-_LEAK_MARKERS = (
-    SECRET_PLACEHOLDER,
-    base64.b64encode(SECRET_PLACEHOLDER.encode()).decode(),
-)
+
+
+def _base64_forms(text: str) -> tuple[str, ...]:
+    """The base64 text of ``text`` at each of the three byte offsets it can start at.
+
+    Inside a longer encoded value (``user:password`` of a docker config) the
+    secret's bytes rarely start on a 3-byte boundary, so its plain encoding
+    alone would not be found there.
+    """
+    raw = text.encode()
+    forms = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        # Only the characters made of ``raw``'s bits alone.
+        forms.append(encoded[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6])
+    return tuple(forms)
+
+
+_LEAK_MARKERS = (SECRET_PLACEHOLDER, *_base64_forms(SECRET_PLACEHOLDER))
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ def _file_name(manifest: dict[str, Any]) -> str:
 
 
 def _run(project: Project, stack: str) -> Any:
+    from pulumi.config import ConfigMissingError, ConfigTypeError
+
     from pipeline.mocks import run_program
 
     cfg = load_stack_config(project, stack)
@@ -111,6 +128,9 @@ def _run(project: Project, stack: str) -> Any:
         return run_program(project.root, stack, config, secret_keys)
     except PipelineError:
         raise
+    except (ConfigMissingError, ConfigTypeError) as exc:
+        # pulumi.Config's own errors (require/get_int ...) span lines: one line here.
+        raise ConfigError(" ".join(str(exc).split())) from None
     except Exception as exc:
         # The program's own validation error carries the one line to show.
         settings_error = getattr(sys.modules.get("infra.config"), "SettingsError", None)
@@ -126,7 +146,7 @@ def render(project: Project, stack: str) -> Render:
     resources: list[dict[str, Any]] = []
     for res in run.resources:
         inputs = _normalize(res.inputs)
-        if _leaks(inputs):
+        if _leaks([res.name, inputs]):
             raise PipelineError(
                 f"secret value reached a plain input of {res.type} {res.name!r}: "
                 "keep it an Output secret (pulumi.Output.secret / require_secret)"
@@ -158,12 +178,19 @@ def render(project: Project, stack: str) -> Render:
     return Render(stack, ordered, tuple(resources), outputs)
 
 
+# libyaml's emitter when PyYAML has it: the same bytes as the pure-Python one, ~4x faster.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _dump_yaml(manifest: dict[str, Any]) -> str:
-    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=1000)
+    text: str = yaml.dump(
+        manifest, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=1000
+    )
+    return text
 
 
-def write_render(result: Render, out_dir: Path) -> None:
-    """Write ``result`` to ``out_dir``, replacing a previous render there atomically."""
+def check_out_dir(out_dir: Path) -> Path:
+    """``out_dir`` resolved, if a render may be written there (new, empty, or a render)."""
     out_dir = out_dir.resolve()
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -173,6 +200,19 @@ def write_render(result: Render, out_dir: Path) -> None:
                 f"--out {out_dir} is not empty and holds no earlier render: "
                 "choose a new or empty directory"
             )
+    elif out_dir.parent.exists() and not out_dir.parent.is_dir():
+        raise PipelineError(f"--out {out_dir}: {out_dir.parent} is not a directory")
+    return out_dir
+
+
+def write_render(result: Render, out_dir: Path) -> None:
+    """Write ``result`` to ``out_dir``, replacing a previous render there atomically.
+
+    The files are written into a sibling temporary directory that is renamed into
+    place; an earlier render is moved aside first and removed last. A failure
+    leaves the earlier render (or no directory) and no temporary directory.
+    """
+    out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -185,14 +225,19 @@ def write_render(result: Render, out_dir: Path) -> None:
             json.dumps(result.outputs, indent=2) + "\n", encoding="utf-8"
         )
         staging.chmod(0o755)
-        old = None
+        previous = None
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-        staging.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            # A name as unique as the staging directory's: two renders never share it.
+            previous = staging.with_name(f"{staging.name}.previous")
+            out_dir.rename(previous)
+        try:
+            staging.rename(out_dir)
+        except OSError:
+            if previous is not None:
+                previous.rename(out_dir)  # the earlier render stays as it was
+            raise
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -200,6 +245,7 @@ def write_render(result: Render, out_dir: Path) -> None:
 
 def render_stack(project: Project, stack: str, out_dir: Path) -> Render:
     """Render ``stack`` and write it to ``out_dir``; nothing is written on error."""
+    check_out_dir(out_dir)  # before the program runs: a wrong --out fails at once
     result = render(project, stack)
     write_render(result, out_dir)
     return result

@@ -18,6 +18,8 @@ from pipeline.cli import main
 from pipeline.stackconfig import SECRET_PLACEHOLDER
 
 PROGRAM = """
+import base64
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -41,9 +43,18 @@ k8s.core.v1.Secret(
 labels = {"app": "demo"}
 if settings["leak"]:
     labels["token"] = pulumi.Output.unsecret(token)  # a bug the render must refuse
+annotations = {}
+if settings["leak64"]:
+    # The same bug, the token hidden inside a base64 value (as in a docker config).
+    annotations["auth"] = pulumi.Output.unsecret(token).apply(
+        lambda t: base64.b64encode(("user:" + t).encode()).decode()
+    )
+if settings["requireMissing"]:
+    pulumi.Config().require("missingKey")
 k8s.apps.v1.Deployment(
     "app",
-    metadata={"name": "demo", "namespace": settings["namespace"], "labels": {"app": "demo"}},
+    metadata={"name": "demo", "namespace": settings["namespace"], "labels": {"app": "demo"},
+              "annotations": annotations},
     spec={
         "replicas": settings["replicas"],
         "selector": {"matchLabels": {"app": "demo"}},
@@ -80,6 +91,8 @@ def load():
         "replicas": replicas,
         "namespace": cfg.get("namespace") or "demo",
         "leak": cfg.get_bool("leak") or False,
+        "leak64": cfg.get_bool("leak64") or False,
+        "requireMissing": cfg.get_bool("requireMissing") or False,
     }
 """
 
@@ -249,3 +262,60 @@ def test_malformed_stack_file_exits_1_naming_file_and_line(
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml line" in err
     assert err.count("\n") == 1
+
+
+def test_render_refuses_a_secret_hidden_in_a_base64_value(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:leak64: true\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 1
+    assert "secret value reached a plain input" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_missing_required_key_is_one_line_naming_it(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:requireMissing: true\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cv-platform:missingKey" in err
+    assert "internal error" not in err
+    assert not out.exists()
+
+
+def test_a_wrong_out_is_refused_before_the_program_runs(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The config is broken too: the --out error shows the program never ran.
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replicas: three\n")
+    out = tmp_path / "file"
+    out.write_text("not a directory")
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert "exists and is not a directory" in err
+    assert out.read_text() == "not a directory"
+
+
+def test_a_failed_swap_keeps_the_earlier_render_and_leaves_no_temporary_directory(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    assert render(project, out) == 0
+    before = tree(out)
+    real_rename = Path.rename
+
+    def rename(self: Path, target: str | Path) -> Path:
+        staged = self.name.startswith(".out.") and not self.name.endswith(".previous")
+        if Path(target) == out.resolve() and staged:
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replicas: 5\n")
+    assert render(project, out) == 1
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj"]
