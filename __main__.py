@@ -4,17 +4,19 @@ import dataclasses
 
 import pulumi
 
-from infra.cihost import CiDockerHost, CiDockerHostArgs
 from infra.config import load_settings
 from infra.environment import ModelEnvironment, ModelEnvironmentArgs
-from infra.jenkins import JenkinsServer, JenkinsServerArgs
-from infra.registry import ImageRegistry, ImageRegistryArgs, ecr_pull_settings
 
 settings = load_settings()
 tooling = settings.tooling
 
 # The CI tooling (registry, Jenkins) lives on the CI Docker host; only staging has it.
+# Its modules (and the Docker provider SDK) are imported only by the stack that has it.
 if tooling is not None:
+    from infra.cihost import CiDockerHost, CiDockerHostArgs
+    from infra.jenkins import JenkinsServer, JenkinsServerArgs
+    from infra.registry import ImageRegistry, ImageRegistryArgs, ecr_pull_settings
+
     ci_host = CiDockerHost(settings.project, CiDockerHostArgs.from_tooling(tooling))
     on_ci_host = pulumi.ResourceOptions(providers=[ci_host.provider])
     registry = ImageRegistry(
