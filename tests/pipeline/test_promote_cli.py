@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.project import Project
 from pipeline.records import CiRun, Deployment, Hold, Record
-from pipeline.stackfile import ImageSetting, read_image, write_image
+from pipeline.stackfile import ImageSetting, read_image, unified_diff, write_image
 from pipeline.store import open_store
 from tests.registry_fixture import PushedImages
 
@@ -198,6 +198,11 @@ def test_dry_run_prints_the_diff_and_changes_nothing(
     assert f"+    digest: {setup.images.v1.digest}" in out
     assert setup.prod.read_bytes() == before
     assert setup.promotions() == []
+    # The diff shown is exactly what the real promotion then writes.
+    assert promote(setup) == 0
+    real = unified_diff(setup.prod, before.decode(), setup.prod.read_text())
+    assert real.startswith("--- a/Pulumi.prod.yaml\n")
+    assert real in out
 
 
 def test_an_unknown_gate_name_is_a_usage_error(

@@ -14,7 +14,7 @@ from pipeline.errors import PipelineError
 from pipeline.project import Project
 from pipeline.promotion import plan_rollback, rollback_choices
 from pipeline.records import Deployment, Hold, Promotion, Rollback
-from pipeline.stackfile import ImageSetting, read_image, write_image
+from pipeline.stackfile import ImageSetting, read_image, unified_diff, write_image
 from pipeline.store import open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -195,9 +195,13 @@ def test_rollback_dry_run_writes_and_records_nothing(
 ) -> None:
     before = (root / "Pulumi.prod.yaml").read_bytes()
     assert cli(root, "rollback", "prod", "--dry-run") == 0
-    assert f"+    digest: {A}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"+    digest: {A}" in out
     assert (root / "Pulumi.prod.yaml").read_bytes() == before
     assert records(root) == ([], [])
+    assert cli(root, "rollback", "prod") == 0
+    path = root / "Pulumi.prod.yaml"
+    assert unified_diff(path, before.decode(), path.read_text()) in out
 
 
 def test_hold_and_release(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -148,6 +148,20 @@ def test_default_location_is_created_inside_the_project(tmp_path: Path) -> None:
     assert (tmp_path / ".pipeline" / "records.db").is_file()
 
 
+def test_the_default_store_is_git_ignored() -> None:
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs git and the project's repository")
+    for name in (".pipeline/records.db", ".pipeline/records.db-wal", ".pipeline/records.db-shm"):
+        ignored = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "--no-index", name], check=False
+        )
+        assert ignored.returncode == 0, f"{name} is not git-ignored"
+
+
 @pytest.mark.parametrize("location", ["http://example.com/records", "ftp://x/y"])
 def test_an_unsupported_location_is_refused(location: str) -> None:
     with pytest.raises(StoreError, match="unsupported location"):
