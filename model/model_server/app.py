@@ -80,9 +80,14 @@ def model_path_from_env() -> Path:
     return MODEL_DIR / f"{Path(name).name}.npz"
 
 
-def max_batch_from_env() -> int:
-    text = os.environ.get("MAX_BATCH_SIZE", "")
-    return int(text) if text.isdigit() and int(text) > 0 else MAX_BATCH
+def max_batch_from_env() -> tuple[int, str]:
+    """MAX_BATCH_SIZE, or the default and why it was not taken."""
+    text = os.environ.get("MAX_BATCH_SIZE", "").strip()
+    if not text:
+        return MAX_BATCH, ""
+    if text.isdigit() and int(text) > 0:
+        return int(text), ""
+    return MAX_BATCH, f"MAX_BATCH_SIZE={text!r} is not a positive integer; using {MAX_BATCH}"
 
 
 def create_app(
@@ -98,7 +103,9 @@ def create_app(
     app = Flask("model_server")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    batch_limit = max_batch or max_batch_from_env()
+    batch_limit, batch_problem = (max_batch, "") if max_batch else max_batch_from_env()
+    if batch_problem:
+        app.logger.warning("%s", batch_problem)
     metrics = Metrics()
     load_error = ""
     if model is None:

@@ -120,6 +120,15 @@ def test_batch_limit_comes_from_max_batch_size(
     assert "at most 4 per request" in res.json["error"]
 
 
+def test_bad_max_batch_size_is_logged_and_the_default_used(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MAX_BATCH_SIZE", "lots")
+    client = create_app(model_path=model_file).test_client()
+    assert "MAX_BATCH_SIZE='lots' is not a positive integer; using 256" in caplog.text
+    assert client.post("/predict", json={"instances": [[0] * 64] * 256}).status_code == 200
+
+
 def test_model_file_is_chosen_by_model_name(
     model_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
