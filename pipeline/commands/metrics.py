@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         records = load_records(store, window)
     finally:
         store.close()
+    recorded = {d.stack for d in records.deployments}
+    notes += [
+        f"no deployment of stack {s} is recorded (a typo?)" for s in stacks if s not in recorded
+    ]
     metrics = compute(records, window, stacks, notes=notes)
 
     # Side effects first (the push is the one likely to fail), the report last:

@@ -87,6 +87,15 @@ def test_stack_selection(store: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert data["deployments"] == 10
     assert data["p_d"] == pytest.approx(0.9)
     assert data["dora"]["stacks"] == ["staging"]
+    assert data["notes"] == []
+
+
+def test_a_stack_with_no_deployment_recorded_is_noted(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = run_json(store, capsys, "--stack", "prdo")
+    assert data["deployments"] == 0
+    assert data["notes"] == ["no deployment of stack prdo is recorded (a typo?)"]
 
 
 def test_empty_store_prints_n_a_and_nulls(
