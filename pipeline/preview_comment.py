@@ -19,11 +19,10 @@ import yaml
 from pipeline.errors import PipelineError
 from pipeline.preview_json import COUNT_ORDER, Diagnostic, PreviewResult, Step
 from pipeline.redact import redact_free_text, redact_text
-from policy.model import PolicyOutcome, Violation
+from policy.model import DEFAULT_PROD_STACKS, PolicyOutcome, Violation
 
 MARKER = "<!-- cv-platform:preview -->"
 GITHUB_LIMIT = 65_536
-DEFAULT_PROD_STACKS = ("prod", "production")
 # Room kept free under the limit for the shortening note and rounding.
 _NOTE_RESERVE = 600
 _MIN_DETAIL = 400

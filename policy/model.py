@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Stacks that are production: the digest rule applies there (policy config `prodStacks`
+# overrides it in the pack) and the comment flags their replaces and deletes first.
+DEFAULT_PROD_STACKS = ("prod", "production")
+
 
 @dataclass(frozen=True)
 class Violation:

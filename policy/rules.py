@@ -25,9 +25,9 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from policy.model import DEFAULT_PROD_STACKS
 from policy.plaintext import is_plaintext_secret
 
-DEFAULT_PROD_STACKS = ("prod", "production")
 PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 DOCKER_VOLUME = "docker:index/volume:Volume"
 # A Docker volume is tooling data (protected) unless it says it is disposable scratch space.
