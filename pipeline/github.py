@@ -41,7 +41,8 @@ class PullRequest:
     @classmethod
     def parse(cls, text: str) -> PullRequest:
         match = _REF.match(text.strip())
-        if not match:
+        # "." and ".." are no repository: in a URL path they would climb out of /repos/OWNER.
+        if not match or match["repo"] in (".", ".."):
             raise UsageError(f"--post-github {text!r}: expected OWNER/REPO#NUMBER, e.g. acme/cv#42")
         return cls(match["owner"], match["repo"], int(match["n"]))
 

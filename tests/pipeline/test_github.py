@@ -251,7 +251,9 @@ def test_unreachable_api_is_a_clear_error() -> None:
         client.upsert_comment(PR, "x", MARKER)
 
 
-@pytest.mark.parametrize("text", ["acme/cv", "acme#3", "acme/cv#0", "acme/cv#x", "/cv#1"])
+@pytest.mark.parametrize(
+    "text", ["acme/cv", "acme#3", "acme/cv#0", "acme/cv#x", "/cv#1", "acme/..#1", "acme/cv/x#1"]
+)
 def test_pull_request_reference_must_be_owner_repo_number(text: str) -> None:
     with pytest.raises(UsageError):
         PullRequest.parse(text)
