@@ -59,6 +59,42 @@ def _help_figures(env: dict[str, str]) -> None:
     print(f"   heavy modules loaded by importing pipeline.cli: {loaded}")
 
 
+# What a `set-image` run imports, and the packages worth naming in the split.
+_SET_IMAGE_MODULES = (
+    "pipeline.cli, pipeline.commands.set_image, pipeline.stackfile, pipeline.stackconfig, "
+    "pipeline.registry"
+)
+_NAMED_IMPORTS = ("requests", "yaml")
+
+
+def _import_split(env: dict[str, str], runs: int = 5) -> str:
+    """Median import cost (``-X importtime``, microseconds summed) of set-image's modules."""
+    totals: dict[str, list[int]] = {name: [] for name in ("all", *_NAMED_IMPORTS)}
+    for _ in range(runs):
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {_SET_IMAGE_MODULES}"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stderr
+        seen = dict.fromkeys(totals, 0)
+        for line in err.splitlines():
+            parts = line.split("|")
+            if len(parts) != 3 or not parts[1].strip().isdigit():
+                continue
+            name, cumulative = parts[2], int(parts[1])
+            if not name.startswith("  "):  # a top-level import: part of the total
+                seen["all"] += cumulative
+            if name.strip() in _NAMED_IMPORTS:
+                seen[name.strip()] += cumulative
+        for key, value in seen.items():
+            totals[key].append(value)
+    med = {key: statistics.median(values) / 1000 for key, values in totals.items()}
+    named = ", ".join(f"{name} {med[name]:.0f} ms" for name in _NAMED_IMPORTS)
+    return f"{med['all']:.0f} ms in all, of which {named} (median of {runs})"
+
+
 def _set_image_figures(env: dict[str, str]) -> None:
     from tests.registry_fixture import OCI_MANIFEST, OciLayoutBuilder, run_registry
 
@@ -112,6 +148,7 @@ def _set_image_figures(env: dict[str, str]) -> None:
         f"{statistics.median(resolves) * 1000:.1f} ms (median of 25)"
     )
     print(f"   (medians of {RUNS} runs; every command is a fresh process)")
+    print(f"   imports of a set-image run (-X importtime): {_import_split(env)}")
 
 
 def main() -> None:
