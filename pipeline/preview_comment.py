@@ -63,6 +63,10 @@ class StackReport:
     new_violations: frozenset[Violation] | None = None  # offline: not on the base already
     notes: tuple[str, ...] = ()
 
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
 
 # --- from a pulumi preview -----------------------------------------------------------------
 
@@ -206,11 +210,10 @@ def _flags(reports: Sequence[StackReport], prod_stacks: Iterable[str]) -> list[s
     prod = set(prod_stacks)
     lines: list[str] = []
     for report in reports:
-        errors = [d for d in report.diagnostics if d.severity == "error"]
-        if errors:
+        if report.errors:
             lines.append(
                 f"> [!CAUTION]\n> **{report.stack}**: the preview reported "
-                f"{len(errors)} error(s); the changes below may be incomplete."
+                f"{len(report.errors)} error(s); the changes below may be incomplete."
             )
         if report.stack not in prod:
             continue

@@ -269,9 +269,8 @@ def build(args: argparse.Namespace, runner: PulumiRunner = run_pulumi) -> tuple[
     body = build_comment(reports, secret_values=secret_values, rerun_hint=rerun)
     problems = []
     for report in reports:
-        errors = [d for d in report.diagnostics if d.severity == "error"]
-        if errors:
-            problems.append(f"{report.stack}: {len(errors)} preview error(s)")
+        if report.errors:
+            problems.append(f"{report.stack}: {len(report.errors)} preview error(s)")
         if report.policy is not None and report.policy.mandatory:
             problems.append(
                 f"{report.stack}: {len(report.policy.mandatory)} mandatory policy violation(s)"
