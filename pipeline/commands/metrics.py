@@ -488,6 +488,9 @@ def push_cloudwatch(
 # -- chart ---------------------------------------------------------------------
 
 
+PLOT_LABELLED_WEEKS = 13
+
+
 def check_plot_path(path: Path) -> Path:
     if path.suffix.lower() != ".png":
         raise UsageError(f"--plot {path}: the chart is written as PNG; name it *.png")
@@ -508,6 +511,9 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     weeks = [p.start for p in points]
     # Points and bars sit mid-week, over the week they summarise.
     middles = [w + timedelta(days=3.5) for w in weeks]
+    # Up to a quarter, every week carries its value; over longer windows only
+    # the latest one does, and every n-th week is named, so labels never collide.
+    every_week = len(points) <= PLOT_LABELLED_WEEKS
     fig, (ax_ci, ax_cd, ax_dep) = plt.subplots(
         3, 1, sharex=True, figsize=(10, 8), constrained_layout=True
     )
@@ -519,9 +525,16 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     def series(values: Sequence[float | None]) -> list[float]:
         return [float("nan") if v is None else v for v in values]  # gaps, not zeros
 
+    def shown(values: Sequence[float | None]) -> set[int]:
+        present = [i for i, v in enumerate(values) if v is not None]
+        return set(range(len(values))) if every_week else set(present[-1:])
+
     def labelled_line(ax: Any, values: Sequence[float | None], color: str, fmt: str) -> None:
-        ax.plot(middles, series(values), marker="o", color=color)
-        for x, v in zip(middles, values, strict=True):
+        ax.plot(middles, series(values), marker="o" if every_week else ".", color=color)
+        label = shown(values)
+        for i, (x, v) in enumerate(zip(middles, values, strict=True)):
+            if i not in label:
+                continue
             if v is None:
                 # Said in the week's place, so a gap never reads as zero.
                 ax.text(
@@ -553,7 +566,12 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     top = max((v for v in ci if v is not None), default=0.0)
     ax_ci.set_ylim(0, top * 1.25 if top > 0 else 1)  # room for the labels above the points
     headline(ax_ci, f"M_CI = (T_C + T_T + T_D) / 3: {_num(metrics.m_ci_minutes, 1, ' min')}")
-    ax_ci.set_title("n/a: no data that week", fontsize=8, loc="right", color="grey")
+    ax_ci.set_title(
+        "n/a: no data that week" if every_week else "gaps: weeks without data",
+        fontsize=8,
+        loc="right",
+        color="grey",
+    )
     ax_ci.grid(alpha=0.3)
 
     labelled_line(ax_cd, [p.m_cd for p in points], "tab:green", ".2f")
@@ -566,8 +584,10 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     bad = [p.deployments_failed for p in points]
     ax_dep.bar(middles, ok, width=5, color="tab:green", label="succeeded")
     ax_dep.bar(middles, bad, width=5, bottom=ok, color="tab:red", label="failed")
-    for x, good, failed in zip(middles, ok, bad, strict=True):
-        if good + failed:
+    totals = [g + f for g, f in zip(ok, bad, strict=True)]
+    label = shown([t or None for t in totals])
+    for i, (x, good, failed) in enumerate(zip(middles, ok, bad, strict=True)):
+        if good + failed and i in label:
             ax_dep.annotate(
                 f"{good + failed}" + (f" ({failed} failed)" if failed else ""),
                 (x, good + failed),
@@ -576,7 +596,7 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
                 ha="center",
                 fontsize=8,
             )
-    ax_dep.set_ylim(0, max((g + f for g, f in zip(ok, bad, strict=True)), default=0) * 1.2 + 1)
+    ax_dep.set_ylim(0, max(totals, default=0) * 1.2 + 1)
     ax_dep.set_ylabel("deployments")
     headline(
         ax_dep,
@@ -586,7 +606,8 @@ def write_plot(path: Path, points: Sequence[Any], metrics: Metrics) -> None:
     # In the title row, right: never over a bar or its label.
     ax_dep.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, fontsize=8, frameon=False)
     ax_dep.grid(alpha=0.3, axis="y")
-    ax_dep.set_xticks(weeks, labels=[w.strftime("%Y-%m-%d") for w in weeks])
+    named = weeks[:: -(-len(weeks) // PLOT_LABELLED_WEEKS) or 1]
+    ax_dep.set_xticks(named, labels=[w.strftime("%Y-%m-%d") for w in named])
     ax_dep.set_xlabel("week starting (UTC)")
     fig.autofmt_xdate()
 

@@ -192,9 +192,12 @@ def test_prometheus_leaves_out_metrics_without_data(
     assert "cvplatform_window_ci_runs" in text  # a count of zero is data
 
 
-def test_plot_writes_a_png(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("window", ["8w", "104w"])  # every week labelled; thinned labels
+def test_plot_writes_a_png(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], window: str
+) -> None:
     png = tmp_path / "weekly.png"
-    assert main(["--store", str(store), "metrics", "--window", "8w", "--plot", str(png)]) == 0
+    assert main(["--store", str(store), "metrics", "--window", window, "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
     assert f"wrote {png}" in capsys.readouterr().out
