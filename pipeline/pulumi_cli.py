@@ -106,7 +106,9 @@ class PulumiCli:
             ) from None
 
     def history(self, stack: str) -> list[dict[str, Any]]:
-        # --page-size 0: every update, not the CLI's default of the last ten.
+        # --page-size 0: every update, not the CLI's default of the last ten (the
+        # backends paginate only when pageSize > 0: pulumi/pulumi
+        # pkg/backend/httpstate/client GetStackUpdates).
         data = self._json(["stack", "history", "--json", "--page-size", "0", "--stack", stack])
         if data is None:
             return []
