@@ -295,6 +295,10 @@ def test_credential_helper_answers_git_with_the_bound_token(repos: Repos, jenkin
         for item in re.findall(r"'(GIT_[A-Z_0-9]+=(?:[^'\\]|\\.)*)'", body)
     )
     assert settings["GIT_CONFIG_COUNT"] == "2"
+    # withEnv expands $NAME and ${NAME} in values: none may name a variable that way,
+    # or the bound token would be copied into the helper's definition.
+    for value in settings.values():
+        assert not re.search(r"\$(\{|[A-Za-z_])", value), value
     done = subprocess.run(
         ["git", "credential", "fill"],
         input="protocol=https\nhost=github.com\npath=example/cv-platform.git\n\n",
