@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands.set_image import stack_policy
 from pipeline.errors import (
     ConfigError,
     GateRefused,
@@ -66,14 +67,6 @@ def actor() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _strings(value: Any, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"cv-platform:{key} must be a list of strings, got {value!r}")
-    return tuple(value)
 
 
 # -- adapters (tests may replace them) -------------------------------------------
@@ -192,12 +185,6 @@ def _setting_for(deployment: Deployment, mutable: Sequence[str] = ()) -> tuple[I
     return pinned, ImageSetting(pinned.name, tag, deployment.digest)
 
 
-def _mutable_tags(project: Project, stack: str) -> tuple[str, ...]:
-    from pipeline.stackconfig import load_stack_config
-
-    return _strings(load_stack_config(project, stack).get("mutableTags", ["latest"]), "mutableTags")
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
@@ -257,10 +244,8 @@ def promote(args: argparse.Namespace) -> int:
     keys = ("promotionSoakMinutes", "promotionMinPassPercent", "promotionBlockSeverity")
     given = {key: target_cfg.get(key) for key in keys if target_cfg.get(key) is not None}
     policy = policy_from_config(given, args.target)
-    mutable = _mutable_tags(project, args.target)
-    insecure = _strings(
-        load_stack_config(project, args.source).get("insecureRegistries"), "insecureRegistries"
-    )
+    mutable = stack_policy(project, args.target).mutable_tags
+    insecure = stack_policy(project, args.source).insecure_registries
     current = read_image(target_file)
     # Always a compare-and-swap against what was read, also when there was no digest.
     expected = current.digest or NO_DIGEST
@@ -366,7 +351,7 @@ def rollback(args: argparse.Namespace) -> int:
             steps=args.steps,
             to_digest=args.to_digest,
         )
-        image, setting = _setting_for(plan.to, _mutable_tags(project, args.stack))
+        image, setting = _setting_for(plan.to, stack_policy(project, args.stack).mutable_tags)
         if args.dry_run:
             edit = write_image(path, setting, expect_digest=expected, dry_run=True)
             print(edit.diff, end="" if edit.diff.endswith("\n") else "\n")

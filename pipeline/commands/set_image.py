@@ -9,6 +9,7 @@ touched, and the write itself is a locked compare-and-swap when
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError, PipelineError
@@ -27,26 +28,31 @@ def _strings(value: Any, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def stack_policy(project: Project, stack: str) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """``(mutable tags, insecure registries, is prod)`` from the stack's settings."""
+@dataclass(frozen=True)
+class ImagePolicy:
+    """What a stack's settings say about the images it may pin."""
+
+    mutable_tags: tuple[str, ...]
+    insecure_registries: tuple[str, ...]
+    prod: bool
+    # Pulumi.yaml's default repository, for a bare tag when the stack sets none.
+    default_repository: str | None
+
+
+def stack_policy(project: Project, stack: str) -> ImagePolicy:
+    """The stack's ``ImagePolicy``, from its settings merged with Pulumi.yaml's defaults."""
     from pipeline.stackconfig import load_stack_config
 
     cfg = load_stack_config(project, stack)
-    mutable = _strings(cfg.get("mutableTags"), "mutableTags", DEFAULT_MUTABLE_TAGS)
-    insecure = _strings(cfg.get("insecureRegistries"), "insecureRegistries", ())
+    image = cfg.get("image")
+    repository = image.get("repository") if isinstance(image, dict) else None
     environment = str(cfg.get("environment") or stack)
-    return mutable, insecure, environment == "prod" or stack == "prod"
-
-
-def _default_repository(project: Project, stack: str, current: ImageSetting) -> str | None:
-    if current.repository:
-        return current.repository
-    from pipeline.stackconfig import load_stack_config
-
-    image = load_stack_config(project, stack).get("image")
-    if isinstance(image, dict) and isinstance(image.get("repository"), str):
-        return image["repository"] or None
-    return None
+    return ImagePolicy(
+        mutable_tags=_strings(cfg.get("mutableTags"), "mutableTags", DEFAULT_MUTABLE_TAGS),
+        insecure_registries=_strings(cfg.get("insecureRegistries"), "insecureRegistries", ()),
+        prod=environment == "prod" or stack == "prod",
+        default_repository=repository if isinstance(repository, str) and repository else None,
+    )
 
 
 def check_mutable(
@@ -97,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
     project = find_project(args.project_dir)
     path = project.existing_stack_file(args.stack)
     current = read_image(path)
-    mutable, insecure, prod = stack_policy(project, args.stack)
-    ref = parse_ref(args.ref, default_repository=_default_repository(project, args.stack, current))
+    policy = stack_policy(project, args.stack)
+    ref = parse_ref(args.ref, default_repository=current.repository or policy.default_repository)
     expect = parse_digest(args.expect_digest) if args.expect_digest is not None else None
-    check_mutable(ref, args.stack, mutable, prod=prod, allow_mutable=args.allow_mutable)
-    new = resolve_setting(ref, insecure)
+    check_mutable(
+        ref, args.stack, policy.mutable_tags, prod=policy.prod, allow_mutable=args.allow_mutable
+    )
+    new = resolve_setting(ref, policy.insecure_registries)
     edit = write_image(path, new, expect_digest=expect, dry_run=args.dry_run)
     print(report(args.stack, edit, dry_run=args.dry_run))
     return 0
