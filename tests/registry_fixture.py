@@ -65,10 +65,12 @@ class RegistryServer:
     def __iter__(self) -> Iterator[str]:  # (url, user, password), as the brief names it
         return iter((self.url, self.user, self.password))
 
-    def docker_config(self, directory: Path) -> Path:
-        """Write a Docker config.json with this registry's credentials; returns the dir."""
+    def docker_config(self, directory: Path, *, password: str | None = None) -> Path:
+        """Write a Docker config.json with this registry's credentials (or another
+        ``password``, for a 401); returns the directory."""
         directory.mkdir(parents=True, exist_ok=True)
-        auth = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        secret = self.password if password is None else password
+        auth = base64.b64encode(f"{self.user}:{secret}".encode()).decode()
         (directory / "config.json").write_text(json.dumps({"auths": {self.host: {"auth": auth}}}))
         return directory
 

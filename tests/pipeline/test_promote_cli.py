@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -314,20 +315,6 @@ def test_bad_input_exits_1_with_one_line_and_changes_nothing(
     assert setup.promotions() == []
 
 
-def _wrong_password(setup: Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    import base64
-    import json
-
-    server = setup.images.server
-    auth = base64.b64encode(f"{server.user}:not-the-password".encode()).decode()
-    (tmp_path / "bad-docker").mkdir()
-    (tmp_path / "bad-docker" / "config.json").write_text(
-        json.dumps({"auths": {server.host: {"auth": auth}}})
-    )
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "bad-docker"))
-    return server.host
-
-
 @pytest.mark.parametrize("case", ["401", "500", "timeout", "refused"])
 def test_registry_failures_refuse_the_digest_gate_and_change_nothing(
     setup: Setup,
@@ -337,7 +324,6 @@ def test_registry_failures_refuse_the_digest_gate_and_change_nothing(
     tmp_path: Path,
 ) -> None:
     from tests.pipeline.fake_registry import MANIFEST_DIGEST, Script, fake_registry
-    from tests.registry_fixture import free_port
 
     scripts = {
         "500": (Script(fail_status=500, fail_first=99), "answered 500"),
@@ -361,11 +347,16 @@ def test_registry_failures_refuse_the_digest_gate_and_change_nothing(
         assert setup.promotions() == []
 
     if case == "401":
-        host = _wrong_password(setup, monkeypatch, tmp_path)
-        attempt(host, setup.images.v1.digest, f"authentication failed for {host}")
+        server = setup.images.server
+        bad = server.docker_config(tmp_path / "bad-docker", password="not-the-password")
+        monkeypatch.setenv("DOCKER_CONFIG", str(bad))
+        attempt(server.host, setup.images.v1.digest, f"authentication failed for {server.host}")
     elif case == "refused":
-        host = f"127.0.0.1:{free_port()}"
-        attempt(host, MANIFEST_DIGEST, "connection refused")
+        # Bound but not listening: connections are refused, and no other test
+        # can take the port meanwhile (as it could after free_port()).
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            attempt(f"127.0.0.1:{holder.getsockname()[1]}", MANIFEST_DIGEST, "connection refused")
     else:
         script, fragment = scripts[case]
         with fake_registry(script) as host:

@@ -3,10 +3,9 @@ registry, the real CLI. Every failure is exit 1, one stderr line, and no file ch
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.stackfile import ImageSetting, read_image, unified_diff
 from tests.pipeline.fake_registry import Script, fake_registry
-from tests.registry_fixture import OCI_MANIFEST, PushedImages, free_port
+from tests.registry_fixture import OCI_MANIFEST, PushedImages
 
 pytestmark = pytest.mark.registry
 
@@ -312,12 +311,8 @@ def test_wrong_registry_password_is_401(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = project.images.server
-    auth = base64.b64encode(f"{server.user}:not-the-password".encode()).decode()
-    (tmp_path / "bad-docker").mkdir()
-    (tmp_path / "bad-docker" / "config.json").write_text(
-        json.dumps({"auths": {server.host: {"auth": auth}}})
-    )
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "bad-docker"))
+    bad = server.docker_config(tmp_path / "bad-docker", password="not-the-password")
+    monkeypatch.setenv("DOCKER_CONFIG", str(bad))
     before = project.snapshot()
     result = set_image("staging", "v2")
     _assert_refused(
@@ -367,12 +362,15 @@ def test_registry_failures(
 
 
 def test_refused_connection(project: Project, set_image: Callable[..., Result]) -> None:
-    host = f"127.0.0.1:{free_port()}"
-    before = project.snapshot()
-    _assert_refused(
-        set_image("staging", f"{host}/cv/model:v1"),
-        f"cannot reach registry {host} at http://{host}: connection refused",
-    )
+    # Bound but not listening: refused, and no parallel test can take the port.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{holder.getsockname()[1]}"
+        before = project.snapshot()
+        _assert_refused(
+            set_image("staging", f"{host}/cv/model:v1"),
+            f"cannot reach registry {host} at http://{host}: connection refused",
+        )
     assert project.snapshot() == before
 
 
