@@ -130,7 +130,7 @@ def _describe(record: Record) -> str:
     if isinstance(record, CiRun):
         total = record.passed + record.failed + record.errors
         return (
-            f"CI run #{record.id}: {record.digest or record.image} "
+            f"CI run #{record.id}: {record.digest or record.image or 'no image'} "
             f"({record.passed}/{total} tests passed)"
         )
     return f"{type(record).__name__} #{record.id}"

@@ -164,7 +164,9 @@ def test_junit_without_image_records_a_run_with_no_image(
         ]
     )
     assert code == 0
-    assert "recorded with no image" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "recorded with no image" in err
+    assert "CI run #1: no image (2/3 tests passed)" in out
     (run,) = ci_runs(db)
     assert (run.image, run.digest, run.commit_time) == ("", None, None)
     assert (run.passed, run.failed, run.skipped) == (2, 1, 1)
