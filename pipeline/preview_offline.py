@@ -338,8 +338,8 @@ def resolve_ref(root: Path, ref: str | None) -> tuple[Path, str, str]:
                 sha = base.stdout.strip()
                 return Path(where), sha, f"merge-base of HEAD and {trunk} ({sha[:10]})"
         raise PipelineError(
-            f"no {' or '.join(DEFAULT_TRUNKS)} branch (or no commit on HEAD) in {where} to "
-            "compare with: give --base REF"
+            f"no common commit of HEAD and {' or '.join(DEFAULT_TRUNKS)} in {where} (no such "
+            "branch, no commit yet, or a shallow clone): give --base REF"
         )
     found = _git(
         ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], root

@@ -310,5 +310,7 @@ def test_default_base_is_the_merge_base_with_origin_main_else_main(tmp_path: Pat
     assert resolve_ref(repo, None)[1] == first
     _git(repo, "update-ref", "-d", "refs/remotes/origin/main")
     _git(repo, "branch", "-q", "-m", "main", "trunk")
-    with pytest.raises(PipelineError, match=r"no origin/main or main branch .*: give --base REF"):
+    with pytest.raises(
+        PipelineError, match=r"no common commit of HEAD and origin/main or main .*: give --base REF"
+    ):
         resolve_ref(repo, None)
