@@ -192,9 +192,11 @@ class ImageRegistry(pulumi.ComponentResource):
             self.username = pulumi.Output.from_input(token.username)
             self.password = pulumi.Output.secret(token.password)
         else:
-            self._self_hosted(name, s, args.network)
+            container = self._self_hosted(name, s, args.network)
             assert s.password is not None
-            self.host = pulumi.Output.from_input(s.host)
+            # Known once the registry runs (healthy: wait=True), so whatever pushes to it
+            # (the Jenkins images) waits for it, even on the first `pulumi up`.
+            self.host = container.id.apply(lambda _: s.host)
             self.username = pulumi.Output.from_input(s.username)
             self.password = pulumi.Output.secret(s.password)
         self.register_outputs(
@@ -203,7 +205,7 @@ class ImageRegistry(pulumi.ComponentResource):
 
     def _self_hosted(
         self, name: str, s: ToolingRegistrySettings, network: pulumi.Input[str] | None
-    ) -> None:
+    ) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(
             f"{name}-image", name=REGISTRY_IMAGE, keep_locally=True, opts=child
@@ -280,8 +282,12 @@ class ImageRegistry(pulumi.ComponentResource):
             security_opts=["no-new-privileges:true"],
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
             must_run=True,
+            # Created means healthy: pushes that follow find it answering.
+            wait=True,
+            wait_timeout=120,
             opts=child,
         )
+        return self.container
 
 
 def ecr_pull_settings(

@@ -22,6 +22,8 @@ from infra.config import SettingsError, ToolingRegistrySettings, parse_tooling
 from infra.registry import (
     CONFIG_PATHS,
     REGISTRY_IMAGE,
+    ImageRegistry,
+    ImageRegistryArgs,
     RegistryConfigError,
     config_path,
     ecr_token,
@@ -57,6 +59,33 @@ def settings(**changes: Any) -> ToolingRegistrySettings:
         "s3_credentials": None,
     }
     return ToolingRegistrySettings(**(base | changes))
+
+
+# --- Ordering -------------------------------------------------------------------------
+
+
+def test_registry_host_waits_for_the_running_registry(pulumi_mocks: Any) -> None:
+    # The Jenkins images are pushed to registryHost: on a first `pulumi up` the push
+    # must not race the registry container, which is created only once healthy.
+    pulumi_mocks("staging")
+    secret = pulumi.Output.secret
+    registry = ImageRegistry(
+        "cv-platform-registry",
+        ImageRegistryArgs(
+            settings(htpasswd=secret(f"{USER}:$2y$05$hash"), password=secret(PASSWORD))
+        ),
+    )
+    assert registry.container is not None
+    container = registry.container
+
+    @pulumi.runtime.test
+    def check() -> pulumi.Output[None]:
+        async def depends() -> None:
+            assert container in await registry.host.resources()
+
+        return pulumi.Output.from_input(depends())
+
+    check()
 
 
 # --- Config paths ---------------------------------------------------------------------
