@@ -171,7 +171,9 @@ def test_credentials_only_through_bindings(
             "pulumi-config-passphrase",
             "kubeconfig",
         }
-    assert "withCredentials" in stages["Push"]["calls"]
+    assert "withRegistryLogin" in stages["Push"]["calls"]
+    login = groovy_function(jenkinsfile, "void withRegistryLogin(Closure body)")
+    assert "withCredentials([usernamePassword(credentialsId: 'registry-push'" in login
     assert "withCredentials" in stages["Preview"]["calls"]
 
 
@@ -184,8 +186,9 @@ def test_secrets_are_never_interpolated_or_echoed(jenkinsfile: str, ast: dict[st
             assert var not in text, text
     assert not re.search(r"\becho\b[^\n]*(" + "|".join(SECRET_VARIABLES) + ")", jenkinsfile)
     assert "set -x" not in jenkinsfile
-    # The registry password goes to skopeo on stdin, not on a command line.
-    assert "--password-stdin" in jenkinsfile
+    # The registry password reaches skopeo and pipeline through a config.json written
+    # from the environment, never on a command line.
+    assert jenkinsfile.count("$REGISTRY_PASSWORD") == 0
     assert "--dest-creds" not in jenkinsfile
     assert "--creds" not in jenkinsfile
 
@@ -264,6 +267,13 @@ def test_commit_back_pushes_with_the_bound_token_only(jenkinsfile: str) -> None:
     assert not re.search(r"git [^\n]*\$GITHUB_TOKEN", jenkinsfile)
     assert "[skip ci]" in commit
     assert "Built-From: $GIT_SHA" in commit
+
+
+def test_registry_stages_run_with_the_registry_login(stages: dict[str, dict[str, Any]]) -> None:
+    # The registry asks for the login on reads too: set-image resolves the tag there,
+    # and promote's digest-resolves gate checks it.
+    for name in ("Push", "Set image (staging)", "Promote"):
+        assert "withRegistryLogin" in stages[name]["calls"], name
 
 
 def test_deploy_bot_commits_do_not_start_a_build(stages: dict[str, dict[str, Any]]) -> None:

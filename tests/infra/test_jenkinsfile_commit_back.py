@@ -311,3 +311,38 @@ def test_credential_helper_answers_git_with_the_bound_token(repos: Repos, jenkin
     assert done.returncode == 0, done.stderr
     assert f"password={TOKEN}" in done.stdout.splitlines()
     assert "username=x-access-token" in done.stdout.splitlines()
+
+
+def test_registry_login_writes_a_private_config_pipeline_reads(
+    tmp_path: Path, jenkinsfile: str
+) -> None:
+    from pipeline.registry import docker_credentials
+
+    body = groovy_function(jenkinsfile, "void withRegistryLogin(Closure body)")
+    (login,) = re.findall(r"sh '''(.*?)'''", body, re.S)
+    (cleanup,) = re.findall(r"sh '([^'\n]+)'\n", body)
+    config_dir = tmp_path / "docker"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DOCKER_CONFIG": str(config_dir),
+        "IMAGE_REPOSITORY": "registry.example.internal:5000/cv-platform/model-server",
+        "REGISTRY_USER": "ci",
+        "REGISTRY_PASSWORD": TOKEN,
+    }
+    done = subprocess.run(
+        ["bash", "-c", _groovy_unescape(login)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    config = config_dir / "config.json"
+    assert config.stat().st_mode & 0o077 == 0
+    creds = docker_credentials("registry.example.internal:5000", config)
+    assert creds is not None
+    assert (creds.username, creds.password) == ("ci", TOKEN)
+    subprocess.run(["bash", "-c", _groovy_unescape(cleanup)], env=env, timeout=30, check=True)
+    assert not config_dir.exists()
