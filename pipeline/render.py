@@ -23,7 +23,12 @@ import yaml
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.project import Project
-from pipeline.stackconfig import SECRET_PLACEHOLDER, engine_config, load_stack_config
+from pipeline.stackconfig import (
+    SECRET_PLACEHOLDER,
+    StackConfig,
+    engine_config,
+    load_stack_config,
+)
 
 REDACTED = "[secret]"
 RESOURCES_FILE = "resources.json"
@@ -62,6 +67,8 @@ class Render:
     objects: tuple[RenderedObject, ...]
     resources: tuple[dict[str, Any], ...]
     outputs: dict[str, Any]
+    # Things worth a look that do not stop a render (undeclared keys: typos?).
+    warnings: tuple[str, ...] = ()
 
 
 def _redact(value: Any) -> Any:
@@ -117,15 +124,14 @@ def _file_name(manifest: dict[str, Any]) -> str:
     return f"{manifest['kind'].lower()}-{namespace}-{meta['name']}.yaml"
 
 
-def _run(project: Project, stack: str) -> Any:
+def _run(project: Project, cfg: StackConfig) -> Any:
     from pulumi.config import ConfigMissingError, ConfigTypeError
 
     from pipeline.mocks import run_program
 
-    cfg = load_stack_config(project, stack)
     config, secret_keys = engine_config(cfg)
     try:
-        return run_program(project.root, stack, config, secret_keys)
+        return run_program(project.root, cfg.stack, config, secret_keys)
     except PipelineError:
         raise
     except (ConfigMissingError, ConfigTypeError) as exc:
@@ -141,7 +147,8 @@ def _run(project: Project, stack: str) -> Any:
 
 def render(project: Project, stack: str) -> Render:
     """Run the program for ``stack`` under mocks and collect redacted results."""
-    run = _run(project, stack)
+    cfg = load_stack_config(project, stack)
+    run = _run(project, cfg)
     objects: dict[str, RenderedObject] = {}
     resources: list[dict[str, Any]] = []
     for res in run.resources:
@@ -175,7 +182,12 @@ def render(project: Project, stack: str) -> Render:
     if _leaks(outputs):
         raise PipelineError("a secret value reached a plain stack output: export it as a secret")
     ordered = tuple(objects[name] for name in sorted(objects))
-    return Render(stack, ordered, tuple(resources), outputs)
+    warnings = tuple(
+        f"{project.stack_file(stack).name} sets {key}, which Pulumi.yaml does not declare: "
+        "the program ignores it (a typo?)"
+        for key in cfg.undeclared
+    )
+    return Render(stack, ordered, tuple(resources), outputs, warnings)
 
 
 # libyaml's emitter when PyYAML has it: the same bytes as the pure-Python one, ~4x faster.

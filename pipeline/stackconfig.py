@@ -45,6 +45,9 @@ class StackConfig:
     # Engine strings of stack-file values that differ from the typed ``values``:
     # plain scalars as written, objects holding ``secure:`` leaves with placeholders.
     engine_overrides: Mapping[str, str] = field(default_factory=dict)
+    # Project keys the stack file sets that Pulumi.yaml does not declare: Pulumi
+    # passes them on and the program ignores them, so they are most likely typos.
+    undeclared: tuple[str, ...] = ()
 
     def get(self, name: str, default: Any = None) -> Any:
         """A project key's value, given without the ``cv-platform:`` prefix."""
@@ -174,6 +177,7 @@ def project_defaults(
 def load_stack_config(project: Project, stack: str) -> StackConfig:
     """The merged configuration of ``stack`` (its file must exist)."""
     defaults, schema, secrets = project_defaults(project)
+    declared = {*defaults, *schema, *secrets}
     path = project.existing_stack_file(stack)
     values = dict(defaults)
     overrides: dict[str, str] = {}
@@ -196,7 +200,14 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
                 overrides[key] = text  # Pulumi hands the program a scalar as written
     for key in secrets:
         values.pop(key, None)
-    return StackConfig(stack, values, frozenset(secrets), schema, overrides)
+    undeclared = tuple(
+        sorted(
+            key
+            for key in (parse_key(str(name), path.name) for name in block)
+            if key.startswith(f"{PROJECT_NAME}:") and key not in declared
+        )
+    )
+    return StackConfig(stack, values, frozenset(secrets), schema, overrides, undeclared)
 
 
 def _engine_string(value: Any) -> str:

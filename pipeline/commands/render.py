@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.project import find_project
@@ -15,5 +16,7 @@ def run(args: argparse.Namespace) -> int:
     project.existing_stack_file(args.stack)
     out = Path(args.out)
     result = render_stack(project, args.stack, out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary(result, out))
     return 0

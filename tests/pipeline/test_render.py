@@ -319,3 +319,22 @@ def test_a_failed_swap_keeps_the_earlier_render_and_leaves_no_temporary_director
     assert render(project, out) == 1
     assert tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj"]
+
+
+def test_an_undeclared_key_renders_with_a_warning_naming_it(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replica: 5\n")
+    assert render(project, tmp_path / "out") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "warning: Pulumi.dev.yaml sets cv-platform:replica, which Pulumi.yaml does not "
+        "declare: the program ignores it (a typo?)"
+    ]
+
+
+def test_declared_keys_render_without_a_warning(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert render(project, tmp_path / "out") == 0
+    assert capsys.readouterr().err == ""

@@ -155,7 +155,7 @@ def test_the_old_config_module_form_of_a_stack_key_is_read(project: Project) -> 
 
 def test_a_stack_key_without_a_namespace_is_refused(project: Project) -> None:
     write_stack(project, "config:\n  replicas: 5\n")
-    with pytest.raises(ConfigError, match="Pulumi.prod.yaml: config key 'replicas' must be"):
+    with pytest.raises(ConfigError, match=r"Pulumi\.prod\.yaml: config key .replicas. must be"):
         load_stack_config(project, "prod")
 
 
@@ -189,3 +189,12 @@ def test_a_typed_declaration_outside_the_project_namespace_is_refused(
     )
     with pytest.raises(ConfigError, match="cannot declare a type"):
         load_stack_config(project, "prod")
+
+
+def test_undeclared_project_keys_of_the_stack_file_are_listed(project: Project) -> None:
+    write_stack(
+        project,
+        "config:\n  cv-platform:replica: 3\n  cv-platform:replicas: 3\n"
+        "  kubernetes:context: kind\n  cv-platform:adminPassword:\n    secure: v1:AA\n",
+    )
+    assert load_stack_config(project, "prod").undeclared == ("cv-platform:replica",)
