@@ -270,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the contract is one line, no traceback
         if os.environ.get("PIPELINE_DEBUG"):
             raise
+        # A program's own exception may span lines; the contract is one.
+        message = " ".join(str(exc).split())
         print(
-            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {message} "
             "(set PIPELINE_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )

@@ -51,6 +51,14 @@ if settings["leak64"]:
     )
 if settings["requireMissing"]:
     pulumi.Config().require("missingKey")
+
+
+def crash(_):
+    raise RuntimeError("crashed\\nsecond line")  # a bug whose message spans lines
+
+
+if settings["crash"]:
+    ns.metadata.apply(crash)
 k8s.apps.v1.Deployment(
     "app",
     metadata={"name": "demo", "namespace": settings["namespace"], "labels": {"app": "demo"},
@@ -93,6 +101,7 @@ def load():
         "leak": cfg.get_bool("leak") or False,
         "leak64": cfg.get_bool("leak64") or False,
         "requireMissing": cfg.get_bool("requireMissing") or False,
+        "crash": cfg.get_bool("crash") or False,
     }
 """
 
@@ -338,3 +347,15 @@ def test_declared_keys_render_without_a_warning(
 ) -> None:
     assert render(project, tmp_path / "out") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_program_that_crashes_exits_1_with_one_line(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:crash: true\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "internal error: RuntimeError: crashed second line" in err
+    assert not out.exists()
