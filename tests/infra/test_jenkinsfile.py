@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline.cli import build_parser
+from tests.infra.jenkinsfile_text import groovy_function, stage_text
 
 STAGES = [
     "Checkout",
@@ -193,11 +194,6 @@ def test_secrets_are_never_interpolated_or_echoed(jenkinsfile: str, ast: dict[st
     assert "--creds" not in jenkinsfile
 
 
-def groovy_function(jenkinsfile: str, signature: str) -> str:
-    start = jenkinsfile.index(signature)
-    return jenkinsfile[start : jenkinsfile.index("\n}\n", start)]
-
-
 def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: str) -> None:
     post = jenkinsfile[jenkinsfile.index("\n    post {") :]
     always = post[post.index("always") : post.index("\n}\n")]
@@ -369,9 +365,7 @@ def test_init_script_and_seed_job_parse_as_groovy(
 
 
 def test_promote_checks_the_approved_digest_under_both_locks(jenkinsfile: str) -> None:
-    stage = jenkinsfile[
-        jenkinsfile.index("stage('Promote')") : jenkinsfile.index("stage('Deploy prod')")
-    ]
+    stage = stage_text(jenkinsfile, "Promote", "Deploy prod")
     order = [
         "lock('cv-platform-staging')",  # always staging first: no lock-order deadlock
         "lock('cv-platform-prod')",

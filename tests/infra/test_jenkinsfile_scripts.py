@@ -1,22 +1,34 @@
-"""The Jenkinsfile's commit-back of deployed stack files, run for real.
+"""The Jenkinsfile's shell scripts, run for real.
 
-The shell scripts of ``commitStackFile`` and ``onlyDeployBotCommits`` are taken
-from the Jenkinsfile (Groovy string escapes undone, as Jenkins does) and run
-with bash in a clone of a local bare "origin", with the variables Jenkins and
-the step's bindings would set. The GitHub credential helper the Jenkinsfile
-installs is run through ``git credential fill``.
+Each script is taken from the Jenkinsfile (Groovy string escapes undone, as
+Jenkins does) and run with bash, with the variables Jenkins and the step's
+bindings would set:
+
+- ``commitStackFile`` and ``onlyDeployBotCommits`` in a clone of a local bare
+  "origin" (the commit-back of deployed stack files, and the build-loop guard);
+- the GitHub credential helper of ``withGitHubToken`` through ``git credential fill``;
+- the login of ``withRegistryLogin``, read back by pipeline's own credential reader;
+- the Promote stage against a real record store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+
+from tests.infra.jenkinsfile_text import (
+    groovy_function,
+    groovy_unescape,
+    shell_script,
+    stage_text,
+)
 
 BOT_NAME = "cv-platform deploy bot"
 BOT_EMAIL = "cv-platform-bot@users.noreply.github.com"
@@ -26,24 +38,6 @@ NEW_DIGEST = "sha256:" + "2" * 64
 HUMAN_DIGEST = "sha256:" + "3" * 64
 
 
-def _groovy_unescape(text: str) -> str:
-    """What a Groovy '''...''' literal holds: \\<newline> joins lines, \\x escapes."""
-    escapes = {"\n": "", "\\": "\\", "'": "'", "n": "\n", "t": "\t", "$": "$"}
-    return re.sub(r"\\(.)", lambda m: escapes.get(m.group(1), m.group(0)), text, flags=re.S)
-
-
-def groovy_function(jenkinsfile: str, signature: str) -> str:
-    start = jenkinsfile.index(signature)
-    end = jenkinsfile.index("\n}\n", start)
-    return jenkinsfile[start:end]
-
-
-def shell_of(jenkinsfile: str, signature: str) -> str:
-    body = groovy_function(jenkinsfile, signature)
-    (script,) = re.findall(r"sh(?:\(returnStatus: true, script:)? '''(.*?)'''", body, re.S)
-    return _groovy_unescape(script)
-
-
 @pytest.fixture(scope="module")
 def jenkinsfile(project_root: Path) -> str:
     return (project_root / "Jenkinsfile").read_text()
@@ -51,12 +45,12 @@ def jenkinsfile(project_root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def commit_script(jenkinsfile: str) -> str:
-    return shell_of(jenkinsfile, "void commitStackFile(String stack)")
+    return shell_script(groovy_function(jenkinsfile, "void commitStackFile(String stack)"))
 
 
 @pytest.fixture(scope="module")
 def guard_script(jenkinsfile: str) -> str:
-    return shell_of(jenkinsfile, "boolean onlyDeployBotCommits()")
+    return shell_script(groovy_function(jenkinsfile, "boolean onlyDeployBotCommits()"))
 
 
 def stack_file(digest: str) -> str:
@@ -291,7 +285,7 @@ def test_an_ordinary_commit_is_built(repos: Repos, guard_script: str) -> None:
 def test_credential_helper_answers_git_with_the_bound_token(repos: Repos, jenkinsfile: str) -> None:
     body = groovy_function(jenkinsfile, "void withGitHubToken(Closure body)")
     settings = dict(
-        _groovy_unescape(item).split("=", 1)
+        groovy_unescape(item).split("=", 1)
         for item in re.findall(r"'(GIT_[A-Z_0-9]+=(?:[^'\\]|\\.)*)'", body)
     )
     assert settings["GIT_CONFIG_COUNT"] == "2"
@@ -330,7 +324,7 @@ def test_registry_login_writes_a_private_config_pipeline_reads(
         "REGISTRY_PASSWORD": TOKEN,
     }
     done = subprocess.run(
-        ["bash", "-c", _groovy_unescape(login)],
+        ["bash", "-c", groovy_unescape(login)],
         env=env,
         capture_output=True,
         text=True,
@@ -344,5 +338,91 @@ def test_registry_login_writes_a_private_config_pipeline_reads(
     creds = docker_credentials("registry.example.internal:5000", config)
     assert creds is not None
     assert (creds.username, creds.password) == ("ci", TOKEN)
-    subprocess.run(["bash", "-c", _groovy_unescape(cleanup)], env=env, timeout=30, check=True)
+    subprocess.run(["bash", "-c", groovy_unescape(cleanup)], env=env, timeout=30, check=True)
     assert not config_dir.exists()
+
+
+# --- Promote ---------------------------------------------------------------------------
+
+APPROVED = "sha256:" + "a" * 64
+LATER = "sha256:" + "b" * 64
+REPOSITORY = "registry.example.internal/cv-platform/model-server"
+
+
+@pytest.fixture(scope="module")
+def promote_script(jenkinsfile: str) -> str:
+    return shell_script(stage_text(jenkinsfile, "Promote", "Deploy prod"))
+
+
+@pytest.fixture
+def project(tmp_path: Path, project_root: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(project_root / name, root / name)
+    return root
+
+
+def run(root: Path, *argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def deployed(root: Path, env: dict[str, str], digest: str, at: str) -> None:
+    done = run(
+        root,
+        sys.executable,
+        "-m",
+        "pipeline",
+        "record",
+        "deploy",
+        "--stack",
+        "staging",
+        "--result",
+        "succeeded",
+        "--image",
+        f"{REPOSITORY}@{digest}",
+        "--started",
+        f"2026-01-01T{at}:00Z",
+        "--finished",
+        f"2026-01-01T{at}:30Z",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def env(tmp_path: Path, project_root: Path) -> dict[str, str]:
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(project_root),
+        "PIPELINE_STORE": str(tmp_path / "records.db"),
+        "IMAGE_DIGEST": APPROVED,
+    }
+
+
+def test_promote_refuses_when_staging_moved_on_since_approval(
+    project: Path, env: dict[str, str], promote_script: str
+) -> None:
+    deployed(project, env, APPROVED, "10:00")
+    deployed(project, env, LATER, "11:00")  # a branch build, during the approval wait
+    before = (project / "Pulumi.prod.yaml").read_bytes()
+    done = run(project, "bash", "-c", promote_script, env=env)
+    assert done.returncode == 1
+    assert f"staging's last good deployment is {LATER}, not {APPROVED}" in done.stderr
+    assert (project / "Pulumi.prod.yaml").read_bytes() == before
+    assert "promot" not in done.stdout  # promote never ran
+
+
+def test_promote_proceeds_when_staging_runs_the_approved_image(
+    project: Path, env: dict[str, str], promote_script: str
+) -> None:
+    deployed(project, env, LATER, "09:00")
+    deployed(project, env, APPROVED, "10:00")
+    done = run(project, "bash", "-c", promote_script, env=env)
+    # The check let promote run; here its own gates refuse (no registry, no CI run).
+    assert "not promoting" not in done.stderr
+    assert done.returncode == 3, done.stderr
+    assert "Pulumi.prod.yaml unchanged" in done.stderr
