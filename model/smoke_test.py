@@ -68,6 +68,16 @@ def _request(base: str, path: str, body: Any = None) -> tuple[int, bytes]:
         raise SmokeFailure(f"{path}: {getattr(exc, 'reason', exc)}") from None
 
 
+def _answer(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise SmokeFailure(f"{what}: the answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise SmokeFailure(f"{what}: the answer is not a JSON object")
+    return answer
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise SmokeFailure(message)
@@ -85,7 +95,7 @@ def run(base: str, ready_attempts: int = READY_ATTEMPTS, delay: float = READY_DE
     _check(status == 200, f"GET /readyz -> {status}")
     for name, pixels, want in (("zero", ZERO, 0), ("one", ONE, 1)):
         status, raw = _request(base, "/predict", {"pixels": pixels})
-        digit = json.loads(raw).get("digit") if status == 200 else None
+        digit = _answer(raw, f"POST /predict ({name})").get("digit") if status == 200 else None
         _check(
             status == 200 and digit == want, f"POST /predict ({name}) -> {status}, digit {digit}"
         )

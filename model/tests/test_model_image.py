@@ -160,3 +160,44 @@ def test_smoke_test_fails_with_one_line_when_nothing_listens(model_dir: Path) ->
     assert proc.returncode == 1
     assert proc.stderr.startswith("FAIL /healthz:")
     assert proc.stderr.count("\n") == 1
+
+
+def test_smoke_test_fails_with_one_line_on_a_non_json_answer(model_dir: Path) -> None:
+    # Something that is not the model server (a proxy's error page, another app) on the URL.
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            body = b"<html>maintenance</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(model_dir / "smoke_test.py"),
+                f"http://127.0.0.1:{httpd.server_port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert proc.returncode == 1
+    assert proc.stderr == "FAIL POST /predict (zero): the answer is not JSON\n"
