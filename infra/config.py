@@ -415,38 +415,59 @@ class _Reader:
             )
         return tuple(parsed)
 
-    def obj(self, name: str) -> dict[str, str]:
+    def obj(self, name: str) -> dict[str, Any]:
         default = DEFAULTS[name]
         assert isinstance(default, dict)
         value = self._values.get(name)
         if value is None:
             return dict(default)
-        fields = ", ".join(default)
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise SettingsError(name, f"must be an object with the fields {fields}, got {value!r}")
-        unknown = sorted(set(parsed) - set(default))
-        if unknown:
-            raise SettingsError(
-                f"{name}.{unknown[0]}", f"is not a known field: {name} has only {fields}"
-            )
-        result = dict(default)
-        for key, item in parsed.items():
-            if item is None:
-                continue
+            parsed = value
+        return config_object(parsed, default, name)
+
+
+# --- Validators -------------------------------------------------------------------
+
+
+def config_object(value: Any, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """An object value checked field by field against ``defaults``: its types, no unknown field.
+
+    Nested objects are checked the same way; missing or null fields keep their default.
+    """
+    if not isinstance(value, dict):
+        raise SettingsError(
+            key, f"must be an object with the fields {', '.join(defaults)}, got {value!r}"
+        )
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise SettingsError(
+            f"{key}.{unknown[0]}", f"is not a known field: {key} has only {', '.join(defaults)}"
+        )
+    result = dict(defaults)
+    for field, item in value.items():
+        if item is None:
+            continue
+        want = type(defaults[field])
+        if want is dict:
+            result[field] = config_object(item, defaults[field], f"{key}.{field}")
+        elif want is bool:
+            if not isinstance(item, bool):
+                raise SettingsError(f"{key}.{field}", f"must be true or false, got {item!r}")
+            result[field] = item
+        elif want is int:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise SettingsError(f"{key}.{field}", f"must be an integer, got {item!r}")
+            result[field] = item
+        else:
             # An all-digit git sha written unquoted reaches us as a YAML integer.
             if isinstance(item, int) and not isinstance(item, bool):
                 item = str(item)
             if not isinstance(item, str):
-                raise SettingsError(f"{name}.{key}", f"must be a string, got {item!r}")
-            result[key] = item.strip()
-        return result
-
-
-# --- Validators -------------------------------------------------------------------
+                raise SettingsError(f"{key}.{field}", f"must be a string, got {item!r}")
+            result[field] = item.strip()
+    return result
 
 
 def _dns_label(key: str, value: str, max_len: int = 63) -> str:
@@ -907,36 +928,6 @@ class ToolingSettings:
     jenkins: JenkinsSettings
 
 
-def _tooling_object(value: Any, defaults: Mapping[str, Any], key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SettingsError(key, f"must be an object with the fields {', '.join(defaults)}")
-    unknown = sorted(set(value) - set(defaults))
-    if unknown:
-        raise SettingsError(
-            f"{key}.{unknown[0]}", f"is not a known field: {key} has only {', '.join(defaults)}"
-        )
-    result = dict(defaults)
-    for field, item in value.items():
-        if item is None:
-            continue
-        want = type(defaults[field])
-        if want is dict:
-            result[field] = _tooling_object(item, defaults[field], f"{key}.{field}")
-        elif want is bool:
-            if not isinstance(item, bool):
-                raise SettingsError(f"{key}.{field}", f"must be true or false, got {item!r}")
-            result[field] = item
-        elif want is int:
-            if isinstance(item, bool) or not isinstance(item, int):
-                raise SettingsError(f"{key}.{field}", f"must be an integer, got {item!r}")
-            result[field] = item
-        else:
-            if not isinstance(item, str):
-                raise SettingsError(f"{key}.{field}", f"must be a string, got {item!r}")
-            result[field] = item.strip()
-    return result
-
-
 def _address(key: str, value: str) -> str:
     try:
         ipaddress.ip_address(value)
@@ -961,8 +952,8 @@ def parse_tooling(
     try:
         value = json.loads(raw) if raw is not None else {}
     except json.JSONDecodeError:
-        value = None
-    fields = _tooling_object(value, TOOLING_DEFAULTS, "tooling")
+        value = raw  # not JSON: refused below, shown as given
+    fields = config_object(value, TOOLING_DEFAULTS, "tooling")
     if not fields["enabled"]:
         return None
     if environment != "staging":
