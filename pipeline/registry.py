@@ -14,6 +14,10 @@ What it speaks (distribution-spec v1.1):
   boto3 ``get_authorization_token``, cached until it expires.
 - Plain HTTP only for loopback hosts (as Docker allows) and hosts listed in the
   stack's ``insecureRegistries``; HTTPS with verification otherwise.
+- The transport is ``pipeline.httpclient`` (the standard library's
+  ``http.client``: kept-alive connections, proxies from the environment,
+  redirects that drop ``Authorization`` off-origin); ``requests`` alone cost
+  about as much to import as the rest of a ``set-image`` run.
 - Every call has a timeout; 429 and 5xx are retried a bounded number of times
   with exponential backoff, honouring ``Retry-After`` up to a maximum sleep.
 
@@ -40,9 +44,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-
 from pipeline.errors import RegistryError
+from pipeline.httpclient import (
+    HttpConnectionError,
+    HttpError,
+    HttpTimeout,
+    HttpTlsError,
+    Response,
+    Session,
+)
 from pipeline.refs import (
     DIGEST_HEX_LENGTHS,
     DOCKER_HUB,
@@ -285,7 +295,7 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -301,23 +311,10 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _connection_cause(exc: requests.ConnectionError) -> str:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
+def _connection_cause(exc: HttpConnectionError) -> str:
+    if isinstance(exc, HttpTlsError):
         return "TLS handshake failed (a plain-HTTP registry? list it in insecureRegistries)"
-    if "Connection refused" in text or "ECONNREFUSED" in text:
-        return "connection refused"
-    if "Name or service not known" in text or "NameResolutionError" in text:
-        return "unknown host (DNS lookup failed)"
-    if "Connection reset" in text:
-        return "connection reset"
-    return "connection failed"
-
-
-def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    # An explicit auth hook stops requests from putting ~/.netrc credentials over
-    # the Authorization header chosen here (docker and skopeo ignore .netrc too).
-    return request
+    return exc.cause
 
 
 @dataclass
@@ -327,14 +324,14 @@ class _Token:
 
 
 class RegistryClient:
-    """Talks to OCI registries. ``session`` is the transport (tests mount adapters)."""
+    """Talks to OCI registries. ``session`` is the HTTP transport (``httpclient.Session``)."""
 
     def __init__(
         self,
         *,
         insecure_registries: Iterable[str] = (),
         docker_config: Path | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
@@ -345,7 +342,7 @@ class RegistryClient:
     ) -> None:
         self.insecure_registries = frozenset(h.lower() for h in insecure_registries)
         self.docker_config = docker_config
-        self.session = session or requests.Session()
+        self.session = session or Session()
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -388,23 +385,16 @@ class RegistryClient:
     def _timeout_seconds(self) -> float:
         return self.timeout if isinstance(self.timeout, float | int) else max(self.timeout)
 
-    def _send(
-        self, method: str, url: str, registry: str, headers: Mapping[str, str]
-    ) -> requests.Response:
+    def _send(self, method: str, url: str, registry: str, headers: Mapping[str, str]) -> Response:
         """One HTTP exchange, retried on 429/5xx and timeouts; errors as RegistryError."""
         attempts = self.retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    timeout=self.timeout,
-                    allow_redirects=True,
-                    auth=_keep_headers,
+                    method, url, headers=dict(headers), timeout=self.timeout
                 )
-            except requests.Timeout:
+            except HttpTimeout:
                 if last:
                     raise RegistryError(
                         f"registry {registry} did not answer within "
@@ -413,15 +403,13 @@ class RegistryClient:
                     ) from None
                 self._sleep(min(self.backoff * 2**attempt, self.max_retry_sleep))
                 continue
-            except requests.ConnectionError as exc:
+            except HttpConnectionError as exc:
                 raise RegistryError(
                     f"cannot reach registry {registry} at {self.base_url(registry)}: "
                     f"{_connection_cause(exc)}"
                 ) from None
-            except requests.RequestException as exc:
-                raise RegistryError(
-                    f"request to registry {registry} failed: {type(exc).__name__}"
-                ) from None
+            except HttpError as exc:
+                raise RegistryError(f"request to registry {registry} failed: {exc}") from None
             if response.status_code in _RETRY_STATUSES and not last:
                 wait = _retry_after(response)
                 if wait is None:
@@ -465,18 +453,20 @@ class RegistryClient:
         if creds is not None:
             headers["Authorization"] = creds.basic_header()
         try:
-            response = self.session.get(
-                realm, params=query, headers=headers, timeout=self.timeout, auth=_keep_headers
-            )
-        except requests.Timeout:
+            response = self.session.get(realm, params=query, headers=headers, timeout=self.timeout)
+        except HttpTimeout:
             raise RegistryError(
                 f"token service {realm_parts.netloc} for {registry} did not answer within "
                 f"{self._timeout_seconds():g} s"
             ) from None
-        except requests.ConnectionError as exc:
+        except HttpConnectionError as exc:
             raise RegistryError(
                 f"cannot reach token service {realm_parts.netloc} for {registry}: "
                 f"{_connection_cause(exc)}"
+            ) from None
+        except HttpError as exc:
+            raise RegistryError(
+                f"request to token service {realm_parts.netloc} for {registry} failed: {exc}"
             ) from None
         if response.status_code in (401, 403):
             raise self._auth_failed(registry)
@@ -500,7 +490,7 @@ class RegistryClient:
 
     def _call(
         self, method: str, registry: str, path_or_url: str, *, scope: str, accept: str | None
-    ) -> requests.Response:
+    ) -> Response:
         url = urljoin(self.base_url(registry) + "/", path_or_url)
         headers: dict[str, str] = {}
         if accept:
@@ -530,7 +520,7 @@ class RegistryClient:
             )
         return response
 
-    def _unexpected(self, response: requests.Response, registry: str, what: str) -> RegistryError:
+    def _unexpected(self, response: Response, registry: str, what: str) -> RegistryError:
         detail = ""
         try:
             errors = response.json().get("errors") or []
@@ -544,7 +534,7 @@ class RegistryClient:
 
     # -- the API --------------------------------------------------------------
 
-    def _manifest(self, method: str, ref: ImageRef, reference: str) -> requests.Response:
+    def _manifest(self, method: str, ref: ImageRef, reference: str) -> Response:
         return self._call(
             method,
             ref.registry,
@@ -561,7 +551,7 @@ class RegistryClient:
         return RegistryError(f"{kind} {reference} not found in {ref.name}")
 
     @staticmethod
-    def _check_media_type(response: requests.Response, ref: ImageRef) -> None:
+    def _check_media_type(response: Response, ref: ImageRef) -> None:
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
         if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
             raise RegistryError(

@@ -8,15 +8,14 @@ import os
 import stat
 import time
 from datetime import UTC, datetime, timedelta
+from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from pipeline.errors import RegistryError
+from pipeline.httpclient import Response
 from pipeline.refs import ImageRef, parse_ref
 from pipeline.registry import (
     ACCEPT,
@@ -345,41 +344,27 @@ def test_bearer_token_refused_is_an_authentication_error(tmp_path: Path) -> None
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 
-class _EcrRegistryAdapter(BaseAdapter):
-    """Stands in for the ECR registry endpoint: wants Basic AWS:<token password>."""
+class _EcrRegistry:
+    """Stands in for the ECR registry endpoint (the client's HTTP session):
+    wants Basic AWS:<token password>."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.expected: str | None = None
         self.seen: list[str] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        response = requests.Response()
-        response.request = request
-        response.url = request.url or ""
-        auth = request.headers.get("Authorization", "")
+    def request(
+        self, method: str, url: str, *, headers: dict[str, str], timeout: object, **_: object
+    ) -> Response:
+        auth = headers.get("Authorization", "")
         self.seen.append(auth)
+        answer = HTTPMessage()
         if auth != self.expected:
-            response.status_code = 401
-            response.headers = CaseInsensitiveDict(
-                {
-                    "WWW-Authenticate": f'Basic realm="https://{ECR_HOST}/",service="ecr.amazonaws.com"'
-                }
-            )
-            response._content = b""
-            return response
-        response.status_code = 200
-        response.headers = CaseInsensitiveDict(
-            {
-                "Docker-Content-Digest": MANIFEST_DIGEST,
-                "Content-Type": "application/vnd.oci.image.manifest.v1+json",
-            }
-        )
-        response._content = b""
-        return response
-
-    def close(self) -> None:
-        pass
+            realm = f'Basic realm="https://{ECR_HOST}/",service="ecr.amazonaws.com"'
+            answer["WWW-Authenticate"] = realm
+            return Response(401, "Unauthorized", answer, b"", url)
+        answer["Docker-Content-Digest"] = MANIFEST_DIGEST
+        answer["Content-Type"] = "application/vnd.oci.image.manifest.v1+json"
+        return Response(200, "OK", answer, b"", url)
 
 
 def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
@@ -394,13 +379,11 @@ def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
     token = boto3.client("ecr", region_name="us-east-1").get_authorization_token()[
         "authorizationData"
     ][0]["authorizationToken"]
-    adapter = _EcrRegistryAdapter()
+    adapter = _EcrRegistry()
     adapter.expected = f"Basic {token}"
-    session = requests.Session()
-    session.mount(f"https://{ECR_HOST}", adapter)
     now = [1_000_000.0]
     tokens = EcrTokens(client_factory=factory, clock=lambda: now[0], margin_seconds=0)
-    client = RegistryClient(session=session, ecr=tokens)
+    client = RegistryClient(session=adapter, ecr=tokens)  # type: ignore[arg-type]
     ref = parse_ref(f"{ECR_HOST}/cv/model:v1")
     assert client.resolve(ref) == MANIFEST_DIGEST
     assert client.resolve(ref) == MANIFEST_DIGEST

@@ -1,0 +1,274 @@
+"""The registry client's HTTP transport: TLS rules, proxies, redirects, kept-alive
+connections, against real servers on 127.0.0.1 (threads of this process)."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pipeline.httpclient import (
+    HttpConnectionError,
+    HttpTimeout,
+    HttpTlsError,
+    Session,
+    proxy_for,
+)
+
+
+@dataclass
+class Seen:
+    """What a server received: (request line target, headers) and connections."""
+
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    connections: set[tuple[str, int]] = field(default_factory=set)
+
+
+Answer = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
+
+
+@contextmanager
+def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, Seen]]:
+    seen = Seen()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.requests.append((self.path, dict(self.headers.items())))
+            seen.connections.add(self.client_address)
+            status, headers, body = answer(self)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def ok(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+    return 200, {"Content-Type": "text/plain"}, b"hello"
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_session_reuses_one_connection_per_origin() -> None:
+    with serve(ok) as (host, seen):
+        session = Session()
+        for _ in range(3):
+            response = session.get(f"http://{host}/v2/", timeout=5.0)
+            assert (response.status_code, response.content) == (200, b"hello")
+        assert len(seen.connections) == 1
+        session.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_reopened_once() -> None:
+    def close_after(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        handler.close_connection = True  # the server drops the connection after answering
+        return 200, {}, b"x"
+
+    with serve(close_after) as (host, seen):
+        session = Session()
+        assert session.get(f"http://{host}/a", timeout=5.0).status_code == 200
+        assert session.get(f"http://{host}/b", timeout=5.0).status_code == 200
+        assert [path for path, _ in seen.requests] == ["/a", "/b"]
+
+
+def test_a_redirect_to_another_origin_drops_the_authorization_header() -> None:
+    with serve(ok) as (elsewhere, theirs):
+
+        def redirect(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+            return 307, {"Location": f"http://{elsewhere}/blob"}, b""
+
+        with serve(redirect) as (host, ours):
+            response = Session().get(
+                f"http://{host}/v2/x", headers={"Authorization": "Basic c2VjcmV0"}, timeout=5.0
+            )
+    assert response.status_code == 200
+    assert ours.requests[0][1]["Authorization"] == "Basic c2VjcmV0"
+    assert "Authorization" not in theirs.requests[0][1]
+
+
+def test_endless_redirects_stop() -> None:
+    def loop(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        return 302, {"Location": handler.path}, b""
+
+    with serve(loop) as (host, _), pytest.raises(HttpConnectionError, match="redirects"):
+        Session().get(f"http://{host}/again", timeout=5.0)
+
+
+def test_no_answer_is_a_timeout() -> None:
+    release = threading.Event()
+
+    def hang(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        release.wait(5)
+        return 200, {}, b""
+
+    with serve(hang) as (host, _):
+        try:
+            with pytest.raises(HttpTimeout):
+                Session().get(f"http://{host}/", timeout=(1.0, 0.2))
+        finally:
+            release.set()
+
+
+# -- TLS: verified against the system store or REQUESTS_CA_BUNDLE ----------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+def _server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def test_an_unknown_certificate_authority_is_refused(certificate: tuple[Path, Path]) -> None:
+    with serve(ok, tls=_server_tls(certificate)) as (host, seen):
+        with pytest.raises(HttpTlsError, match="CERTIFICATE_VERIFY_FAILED"):
+            Session().get(f"https://{host}/v2/", timeout=5.0)
+        assert seen.requests == []
+
+
+def test_a_ca_bundle_from_requests_ca_bundle_is_trusted(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    with serve(ok, tls=_server_tls(certificate)) as (host, _):
+        assert Session().get(f"https://{host}/v2/", timeout=5.0).content == b"hello"
+
+
+# -- proxies from the environment --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "proxied"),
+    [
+        ("", "registry.example.com", True),
+        ("example.com", "registry.example.com", False),
+        (".example.com", "registry.example.com", False),
+        ("example.com", "notexample.com", True),
+        ("registry.example.com:5000", "registry.example.com", True),  # another port
+        ("*", "registry.example.com", False),
+    ],
+)
+def test_proxy_comes_from_the_environment_unless_no_proxy_matches(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str, host: str, proxied: bool
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:3128")
+    monkeypatch.setenv("no_proxy", no_proxy)
+    expected = "http://proxy.internal:3128" if proxied else None
+    assert proxy_for("https", host, 443) == expected
+    assert proxy_for("http", host, 80) is None  # only https_proxy is set
+
+
+def test_plain_http_goes_through_the_proxy_with_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with serve(ok) as (proxy, seen):
+        monkeypatch.setenv("http_proxy", f"http://ci:p%40ss@{proxy}")
+        response = Session().get("http://registry.ci.internal:5000/v2/", timeout=5.0)
+    assert response.content == b"hello"
+    ((target, headers),) = seen.requests
+    assert target == "http://registry.ci.internal:5000/v2/"  # the absolute form
+    assert headers["Proxy-Authorization"] == "Basic Y2k6cEBzcw=="  # ci:p@ss
+
+
+@contextmanager
+def connect_proxy() -> Iterator[tuple[str, list[str]]]:
+    """A CONNECT-only proxy that pipes bytes both ways; yields (host, targets)."""
+    import selectors
+    import socket
+
+    targets: list[str] = []
+
+    class Tunnel(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_CONNECT(self) -> None:
+            targets.append(self.path)
+            name, _, port = self.path.rpartition(":")
+            upstream = socket.create_connection((name, int(port)), timeout=5)
+            self.send_response(200)
+            self.end_headers()
+            with selectors.DefaultSelector() as selector, upstream:
+                selector.register(self.connection, selectors.EVENT_READ, upstream)
+                selector.register(upstream, selectors.EVENT_READ, self.connection)
+                while True:
+                    for key, _ in selector.select(timeout=5):
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        key.data.sendall(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", targets
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_https_goes_through_a_connect_tunnel_and_is_still_verified(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    with serve(ok, tls=_server_tls(certificate)) as (host, seen), connect_proxy() as (proxy, via):
+        monkeypatch.setenv("HTTPS_PROXY", f"http://{proxy}")
+        assert Session().get(f"https://{host}/v2/", timeout=5.0).content == b"hello"
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        with pytest.raises(HttpTlsError):  # the tunnel does not weaken verification
+            Session().get(f"https://{host}/v2/", timeout=5.0)
+    assert via == [host, host]
+    assert [path for path, _ in seen.requests] == ["/v2/"]
