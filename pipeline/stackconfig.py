@@ -150,16 +150,20 @@ def project_defaults(
                 f"{path.name}: config.{name} has the unknown field {unknown[0]!r}: a declaration "
                 f"takes {', '.join(_DECLARATION_FIELDS)} (write an object under value:)"
             )
+        if "default" in entry and "value" in entry:
+            raise ConfigError(
+                f"{path.name}: config.{name} has both default and value: keep one "
+                "(default with a type, value for an object or another namespace's key)"
+            )
+        if not key.startswith(f"{PROJECT_NAME}:") and (set(entry) & {"type", "default"}):
+            raise ConfigError(
+                f"{path.name}: config.{name} is not in the project's namespace, so it "
+                "cannot declare a type or default (Pulumi refuses it): give it a value only"
+            )
         if "type" in entry:
-            if not key.startswith(f"{PROJECT_NAME}:"):
-                raise ConfigError(
-                    f"{path.name}: config.{name} is not in the project's namespace, so it "
-                    "cannot declare a type (Pulumi refuses it): give it a value only"
-                )
             schema[key] = dict(entry)
         if entry.get("secret"):
             secrets.add(key)
-        # Pulumi applies default over value when a declaration has both.
         if "default" in entry:
             defaults[key] = entry["default"]
         elif "value" in entry:

@@ -496,9 +496,10 @@ def test_pulumi_yaml_declarations_are_valid_pulumi_schema(project_root: Path) ->
         assert ":" not in key, f"{key}: project keys are declared without the namespace"
         assert isinstance(entry, dict), key
         if "type" not in entry:
-            # Objects: Pulumi's schema cannot type them, so only a value is declared.
-            assert set(entry) == {"value"}, key
+            # Objects: Pulumi's schema cannot type them, so a value is declared.
+            assert set(entry) == {"value", "description"}, key
             assert isinstance(entry["value"], dict), key
+            assert entry["description"], key
             continue
         assert entry["type"] in _SCHEMA_TYPES, key
         assert set(entry) <= {"type", "items", "default", "description", "secret"}, key

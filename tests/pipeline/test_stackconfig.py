@@ -187,7 +187,15 @@ def test_a_typed_declaration_outside_the_project_namespace_is_refused(
     (project.root / "Pulumi.yaml").write_text(
         "name: cv-platform\nconfig:\n  kubernetes:context:\n    type: string\n"
     )
-    with pytest.raises(ConfigError, match="cannot declare a type"):
+    with pytest.raises(ConfigError, match="cannot declare a type or default"):
+        load_stack_config(project, "prod")
+
+
+def test_a_declaration_with_both_default_and_value_is_refused(project: Project) -> None:
+    (project.root / "Pulumi.yaml").write_text(
+        "name: cv-platform\nconfig:\n  size:\n    type: string\n    default: a\n    value: b\n"
+    )
+    with pytest.raises(ConfigError, match=r"config\.size has both default and value"):
         load_stack_config(project, "prod")
 
 
