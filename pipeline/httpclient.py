@@ -87,16 +87,30 @@ def _env(name: str) -> str:
     return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
 
 
+def _in_network(host: str, network: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+
+
 def _bypass_proxy(host: str, port: int) -> bool:
+    """``no_proxy`` as requests reads it: ``*``, host suffixes, ``host:port``, CIDR."""
     for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
         if not entry:
             continue
         if entry == "*":
             return True
+        if "/" in entry:
+            if _in_network(host, entry):
+                return True
+            continue
         name, _, entry_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
         if entry_port and entry_port != str(port):
             continue
-        name = name.lstrip(".")
+        name = name.removeprefix("*").lstrip(".").strip("[]")
         if host == name or host.endswith("." + name):
             return True
     return False

@@ -196,6 +196,10 @@ def test_a_ca_bundle_from_requests_ca_bundle_is_trusted(
         ("example.com", "notexample.com", True),
         ("registry.example.com:5000", "registry.example.com", True),  # another port
         ("*", "registry.example.com", False),
+        ("*.example.com", "registry.example.com", False),
+        ("10.0.0.0/8, localhost", "10.1.2.3", False),
+        ("10.0.0.0/8", "192.168.1.1", True),
+        ("127.0.0.1,::1", "::1", False),
     ],
 )
 def test_proxy_comes_from_the_environment_unless_no_proxy_matches(
