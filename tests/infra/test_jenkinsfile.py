@@ -208,6 +208,14 @@ def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: str) -> 
     assert {"--junit", "--build-seconds", "--test-seconds", "--image", "--commit"} <= flags
 
 
+def test_reports_of_an_earlier_build_are_removed_before_anything_runs(jenkinsfile: str) -> None:
+    # post { always } publishes and records build/junit/*.xml whatever failed, so files
+    # left in the workspace by an earlier build must be gone before the first step.
+    checkout = stage_text(jenkinsfile, "Checkout", "Build")
+    steps = checkout[checkout.index("steps {") :]
+    assert steps.index("sh 'rm -rf build'") < steps.index("checkout scm")
+
+
 def test_ci_run_without_junit_reports_is_skipped_saying_why(jenkinsfile: str) -> None:
     # `record ci --junit GLOB` exits 1 when nothing matches, and without --junit it
     # demands --image: a run that stopped before Test has neither. So --junit is
