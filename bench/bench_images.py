@@ -64,7 +64,7 @@ _SET_IMAGE_MODULES = (
     "pipeline.cli, pipeline.commands.set_image, pipeline.stackfile, pipeline.stackconfig, "
     "pipeline.registry"
 )
-_NAMED_IMPORTS = ("requests", "yaml")
+_NAMED_IMPORTS = ("yaml", "ssl", "dataclasses", "argparse")
 
 
 def _import_split(env: dict[str, str], runs: int = 5) -> str:
