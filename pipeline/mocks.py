@@ -219,7 +219,7 @@ def _docker_outputs(typ: str, name: str, state: dict[str, Any]) -> tuple[str, di
     return _hex(typ, name), state
 
 
-def _forget_shadowed_modules(root: Path) -> None:
+def forget_shadowed_modules(root: Path) -> None:
     """Drop cached modules that ``root`` provides itself but were imported from elsewhere.
 
     ``runpy`` re-runs ``__main__.py`` each time, but the packages it imports
@@ -262,7 +262,7 @@ def run_program(
     program (config validation errors among them) propagate unchanged.
     """
     root = root.resolve()
-    _forget_shadowed_modules(root)
+    forget_shadowed_modules(root)
     mocks = RecordingMocks()
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     pulumi_settings.ROOT.set(None)

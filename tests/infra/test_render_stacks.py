@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.mocks import forget_shadowed_modules
 from pipeline.stackconfig import SECRET_PLACEHOLDER
 
 KUBERNETES_VERSION = "1.31.0"
@@ -45,6 +46,16 @@ OPEN_OVERRIDES: dict[str, Any] = {
 # contexts (infra/jenkins/, the requirements files the agent image installs).
 PROGRAM_FILES = ("__main__.py", "requirements.txt", "requirements-dev.txt")
 PROGRAM_DIRS = ("infra", "model")
+
+
+@pytest.fixture(autouse=True)
+def _forget_other_trees_modules(project_root: Path) -> Iterator[None]:
+    """After each test, drop the ``infra`` modules a rendered copy left in sys.modules.
+
+    A later test importing ``infra`` must get this project's, not a temporary tree's.
+    """
+    yield
+    forget_shadowed_modules(project_root)
 
 
 def render(project: Path, stack: str, out: Path) -> int:

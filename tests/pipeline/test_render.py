@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.mocks import forget_shadowed_modules
 from pipeline.stackconfig import SECRET_PLACEHOLDER
 
 PROGRAM = """
@@ -136,6 +138,16 @@ def project(tmp_path: Path) -> Path:
         "config:\n  cv-platform:replicas: 3\n  cv-platform:namespace: demo-dev\n"
     )
     return root
+
+
+@pytest.fixture(autouse=True)
+def _forget_other_trees_modules(project_root: Path) -> Iterator[None]:
+    """After each test, drop the ``infra`` modules a rendered copy left in sys.modules.
+
+    A later test importing ``infra`` must get this project's, not a temporary tree's.
+    """
+    yield
+    forget_shadowed_modules(project_root)
 
 
 def render(project: Path, out: Path, stack: str = "dev") -> int:
