@@ -29,7 +29,7 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 MAX_REDIRECTS = 5
@@ -147,6 +147,20 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
         return "connection reset"
     return f"connection failed ({type(exc).__name__})"
+
+
+class Transport(Protocol):
+    """What the registry client needs of a transport (tests pass fakes)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: Timeout,
+    ) -> Response: ...
 
 
 class Session:
@@ -272,5 +286,6 @@ __all__ = [
     "HttpTlsError",
     "Response",
     "Session",
+    "Transport",
     "proxy_for",
 ]

@@ -52,6 +52,7 @@ from pipeline.httpclient import (
     HttpTlsError,
     Response,
     Session,
+    Transport,
 )
 from pipeline.refs import (
     DIGEST_HEX_LENGTHS,
@@ -331,7 +332,7 @@ class RegistryClient:
         *,
         insecure_registries: Iterable[str] = (),
         docker_config: Path | None = None,
-        session: Session | None = None,
+        session: Transport | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
@@ -342,7 +343,7 @@ class RegistryClient:
     ) -> None:
         self.insecure_registries = frozenset(h.lower() for h in insecure_registries)
         self.docker_config = docker_config
-        self.session = session or Session()
+        self.session: Transport = session or Session()
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -453,7 +454,9 @@ class RegistryClient:
         if creds is not None:
             headers["Authorization"] = creds.basic_header()
         try:
-            response = self.session.get(realm, params=query, headers=headers, timeout=self.timeout)
+            response = self.session.request(
+                "GET", realm, params=query, headers=headers, timeout=self.timeout
+            )
         except HttpTimeout:
             raise RegistryError(
                 f"token service {realm_parts.netloc} for {registry} did not answer within "

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPMessage
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import RegistryError
-from pipeline.httpclient import Response
+from pipeline.httpclient import Response, Timeout
 from pipeline.refs import ImageRef, parse_ref
 from pipeline.registry import (
     ACCEPT,
@@ -353,9 +354,15 @@ class _EcrRegistry:
         self.seen: list[str] = []
 
     def request(
-        self, method: str, url: str, *, headers: dict[str, str], timeout: object, **_: object
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: Timeout,
     ) -> Response:
-        auth = headers.get("Authorization", "")
+        auth = (headers or {}).get("Authorization", "")
         self.seen.append(auth)
         answer = HTTPMessage()
         if auth != self.expected:
@@ -383,7 +390,7 @@ def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
     adapter.expected = f"Basic {token}"
     now = [1_000_000.0]
     tokens = EcrTokens(client_factory=factory, clock=lambda: now[0], margin_seconds=0)
-    client = RegistryClient(session=adapter, ecr=tokens)  # type: ignore[arg-type]
+    client = RegistryClient(session=adapter, ecr=tokens)
     ref = parse_ref(f"{ECR_HOST}/cv/model:v1")
     assert client.resolve(ref) == MANIFEST_DIGEST
     assert client.resolve(ref) == MANIFEST_DIGEST
