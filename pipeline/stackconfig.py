@@ -221,9 +221,10 @@ def _engine_string(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if isinstance(value, dict | list):
+        # default=str: YAML dates and times inside an object, as their text.
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return str(value)  # numbers; dates (a stack file's own scalars come as written)
 
 
 def engine_config(cfg: StackConfig) -> tuple[dict[str, str], list[str]]:

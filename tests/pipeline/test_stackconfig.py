@@ -148,6 +148,16 @@ def test_stack_scalars_reach_the_program_as_written(project: Project) -> None:
     assert config["cv-platform:ratio"] == "2.50"
 
 
+def test_dates_in_a_stack_file_are_handed_on_as_text(project: Project) -> None:
+    write_stack(
+        project,
+        "config:\n  cv-platform:since: 2026-01-01\n  cv-platform:window: {from: 2026-01-02}\n",
+    )
+    config, _ = engine_config(load_stack_config(project, "prod"))
+    assert config["cv-platform:since"] == "2026-01-01"
+    assert json.loads(config["cv-platform:window"]) == {"from": "2026-01-02"}
+
+
 def test_the_old_config_module_form_of_a_stack_key_is_read(project: Project) -> None:
     write_stack(project, "config:\n  cv-platform:config:replicas: 5\n")
     assert load_stack_config(project, "prod").get("replicas") == 5
