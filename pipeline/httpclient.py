@@ -1,11 +1,14 @@
-"""A small HTTP/1.1 client on the standard library, for the registry client.
+"""A small HTTP/1.1 client on the standard library: the one HTTP stack of the
+pipeline (the registry client, the Jenkins reader and the GitHub comment poster).
 
 ``requests`` costs about as much to import as the rest of a ``set-image``
-run, and the registry client needs little of it. This keeps what it does need:
+run, and the clients need little of it. This keeps what they do need:
 
 - One kept-alive connection per origin (the 401 -> retry of the auth flow and
-  the following calls reuse it); a kept-alive connection the server closed
-  meanwhile is reopened once (only idempotent methods are sent: GET, HEAD).
+  the following calls reuse it). A pooled connection the server has closed is
+  not used; one that fails before any answer is reopened and the request sent
+  once more, for idempotent methods only (a POST or PATCH is never sent twice).
+- Request bodies as bytes (``body=``; JSON callers set the Content-Type).
 - Separate connect and read timeouts.
 - TLS with certificate and host name verification: the system's CA store
   (OpenSSL honours ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or the bundle named
@@ -13,10 +16,12 @@ run, and the registry client needs little of it. This keeps what it does need:
 - Proxies from ``https_proxy``/``http_proxy`` (either case), with
   ``no_proxy``; HTTPS goes through a ``CONNECT`` tunnel.
 - Redirects (at most ``MAX_REDIRECTS``); ``Authorization`` is dropped when a
-  redirect leaves the origin, as ``requests`` does.
+  redirect leaves the origin, as ``requests`` does; 303 (and 301/302 after a
+  POST) turn into a GET without the body, 307/308 resend it.
+- ``Response.links``: the ``Link`` header by relation, for pagination.
 - ``~/.netrc`` is never read (docker and skopeo ignore it too).
 
-Failures are ``HttpError`` subclasses with a short cause for one-line messages.
+Failures are ``HttpError`` subclasses; ``failure`` makes one line of them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import base64
 import http.client
 import json
 import os
+import re
+import select
 import socket
 import ssl
 from collections.abc import Mapping
@@ -35,6 +42,9 @@ from urllib.parse import unquote, urlencode, urljoin, urlsplit
 MAX_REDIRECTS = 5
 USER_AGENT = "cv-platform-pipeline"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))', re.IGNORECASE)
 Timeout = float | tuple[float, float]
 
 
@@ -43,7 +53,11 @@ class HttpError(Exception):
 
 
 class HttpTimeout(HttpError):
-    """No connection or no answer within the timeout."""
+    """No connection or no answer within ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class HttpConnectionError(HttpError):
@@ -70,6 +84,16 @@ class Response:
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+    @property
+    def links(self) -> dict[str, str]:
+        """``Link`` header targets by relation (``rel="next"`` -> URL as written)."""
+        found: dict[str, str] = {}
+        for target, params in _LINK.findall(",".join(self.headers.get_all("Link") or [])):
+            for match in _REL.finditer(params):
+                for rel in (match.group(1) or match.group(2)).lower().split():
+                    found.setdefault(rel, target.strip())
+        return found
 
     def close(self) -> None:
         """Nothing to release: kept for the ``requests``-like call sites."""
@@ -124,12 +148,25 @@ def proxy_for(scheme: str, host: str, port: int) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
+def basic_auth(username: str, password: str) -> str:
+    """The value of a Basic ``Authorization`` (or ``Proxy-Authorization``) header."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def failure(exc: HttpError, service: str) -> str:
+    """One line for a request to ``service`` (e.g. "Jenkins at ci:443") that got no answer."""
+    if isinstance(exc, HttpTimeout):
+        return f"{service} did not answer within {exc.seconds:g} s"
+    return f"cannot reach {service}: {exc}"
+
+
 def _proxy_auth(proxy: str) -> dict[str, str]:
     parts = urlsplit(proxy)
     if parts.username is None:
         return {}
-    user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(user_pass.encode()).decode()}
+    return {
+        "Proxy-Authorization": basic_auth(unquote(parts.username), unquote(parts.password or ""))
+    }
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -149,8 +186,19 @@ def _cause(exc: BaseException) -> str:
     return f"connection failed ({type(exc).__name__})"
 
 
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether a pooled connection was closed by the server (readable while idle)."""
+    if connection.sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([connection.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class Transport(Protocol):
-    """What the registry client needs of a transport (tests pass fakes)."""
+    """What the clients need of a transport (tests pass fakes)."""
 
     def request(
         self,
@@ -159,6 +207,7 @@ class Transport(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         timeout: Timeout,
     ) -> Response: ...
 
@@ -192,7 +241,12 @@ class Session:
         return connection
 
     def _exchange(
-        self, method: str, url: str, headers: Mapping[str, str], timeout: Timeout
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
     ) -> Response:
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
         scheme, host, port = key = _origin(url)
@@ -206,33 +260,39 @@ class Session:
             sent.update(_proxy_auth(proxy))
         for fresh in (False, True):
             connection = None if fresh else self._connections.pop(key, None)
+            if connection is not None and _dropped(connection):
+                connection.close()
+                connection = None
             reused = connection is not None
             if connection is None:
                 connection = self._connect(scheme, host, port, proxy, connect_timeout)
+            waited = read_timeout
             try:
                 if connection.sock is None:
+                    waited = connect_timeout
                     connection.connect()
+                    waited = read_timeout
                 connection.sock.settimeout(read_timeout)
-                connection.request(method, target, headers=sent)
+                connection.request(method, target, body=body, headers=sent)
                 answer = connection.getresponse()
-                body = answer.read()
+                content = answer.read()
             except TimeoutError:
                 connection.close()
-                raise HttpTimeout(f"no answer within {read_timeout:g} s") from None
+                raise HttpTimeout(waited) from None
             except ssl.SSLError as exc:
                 connection.close()
                 raise HttpTlsError(f"TLS failed: {exc.reason or exc}") from None
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 stale = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-                if reused and isinstance(exc, stale):
+                if reused and isinstance(exc, stale) and method in _IDEMPOTENT:
                     continue  # the server closed an idle kept-alive connection: once more
                 raise HttpConnectionError(_cause(exc)) from None
             if answer.will_close:
                 connection.close()
             else:
                 self._connections[key] = connection
-            return Response(answer.status, answer.reason, answer.headers, body, url)
+            return Response(answer.status, answer.reason, answer.headers, content, url)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def request(
@@ -242,15 +302,16 @@ class Session:
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         timeout: Timeout,
     ) -> Response:
-        """Send ``method`` (GET or HEAD) to ``url``, following redirects."""
+        """Send ``method`` with ``body`` to ``url``, following redirects."""
         if params:
             url += ("&" if urlsplit(url).query else "?") + urlencode(params)
         sent = dict(headers or {})
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(method, url, sent, timeout)
+            response = self._exchange(method, url, sent, body, timeout)
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -259,8 +320,11 @@ class Session:
                 # Credentials were meant for the first origin only.
                 sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
                 origin = _origin(url)
-            if response.status_code == 303:
-                method = "GET"
+            status = response.status_code
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                # As browsers and requests do: the target is fetched, the body not resent.
+                method, body = "GET", None
+                sent = {k: v for k, v in sent.items() if k.lower() != "content-type"}
         raise HttpConnectionError(f"more than {MAX_REDIRECTS} redirects")
 
     def get(
@@ -287,5 +351,7 @@ __all__ = [
     "Response",
     "Session",
     "Transport",
+    "basic_auth",
+    "failure",
     "proxy_for",
 ]

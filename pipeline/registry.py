@@ -46,13 +46,14 @@ from urllib.parse import urljoin, urlsplit
 
 from pipeline.errors import RegistryError
 from pipeline.httpclient import (
-    HttpConnectionError,
     HttpError,
     HttpTimeout,
     HttpTlsError,
     Response,
     Session,
     Transport,
+    basic_auth,
+    failure,
 )
 from pipeline.refs import (
     DIGEST_HEX_LENGTHS,
@@ -85,7 +86,6 @@ _ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
 )
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -95,8 +95,7 @@ class Credentials:
     password: str = field(repr=False)
 
     def basic_header(self) -> str:
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
-        return f"Basic {token}"
+        return basic_auth(self.username, self.password)
 
 
 # --------------------------------------------------------------------------
@@ -312,10 +311,11 @@ def _retry_after(response: Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _connection_cause(exc: HttpConnectionError) -> str:
+def _failure(exc: HttpError, service: str) -> str:
     if isinstance(exc, HttpTlsError):
-        return "TLS handshake failed (a plain-HTTP registry? list it in insecureRegistries)"
-    return exc.cause
+        hint = "TLS handshake failed (a plain-HTTP registry? list it in insecureRegistries)"
+        return f"cannot reach {service}: {hint}"
+    return failure(exc, service)
 
 
 @dataclass
@@ -404,13 +404,9 @@ class RegistryClient:
                     ) from None
                 self._sleep(min(self.backoff * 2**attempt, self.max_retry_sleep))
                 continue
-            except HttpConnectionError as exc:
-                raise RegistryError(
-                    f"cannot reach registry {registry} at {self.base_url(registry)}: "
-                    f"{_connection_cause(exc)}"
-                ) from None
             except HttpError as exc:
-                raise RegistryError(f"request to registry {registry} failed: {exc}") from None
+                service = f"registry {registry} at {self.base_url(registry)}"
+                raise RegistryError(_failure(exc, service)) from None
             if response.status_code in _RETRY_STATUSES and not last:
                 wait = _retry_after(response)
                 if wait is None:
@@ -457,20 +453,9 @@ class RegistryClient:
             response = self.session.request(
                 "GET", realm, params=query, headers=headers, timeout=self.timeout
             )
-        except HttpTimeout:
-            raise RegistryError(
-                f"token service {realm_parts.netloc} for {registry} did not answer within "
-                f"{self._timeout_seconds():g} s"
-            ) from None
-        except HttpConnectionError as exc:
-            raise RegistryError(
-                f"cannot reach token service {realm_parts.netloc} for {registry}: "
-                f"{_connection_cause(exc)}"
-            ) from None
         except HttpError as exc:
-            raise RegistryError(
-                f"request to token service {realm_parts.netloc} for {registry} failed: {exc}"
-            ) from None
+            service = f"token service {realm_parts.netloc} for {registry}"
+            raise RegistryError(_failure(exc, service)) from None
         if response.status_code in (401, 403):
             raise self._auth_failed(registry)
         if response.status_code != 200:
@@ -656,9 +641,7 @@ class RegistryClient:
                     f"registry {image.registry} sent an unreadable tag list for {image.name}"
                 ) from None
             tags.extend(str(tag) for tag in page)
-            link = response.headers.get("Link")
-            match = _LINK_NEXT.search(link) if link else None
-            url = match.group(1) if match else None
+            url = response.links.get("next")
         raise RegistryError(
             f"registry {image.registry} has more than {MAX_TAG_PAGES} pages of tags "
             f"for {image.name}"

@@ -4,12 +4,14 @@ connections, against real servers on 127.0.0.1 (threads of this process)."""
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,16 +21,21 @@ from pipeline.httpclient import (
     HttpConnectionError,
     HttpTimeout,
     HttpTlsError,
+    Response,
     Session,
+    basic_auth,
+    failure,
     proxy_for,
 )
 
 
 @dataclass
 class Seen:
-    """What a server received: (request line target, headers) and connections."""
+    """What a server received: (request line target, headers), (method, target, body)
+    and connections."""
 
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    calls: list[tuple[str, str, bytes]] = field(default_factory=list)
     connections: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -47,6 +54,8 @@ def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tupl
 
         def do_GET(self) -> None:
             seen.requests.append((self.path, dict(self.headers.items())))
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.calls.append((self.command, self.path, self.rfile.read(length)))
             seen.connections.add(self.client_address)
             status, headers, body = answer(self)
             self.send_response(status)
@@ -56,7 +65,7 @@ def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tupl
             self.end_headers()
             self.wfile.write(body)
 
-        do_HEAD = do_GET
+        do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -103,6 +112,104 @@ def test_a_kept_alive_connection_the_server_closed_is_reopened_once() -> None:
         assert session.get(f"http://{host}/a", timeout=5.0).status_code == 200
         assert session.get(f"http://{host}/b", timeout=5.0).status_code == 200
         assert [path for path, _ in seen.requests] == ["/a", "/b"]
+
+
+def test_a_body_is_sent_with_its_length_and_post_reuses_the_connection() -> None:
+    with serve(ok) as (host, seen):
+        session = Session()
+        session.get(f"http://{host}/list", timeout=5.0)
+        for method in ("POST", "PATCH"):
+            response = session.request(
+                method,
+                f"http://{host}/comments",
+                headers={"Content-Type": "application/json"},
+                body=b'{"body": "hi"}',
+                timeout=5.0,
+            )
+            assert response.status_code == 200
+    assert seen.calls[1:] == [
+        ("POST", "/comments", b'{"body": "hi"}'),
+        ("PATCH", "/comments", b'{"body": "hi"}'),
+    ]
+    assert seen.requests[1][1]["Content-Length"] == "14"
+    assert len(seen.connections) == 1
+
+
+def test_a_post_on_a_connection_the_server_closed_is_sent_once_on_a_new_one() -> None:
+    # A server that answers one request per connection and then closes it without
+    # saying "Connection: close": the pooled connection must not carry the POST.
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+    closed = threading.Event()
+
+    def run() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data or (data.startswith(b"POST") and b"once" not in data):
+                    data += conn.recv(4096)
+                received.append(data)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+            closed.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        session = Session()
+        assert session.get(f"http://{host}/a", timeout=5.0).status_code == 200
+        assert closed.wait(5)
+        answer = session.request("POST", f"http://{host}/b", body=b"once", timeout=5.0)
+        assert answer.status_code == 200
+        thread.join(timeout=5)
+    finally:
+        listener.close()
+    assert [r.split(b"\r\n")[0] for r in received] == [b"GET /a HTTP/1.1", b"POST /b HTTP/1.1"]
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "body"), [(303, "GET", b""), (302, "GET", b""), (307, "POST", b"data")]
+)
+def test_a_redirected_post_becomes_a_get_except_after_307(
+    status: int, method: str, body: bytes
+) -> None:
+    def redirect(handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        if handler.path == "/target":
+            return 200, {}, b""
+        return status, {"Location": "/target"}, b""
+
+    with serve(redirect) as (host, seen):
+        response = Session().request("POST", f"http://{host}/new", body=b"data", timeout=5.0)
+    assert response.status_code == 200
+    assert seen.calls[1] == (method, "/target", body)
+
+
+def test_link_header_targets_by_relation() -> None:
+    headers = HTTPMessage()
+    headers["Link"] = (
+        '<https://api.example/repositories/7/issues/1/comments?page=1>; rel="prev", '
+        '<https://api.example/repositories/7/issues/1/comments?page=3>; rel="next", '
+        "</v2/x/tags/list?n=2&last=b>; rel=last"
+    )
+    links = Response(200, "OK", headers, b"", "https://api.example/").links
+    assert links == {
+        "prev": "https://api.example/repositories/7/issues/1/comments?page=1",
+        "next": "https://api.example/repositories/7/issues/1/comments?page=3",
+        "last": "/v2/x/tags/list?n=2&last=b",
+    }
+    assert Response(200, "OK", HTTPMessage(), b"", "https://api.example/").links == {}
+
+
+def test_failures_read_as_one_line_naming_the_service() -> None:
+    assert failure(HttpTimeout(0.3), "Jenkins at ci:443") == (
+        "Jenkins at ci:443 did not answer within 0.3 s"
+    )
+    assert failure(HttpConnectionError("connection refused"), "GitHub API at x") == (
+        "cannot reach GitHub API at x: connection refused"
+    )
+    assert basic_auth("ci", "pw") == "Basic Y2k6cHc="
 
 
 def test_a_redirect_to_another_origin_drops_the_authorization_header() -> None:

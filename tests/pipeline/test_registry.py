@@ -360,6 +360,7 @@ class _EcrRegistry:
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         timeout: Timeout,
     ) -> Response:
         auth = (headers or {}).get("Authorization", "")
