@@ -21,7 +21,8 @@ run's queue time is never build time. A build that is still running is
 refused: its numbers are not final.
 
 Parsing is pure (``parse_describe``, ``parse_test_report``); HTTP goes
-through a small injectable ``Http`` adapter (``RequestsHttp`` by default).
+through an injectable ``httpclient.Transport`` (an ``httpclient.Session`` by
+default: both calls share one kept-alive connection; ``~/.netrc`` is not read).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError
+from pipeline.httpclient import HttpError, Session, Transport, basic_auth, failure
 from pipeline.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -241,35 +243,6 @@ def parse_test_report(data: Any) -> TestCounts:
     )
 
 
-class Http(Protocol):
-    """GET a URL; returns (HTTP status, body). Raises ``JenkinsError`` on network failure."""
-
-    def get(
-        self, url: str, *, auth: tuple[str, str] | None, timeout: float
-    ) -> tuple[int, bytes]: ...
-
-
-class RequestsHttp:
-    """The default adapter (requests); no retries, bounded by the timeout."""
-
-    def get(self, url: str, *, auth: tuple[str, str] | None, timeout: float) -> tuple[int, bytes]:
-        import requests
-
-        host = urlsplit(url).netloc
-        try:
-            response = requests.get(
-                url,
-                auth=auth,
-                timeout=timeout,
-                headers={"Accept": "application/json"},
-            )
-        except requests.Timeout:
-            raise JenkinsError(f"Jenkins at {host} did not answer within {timeout:g}s") from None
-        except requests.RequestException as exc:
-            raise JenkinsError(f"cannot reach Jenkins at {host}: {type(exc).__name__}") from None
-        return response.status_code, response.content
-
-
 def normalize_build_url(url: str) -> str:
     """``https://host/job/x/42/`` from what a user pastes (a describe URL is fine too)."""
     text = url.strip()
@@ -311,12 +284,12 @@ class JenkinsClient:
     def __init__(
         self,
         auth: tuple[str, str] | None = None,
-        http: Http | None = None,
+        session: Transport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         allow_plain_http: bool = False,
     ) -> None:
         self._auth = auth
-        self._http = http or RequestsHttp()
+        self._session = session or Session()
         self._timeout = timeout
         self._allow_plain_http = allow_plain_http
 
@@ -332,7 +305,14 @@ class JenkinsClient:
                 f"refusing to send Jenkins credentials over plain http to {parts.hostname}; "
                 f"use https (or set {ENV_ALLOW_HTTP}=1 on a trusted network)"
             )
-        status, body = self._http.get(url, auth=self._auth, timeout=self._timeout)
+        headers = {"Accept": "application/json"}
+        if self._auth is not None:
+            headers["Authorization"] = basic_auth(*self._auth)
+        try:
+            response = self._session.request("GET", url, headers=headers, timeout=self._timeout)
+        except HttpError as exc:
+            raise JenkinsError(failure(exc, f"Jenkins at {parts.netloc}")) from None
+        status = response.status_code
         if status == 404 and missing_ok:
             return None
         if status in (401, 403):
@@ -345,7 +325,7 @@ class JenkinsClient:
         if status >= 400:
             raise JenkinsError(f"Jenkins answered HTTP {status} for {url}")
         try:
-            return json.loads(body)
+            return json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise JenkinsError(f"{url}: the answer is not JSON (is this a Jenkins URL?)") from None
 
@@ -378,7 +358,7 @@ class JenkinsClient:
 
 
 def client_from_env(
-    env: Mapping[str, str] | None = None, http: Http | None = None
+    env: Mapping[str, str] | None = None, session: Transport | None = None
 ) -> JenkinsClient:
     """Credentials, timeout (``PIPELINE_JENKINS_TIMEOUT`` seconds, default 15) from the env."""
     source = os.environ if env is None else env
@@ -393,7 +373,7 @@ def client_from_env(
             raise JenkinsError(f"{ENV_TIMEOUT}={raw!r}: expected seconds between 0 and 600")
     return JenkinsClient(
         auth=credentials(source),
-        http=http,
+        session=session,
         timeout=timeout,
         allow_plain_http=source.get(ENV_ALLOW_HTTP, "") in ("1", "true", "yes"),
     )

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline import jenkins
+from pipeline.httpclient import Response, Timeout
 from pipeline.jenkins import JenkinsClient, JenkinsError, StageMap
 from tests.pipeline.jenkins_fake import FakeJenkins, jenkins_server, server
 
@@ -144,7 +147,7 @@ def test_silent_server_times_out() -> None:
         listener.listen(1)  # accepts connections in the kernel, never answers
         port = listener.getsockname()[1]
         slow = JenkinsClient(timeout=0.3)
-        with pytest.raises(JenkinsError, match=r"did not answer within 0.3s"):
+        with pytest.raises(JenkinsError, match=r"did not answer within 0\.3 s"):
             slow.read_build(f"http://127.0.0.1:{port}/job/x/1/", StageMap())
 
 
@@ -156,26 +159,38 @@ def test_closed_port_is_a_clear_error() -> None:
         JenkinsClient(timeout=2).read_build(f"http://127.0.0.1:{port}/job/x/1/", StageMap())
 
 
-class RecordingHttp:
+class RecordingTransport:
+    """An ``httpclient.Transport`` that answers every GET with a finished build."""
+
     def __init__(self) -> None:
         self.urls: list[str] = []
 
-    def get(self, url: str, *, auth: tuple[str, str] | None, timeout: float) -> tuple[int, bytes]:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: Timeout,
+    ) -> Response:
         self.urls.append(url)
-        return 200, json.dumps(load("describe-success.json")).encode()
+        content = json.dumps(load("describe-success.json")).encode()
+        return Response(200, "OK", HTTPMessage(), content, url)
 
 
 def test_credentials_are_not_sent_over_plain_http_to_a_remote_host() -> None:
-    http = RecordingHttp()
-    remote = JenkinsClient(auth=(USER, TOKEN), http=http)
+    http = RecordingTransport()
+    remote = JenkinsClient(auth=(USER, TOKEN), session=http)
     with pytest.raises(JenkinsError, match=r"refusing to send Jenkins credentials over plain http"):
         remote.read_build("http://ci.example:8080/job/cv-platform/42/", StageMap())
     assert http.urls == []
 
 
 def test_https_remote_host_uses_the_injected_adapter() -> None:
-    http = RecordingHttp()
-    build = JenkinsClient(auth=(USER, TOKEN), http=http).read_build(
+    http = RecordingTransport()
+    build = JenkinsClient(auth=(USER, TOKEN), session=http).read_build(
         "https://ci.example/job/cv-platform/42/wfapi/describe", StageMap()
     )
     assert build.url == "https://ci.example/job/cv-platform/42/"
