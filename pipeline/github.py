@@ -4,10 +4,13 @@ The comment is found by its hidden marker on any page of the pull request's comm
 listing is paginated through ``Link: rel="next"``), so a re-run edits it instead of posting
 a duplicate. The token comes from ``GITHUB_TOKEN``; the API base from ``GITHUB_API_URL``
 (default https://api.github.com, or a GitHub Enterprise ``https://host/api/v3``).
+HTTP goes through ``pipeline.httpclient`` (kept-alive connection, connect/read timeouts,
+verified TLS, proxies from the environment, no ``~/.netrc``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -15,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from pipeline.errors import PipelineError, UsageError
+from pipeline.httpclient import USER_AGENT, HttpError, Response, Session, Transport, failure
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -80,34 +82,36 @@ class GitHubClient:
         self,
         token: str,
         api_url: str = DEFAULT_API_URL,
-        session: requests.Session | None = None,
+        session: Transport | None = None,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
         self._api = api_url.rstrip("/")
         self._timeout = timeout
-        self._session = session or requests.Session()
+        self._session = session or Session()
         self._headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {token}",
             "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "cv-platform-pipeline",
+            "User-Agent": USER_AGENT,
         }
 
-    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, what: str, payload: dict[str, Any] | None = None
+    ) -> Response:
         if not url.startswith(self._api + "/"):
             # Never send the token to a host the API did not come from.
             raise GitHubError(f"{what}: GitHub pointed to {url}, outside {self._api}")
+        headers = dict(self._headers)
+        body = None
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
         try:
             response = self._session.request(
-                method, url, headers=self._headers, timeout=self._timeout, **kwargs
+                method, url, headers=headers, body=body, timeout=self._timeout
             )
-        except requests.Timeout:
-            raise GitHubError(f"{what}: GitHub API at {self._api} timed out") from None
-        except requests.RequestException as exc:
-            reason = type(exc).__name__
-            raise GitHubError(
-                f"{what}: cannot reach GitHub API at {self._api} ({reason})"
-            ) from None
+        except HttpError as exc:
+            raise GitHubError(f"{what}: {failure(exc, f'GitHub API at {self._api}')}") from None
         if response.status_code >= 400:
             raise GitHubError(_explain(response, what))
         return response
@@ -124,7 +128,7 @@ class GitHubClient:
             if not isinstance(page, list):
                 raise GitHubError(f"listing comments of {pr}: GitHub returned no list")
             yield from (c for c in page if isinstance(c, dict))
-            url = response.links.get("next", {}).get("url")
+            url = response.links.get("next")
         raise GitHubError(f"listing comments of {pr}: more than {MAX_PAGES} pages")
 
     def find_comment(self, pr: PullRequest, marker: str) -> dict[str, Any] | None:
@@ -142,24 +146,24 @@ class GitHubClient:
                 return Posted("unchanged", cid, str(existing.get("html_url", "")))
             url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/comments/{cid}"
             response = self._request(
-                "PATCH", url, f"updating comment {cid} on {pr}", json={"body": body}
+                "PATCH", url, f"updating comment {cid} on {pr}", {"body": body}
             )
             data = _json(response, f"updating comment {cid} on {pr}")
             return Posted("updated", cid, str(data.get("html_url", "")))
         url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/{pr.number}/comments"
-        response = self._request("POST", url, f"commenting on {pr}", json={"body": body})
+        response = self._request("POST", url, f"commenting on {pr}", {"body": body})
         data = _json(response, f"commenting on {pr}")
         return Posted("created", int(data.get("id", 0)), str(data.get("html_url", "")))
 
 
-def _json(response: requests.Response, what: str) -> Any:
+def _json(response: Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError:
         raise GitHubError(f"{what}: GitHub returned a non-JSON response") from None
 
 
-def _explain(response: requests.Response, what: str) -> str:
+def _explain(response: Response, what: str) -> str:
     try:
         payload = response.json()
     except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ def test_creates_the_comment_when_none_has_the_marker(api: FakeGitHub) -> None:
     assert (method, path) == ("POST", "/repos/acme/cv-platform/issues/7/comments")
     assert headers["Accept"] == "application/vnd.github+json"
     assert headers["X-GitHub-Api-Version"] == "2022-11-28"
+    assert headers["Content-Type"] == "application/json"
 
 
 def test_updates_the_marked_comment_on_a_later_page_without_duplicating(api: FakeGitHub) -> None:
@@ -247,8 +249,21 @@ def test_validation_failure_is_a_clear_error(api: FakeGitHub) -> None:
 
 def test_unreachable_api_is_a_clear_error() -> None:
     client = GitHubClient(TOKEN, "http://127.0.0.1:9", timeout=(1.0, 1.0))
-    with pytest.raises(GitHubError, match="cannot reach GitHub API"):
+    with pytest.raises(GitHubError, match=r"cannot reach GitHub API at .*: connection refused$"):
         client.upsert_comment(PR, "x", MARKER)
+
+
+def test_silent_api_times_out_with_one_line() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts connections in the kernel, never answers
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        client = GitHubClient(TOKEN, base, timeout=(1.0, 0.2))
+        with pytest.raises(GitHubError) as caught:
+            client.upsert_comment(PR, "x", MARKER)
+    assert str(caught.value) == (
+        f"listing comments of {PR}: GitHub API at {base} did not answer within 0.2 s"
+    )
 
 
 @pytest.mark.parametrize(
