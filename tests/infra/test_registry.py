@@ -16,7 +16,6 @@ from typing import Any
 
 import pulumi
 import pytest
-import requests
 
 from infra.config import SettingsError, ToolingRegistrySettings, parse_tooling
 from infra.registry import (
@@ -30,8 +29,10 @@ from infra.registry import (
     registry_config,
     registry_major,
 )
+from pipeline.httpclient import HttpError, Session, basic_auth
 
 USER, PASSWORD = "ci", "registry-pw-3e8f"
+AUTH = {"Authorization": basic_auth(USER, PASSWORD)}
 ECR_REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cv-platform/model-server"
 
 
@@ -153,9 +154,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             if proc.poll() is not None or time.monotonic() > deadline:
                 break
             try:
-                requests.get(f"{base}/v2/", timeout=1)
+                Session().get(f"{base}/v2/", timeout=1.0)
                 break
-            except requests.ConnectionError:
+            except HttpError:
                 time.sleep(0.1)
         if proc.poll() is not None:
             pytest.fail(f"registry exited: {(tmp / 'registry.log').read_text()[-2000:]}")
@@ -172,45 +173,50 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 
 @pytest.mark.registry
 def test_registry_refuses_anonymous_clients(registry: dict[str, str]) -> None:
-    res = requests.get(f"{registry['base']}/v2/", timeout=5)
+    session = Session()
+    res = session.get(f"{registry['base']}/v2/", timeout=5.0)
     assert res.status_code == 401
     assert 'realm="cv-platform-registry"' in res.headers["WWW-Authenticate"]
-    wrong = requests.get(f"{registry['base']}/v2/", auth=(USER, "wrong"), timeout=5)
-    assert wrong.status_code == 401
+    wrong = {"Authorization": basic_auth(USER, "wrong")}
+    assert session.get(f"{registry['base']}/v2/", headers=wrong, timeout=5.0).status_code == 401
 
 
 @pytest.mark.registry
 def test_registry_accepts_the_htpasswd_user(registry: dict[str, str]) -> None:
-    res = requests.get(f"{registry['base']}/v2/", auth=(USER, PASSWORD), timeout=5)
+    res = Session().get(f"{registry['base']}/v2/", headers=AUTH, timeout=5.0)
     assert res.status_code == 200
     assert res.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.registry
 def test_registry_deletes_are_enabled(registry: dict[str, str]) -> None:
-    base, auth = registry["base"], (USER, PASSWORD)
+    base, session = registry["base"], Session()
     blob = b"cv-platform layer"
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    start = requests.post(f"{base}/v2/cv-platform/probe/blobs/uploads/", auth=auth, timeout=5)
+    start = session.request(
+        "POST", f"{base}/v2/cv-platform/probe/blobs/uploads/", headers=AUTH, timeout=5.0
+    )
     assert start.status_code == 202
     location = start.headers["Location"]
     location = location if location.startswith("http") else base + location
-    put = requests.put(
+    put = session.request(
+        "PUT",
         location,
         params={"digest": digest},
-        data=blob,
-        headers={"Content-Type": "application/octet-stream"},
-        auth=auth,
-        timeout=5,
+        body=blob,
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=5.0,
     )
     assert put.status_code == 201
-    deleted = requests.delete(f"{base}/v2/cv-platform/probe/blobs/{digest}", auth=auth, timeout=5)
+    deleted = session.request(
+        "DELETE", f"{base}/v2/cv-platform/probe/blobs/{digest}", headers=AUTH, timeout=5.0
+    )
     assert deleted.status_code == 202  # 405 UNSUPPORTED when deletes are off
 
 
 @pytest.mark.registry
 def test_registry_health_endpoint_answers(registry: dict[str, str]) -> None:
-    assert requests.get(f"{registry['debug']}/debug/health", timeout=5).status_code == 200
+    assert Session().get(f"{registry['debug']}/debug/health", timeout=5.0).status_code == 200
 
 
 # --- ECR, against moto's server ------------------------------------------------------------
