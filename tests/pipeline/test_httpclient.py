@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -383,3 +384,19 @@ def test_https_goes_through_a_connect_tunnel_and_is_still_verified(
             Session().get(f"https://{host}/v2/", timeout=5.0)
     assert via == [host, host]
     assert [path for path, _ in seen.requests] == ["/v2/"]
+
+
+def test_the_three_clients_need_no_requests() -> None:
+    # requirements.txt no longer lists requests: none of the clients may import it.
+    probe = (
+        "import sys, pipeline.registry, pipeline.jenkins, pipeline.github; "
+        "print('requests' in sys.modules, 'urllib3' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "False"]
