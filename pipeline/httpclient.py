@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -111,9 +112,17 @@ def _env(name: str) -> str:
     return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
 
 
-def _in_network(host: str, network: str) -> bool:
-    import ipaddress
+def is_loopback(hostname: str) -> bool:
+    """``localhost`` or a loopback address: where plain HTTP never leaves the machine."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
+
+def _in_network(host: str, network: str) -> bool:
     try:
         return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
     except ValueError:
@@ -353,5 +362,6 @@ __all__ = [
     "Transport",
     "basic_auth",
     "failure",
+    "is_loopback",
     "proxy_for",
 ]

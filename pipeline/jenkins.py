@@ -28,7 +28,6 @@ default: both calls share one kept-alive connection; ``~/.netrc`` is not read).
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,7 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError
-from pipeline.httpclient import HttpError, Session, Transport, basic_auth, failure
+from pipeline.httpclient import HttpError, Session, Transport, basic_auth, failure, is_loopback
 from pipeline.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -261,15 +260,6 @@ def normalize_build_url(url: str) -> str:
     return base + "/"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def credentials(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
     source = os.environ if env is None else env
     user = source.get("JENKINS_USER") or ""
@@ -299,7 +289,7 @@ class JenkinsClient:
             self._auth is not None
             and parts.scheme == "http"
             and not self._allow_plain_http
-            and not _is_loopback(parts.hostname or "")
+            and not is_loopback(parts.hostname or "")
         ):
             raise JenkinsError(
                 f"refusing to send Jenkins credentials over plain http to {parts.hostname}; "

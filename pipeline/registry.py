@@ -31,7 +31,6 @@ import base64
 import binascii
 import email.utils
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from pipeline import httpclient
 from pipeline.errors import RegistryError
 from pipeline.httpclient import (
     HttpError,
@@ -110,13 +110,8 @@ def _hostname(host: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    name = _hostname(host)
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """``host[:port]`` on this machine (plain HTTP is fine there)."""
+    return httpclient.is_loopback(_hostname(host))
 
 
 def api_host(registry: str) -> str:
