@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline import jenkins
-from pipeline.httpclient import Response, Timeout
+from pipeline.httpclient import basic_auth
 from pipeline.jenkins import JenkinsClient, JenkinsError, StageMap
+from tests.pipeline.fake_transport import FakeTransport, answer
 from tests.pipeline.jenkins_fake import FakeJenkins, jenkins_server, server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jenkins"
@@ -159,43 +158,30 @@ def test_closed_port_is_a_clear_error() -> None:
         JenkinsClient(timeout=2).read_build(f"http://127.0.0.1:{port}/job/x/1/", StageMap())
 
 
-class RecordingTransport:
-    """An ``httpclient.Transport`` that answers every GET with a finished build."""
-
-    def __init__(self) -> None:
-        self.urls: list[str] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-        timeout: Timeout,
-    ) -> Response:
-        self.urls.append(url)
-        content = json.dumps(load("describe-success.json")).encode()
-        return Response(200, "OK", HTTPMessage(), content, url)
+def finished_build() -> FakeTransport:
+    """A transport that answers every GET with a finished build."""
+    content = json.dumps(load("describe-success.json")).encode()
+    return FakeTransport(lambda method, url, headers: answer(200, url, content=content))
 
 
 def test_credentials_are_not_sent_over_plain_http_to_a_remote_host() -> None:
-    http = RecordingTransport()
+    http = finished_build()
     remote = JenkinsClient(auth=(USER, TOKEN), session=http)
     with pytest.raises(JenkinsError, match=r"refusing to send Jenkins credentials over plain http"):
         remote.read_build("http://ci.example:8080/job/cv-platform/42/", StageMap())
-    assert http.urls == []
+    assert http.sent == []
 
 
 def test_https_remote_host_uses_the_injected_adapter() -> None:
-    http = RecordingTransport()
+    http = finished_build()
     build = JenkinsClient(auth=(USER, TOKEN), session=http).read_build(
         "https://ci.example/job/cv-platform/42/wfapi/describe", StageMap()
     )
     assert build.url == "https://ci.example/job/cv-platform/42/"
-    assert http.urls[0] == "https://ci.example/job/cv-platform/42/wfapi/describe"
-    assert http.urls[1].startswith("https://ci.example/job/cv-platform/42/testReport/api/json?")
+    (_, describe, headers), (_, report, _) = http.sent
+    assert describe == "https://ci.example/job/cv-platform/42/wfapi/describe"
+    assert report.startswith("https://ci.example/job/cv-platform/42/testReport/api/json?")
+    assert headers["Authorization"] == basic_auth(USER, TOKEN)
 
 
 @pytest.mark.parametrize(

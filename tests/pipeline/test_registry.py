@@ -9,14 +9,13 @@ import stat
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from http.client import HTTPMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import RegistryError
-from pipeline.httpclient import Response, Timeout
+from pipeline.httpclient import Response
 from pipeline.refs import ImageRef, parse_ref
 from pipeline.registry import (
     ACCEPT,
@@ -27,6 +26,7 @@ from pipeline.registry import (
     docker_credentials,
 )
 from tests.pipeline.fake_registry import MANIFEST_DIGEST, Script, fake_registry
+from tests.pipeline.fake_transport import FakeTransport, answer
 from tests.registry_fixture import PushedImages, RegistryServer, free_port
 
 pytestmark = pytest.mark.registry
@@ -345,34 +345,19 @@ def test_bearer_token_refused_is_an_authentication_error(tmp_path: Path) -> None
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 
-class _EcrRegistry:
-    """Stands in for the ECR registry endpoint (the client's HTTP session):
-    wants Basic AWS:<token password>."""
+def _ecr_registry(expected: str) -> FakeTransport:
+    """Stands in for the ECR registry endpoint: wants Basic AWS:<token password>."""
 
-    def __init__(self) -> None:
-        self.expected: str | None = None
-        self.seen: list[str] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-        timeout: Timeout,
-    ) -> Response:
-        auth = (headers or {}).get("Authorization", "")
-        self.seen.append(auth)
-        answer = HTTPMessage()
-        if auth != self.expected:
+    def respond(method: str, url: str, headers: Mapping[str, str]) -> Response:
+        if headers.get("Authorization") != expected:
             realm = f'Basic realm="https://{ECR_HOST}/",service="ecr.amazonaws.com"'
-            answer["WWW-Authenticate"] = realm
-            return Response(401, "Unauthorized", answer, b"", url)
-        answer["Docker-Content-Digest"] = MANIFEST_DIGEST
-        answer["Content-Type"] = "application/vnd.oci.image.manifest.v1+json"
-        return Response(200, "OK", answer, b"", url)
+            return answer(401, url, {"WWW-Authenticate": realm})
+        manifest = "application/vnd.oci.image.manifest.v1+json"
+        return answer(
+            200, url, {"Docker-Content-Digest": MANIFEST_DIGEST, "Content-Type": manifest}
+        )
+
+    return FakeTransport(respond)
 
 
 def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
@@ -387,8 +372,7 @@ def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
     token = boto3.client("ecr", region_name="us-east-1").get_authorization_token()[
         "authorizationData"
     ][0]["authorizationToken"]
-    adapter = _EcrRegistry()
-    adapter.expected = f"Basic {token}"
+    adapter = _ecr_registry(f"Basic {token}")
     now = [1_000_000.0]
     tokens = EcrTokens(client_factory=factory, clock=lambda: now[0], margin_seconds=0)
     client = RegistryClient(session=adapter, ecr=tokens)
@@ -396,7 +380,7 @@ def test_ecr_token_from_boto3_is_cached_until_it_expires(aws_env: str) -> None:
     assert client.resolve(ref) == MANIFEST_DIGEST
     assert client.resolve(ref) == MANIFEST_DIGEST
     assert calls == ["us-east-1"]
-    assert all(seen == f"Basic {token}" for seen in adapter.seen)
+    assert all(sent["Authorization"] == f"Basic {token}" for _, _, sent in adapter.sent)
     now[0] = datetime.now(UTC).timestamp() + 13 * 3600  # past expiresAt
     client.resolve(ref)
     assert calls == ["us-east-1", "us-east-1"]
