@@ -1019,13 +1019,21 @@ def _tooling_registry(
         )
     htpasswd = secret("toolingRegistryHtpasswd")
     password = secret("toolingRegistryPassword")
-    if htpasswd is None or password is None:
+    # Each error names the one key that is missing (pipeline render relies on it).
+    if htpasswd is None:
         raise SettingsError(
             "toolingRegistryHtpasswd",
-            "and cv-platform:toolingRegistryPassword are required for the self-hosted registry: "
+            "is required for the self-hosted registry: "
             f"htpasswd -nbB {username} <password> | pulumi config set --secret "
             "toolingRegistryHtpasswd, then pulumi config set --secret toolingRegistryPassword "
             "<password> (the hash is made once, so previews stay unchanged)",
+        )
+    if password is None:
+        raise SettingsError(
+            "toolingRegistryPassword",
+            f"is required for the self-hosted registry: the password of {username!r} in "
+            "toolingRegistryHtpasswd, for pushes (pulumi config set --secret "
+            "toolingRegistryPassword <password>)",
         )
     tls_cert = secret("toolingRegistryTlsCert")
     tls_key = secret("toolingRegistryTlsKey")

@@ -69,6 +69,8 @@ class Render:
     outputs: dict[str, Any]
     # Things worth a look that do not stop a render (undeclared keys: typos?).
     warnings: tuple[str, ...] = ()
+    # Secrets the stack needs that its file does not set (rendered as placeholders).
+    required_secrets: tuple[str, ...] = ()
 
 
 def _redact(value: Any) -> Any:
@@ -124,31 +126,58 @@ def _file_name(manifest: dict[str, Any]) -> str:
     return f"{manifest['kind'].lower()}-{namespace}-{meta['name']}.yaml"
 
 
-def _run(project: Project, cfg: StackConfig) -> Any:
+def _missing_secret(exc: Exception, cfg: StackConfig, present: set[str]) -> str | None:
+    """The declared secret ``exc`` says is missing, if that is what it says."""
+    key = getattr(exc, "key", None)
+    if isinstance(key, str) and key in cfg.secret_keys and key not in present:
+        return key
+    return None
+
+
+def _run(project: Project, cfg: StackConfig) -> tuple[Any, tuple[str, ...]]:
+    """Run the program; returns the run and the secrets it needed that the file does not set.
+
+    Only the secrets the stack file sets (``secure:``) get placeholders at first:
+    an optional secret that is absent must stay absent (a registry without a
+    TLS certificate is not a registry with one). When the program stops because
+    a secret it requires is missing, that secret is given a placeholder and the
+    program runs again (it validates its settings before declaring anything, so
+    a run costs milliseconds); at most once per declared secret.
+    """
     from pulumi.config import ConfigMissingError, ConfigTypeError
 
     from pipeline.mocks import run_program
 
-    config, secret_keys = engine_config(cfg)
-    try:
-        return run_program(project.root, cfg.stack, config, secret_keys)
-    except PipelineError:
-        raise
-    except (ConfigMissingError, ConfigTypeError) as exc:
-        # pulumi.Config's own errors (require/get_int ...) span lines: one line here.
-        raise ConfigError(" ".join(str(exc).split())) from None
-    except Exception as exc:
-        # The program's own validation error carries the one line to show.
-        settings_error = getattr(sys.modules.get("infra.config"), "SettingsError", None)
-        if settings_error is not None and isinstance(exc, settings_error):
-            raise ConfigError(str(exc)) from None
-        raise
+    present = set(cfg.set_secret_keys)
+    for _ in range(len(cfg.secret_keys) + 1):
+        config, secret_keys = engine_config(cfg, present)
+        try:
+            run = run_program(project.root, cfg.stack, config, secret_keys)
+            return run, tuple(sorted(present - cfg.set_secret_keys))
+        except PipelineError:
+            raise
+        except (ConfigMissingError, ConfigTypeError) as exc:
+            missing = _missing_secret(exc, cfg, present)
+            if missing is None:
+                # pulumi.Config's own errors (require/get_int ...) span lines: one line here.
+                raise ConfigError(" ".join(str(exc).split())) from None
+            present.add(missing)
+        except Exception as exc:
+            # The program's own validation error carries the one line to show.
+            settings_error = getattr(sys.modules.get("infra.config"), "SettingsError", None)
+            if settings_error is None or not isinstance(exc, settings_error):
+                raise
+            missing = _missing_secret(exc, cfg, present)
+            if missing is None:
+                raise ConfigError(str(exc)) from None
+            present.add(missing)
+    raise PipelineError("the program kept asking for more secrets than the project declares")
 
 
 def render(project: Project, stack: str) -> Render:
     """Run the program for ``stack`` under mocks and collect redacted results."""
     cfg = load_stack_config(project, stack)
-    run = _run(project, cfg)
+    run, required_secrets = _run(project, cfg)
     objects: dict[str, RenderedObject] = {}
     resources: list[dict[str, Any]] = []
     for res in run.resources:
@@ -187,7 +216,7 @@ def render(project: Project, stack: str) -> Render:
         "the program ignores it (a typo?)"
         for key in cfg.undeclared
     )
-    return Render(stack, ordered, tuple(resources), outputs, warnings)
+    return Render(stack, ordered, tuple(resources), outputs, warnings, required_secrets)
 
 
 # libyaml's emitter when PyYAML has it: the same bytes as the pure-Python one, ~4x faster.
@@ -272,7 +301,14 @@ def manifests_by_kind(result: Render) -> dict[str, int]:
 
 def summary(result: Render, out_dir: Path) -> str:
     kinds: Iterable[str] = (f"{n} {k}" for k, n in sorted(manifests_by_kind(result).items()))
-    return (
+    line = (
         f"rendered stack {result.stack}: {len(result.objects)} Kubernetes objects "
         f"({', '.join(kinds) or 'none'}), {len(result.resources)} resources -> {out_dir}"
     )
+    if result.required_secrets:
+        names = ", ".join(key.partition(":")[2] for key in result.required_secrets)
+        line += (
+            f"\nsecrets this stack needs, rendered as [secret] "
+            f"(pulumi config set --secret KEY before pulumi up): {names}"
+        )
+    return line

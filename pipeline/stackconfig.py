@@ -19,7 +19,7 @@ placeholder in each ``secure:`` leaf).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ class StackConfig:
     # Project keys the stack file sets that Pulumi.yaml does not declare: Pulumi
     # passes them on and the program ignores them, so they are most likely typos.
     undeclared: tuple[str, ...] = ()
+    # Secret keys the stack file itself sets (``secure:`` values, encrypted).
+    set_secret_keys: frozenset[str] = frozenset()
 
     def get(self, name: str, default: Any = None) -> Any:
         """A project key's value, given without the ``cv-platform:`` prefix."""
@@ -185,12 +187,14 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
     path = project.existing_stack_file(stack)
     values = dict(defaults)
     overrides: dict[str, str] = {}
+    set_secrets: set[str] = set()
     block = _config_block(path, _load_yaml(path))
     written: dict[str, Any] = {}
     for name, value in block.items():
         key = parse_key(str(name), path.name)
         if _contains_secure(value):
             secrets.add(key)
+            set_secrets.add(key)
             values.pop(key, None)
             if not _is_secure(value):
                 overrides[key] = _engine_string(_with_placeholders(value))
@@ -211,7 +215,15 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
             if key.startswith(f"{PROJECT_NAME}:") and key not in declared
         )
     )
-    return StackConfig(stack, values, frozenset(secrets), schema, overrides, undeclared)
+    return StackConfig(
+        stack,
+        values,
+        frozenset(secrets),
+        schema,
+        overrides,
+        undeclared,
+        frozenset(set_secrets),
+    )
 
 
 def _engine_string(value: Any) -> str:
@@ -227,10 +239,17 @@ def _engine_string(value: Any) -> str:
     return str(value)  # numbers; dates (a stack file's own scalars come as written)
 
 
-def engine_config(cfg: StackConfig) -> tuple[dict[str, str], list[str]]:
-    """The config map and secret keys a program sees, with placeholders for secrets."""
+def engine_config(
+    cfg: StackConfig, set_secrets: Iterable[str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The config map and secret keys a program sees, with placeholders for secrets.
+
+    ``set_secrets`` names the secrets to treat as set (each gets a placeholder);
+    ``None`` treats every declared secret as set.
+    """
+    present = cfg.secret_keys if set_secrets is None else frozenset(set_secrets)
     config = {key: _engine_string(value) for key, value in cfg.values.items() if value is not None}
-    for key in cfg.secret_keys:
+    for key in present:
         config[key] = SECRET_PLACEHOLDER
     config.update(cfg.engine_overrides)
     return config, sorted(cfg.secret_keys)

@@ -333,6 +333,11 @@ def test_tooling_defaults() -> None:
             "jenkinsAdminPassword is required",
         ),
         (tooling(), ("jenkinsAdminPassword",), "htpasswd -nbB ci"),
+        (
+            tooling(),
+            ("jenkinsAdminPassword", "toolingRegistryHtpasswd"),
+            "toolingRegistryPassword is required for the self-hosted registry",
+        ),
         (tooling(kind="quay"), ALL_SECRETS, "tooling.registry.kind must be one of selfHosted|ecr"),
         (tooling(kind="ecr"), ALL_SECRETS, "tooling.registry.ecrRepository is required"),
         (tooling(port=0), ALL_SECRETS, "tooling.registry.port must be a port"),

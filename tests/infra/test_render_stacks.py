@@ -303,6 +303,29 @@ def test_staging_lists_the_ci_tooling(rendered: dict[str, Path]) -> None:
     assert {"cv-platform-registry-data", "cv-platform-jenkins-home"} <= protected
 
 
+def test_staging_renders_the_registry_as_a_fresh_stack_deploys_it(
+    rendered: dict[str, Path],
+) -> None:
+    # No TLS certificate is set in Pulumi.staging.yaml, so none is assumed: loopback only.
+    registry = next(
+        r for r in resources(rendered["staging"]) if r["name"] == "cv-platform-registry-server"
+    )
+    assert registry["inputs"]["ports"] == [{"external": 5000, "internal": 5000, "ip": "127.0.0.1"}]
+
+
+def test_render_names_the_secrets_staging_needs_and_not_the_optional_ones(
+    project_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert render(project_root, "staging", tmp_path / "staging") == 0
+    needed = capsys.readouterr().out.split("(pulumi config set --secret KEY before pulumi up): ")[1]
+    assert {name.strip() for name in needed.split(",")} == {
+        "jenkinsAdminPassword",
+        "registryPassword",
+        "toolingRegistryHtpasswd",
+        "toolingRegistryPassword",
+    }
+
+
 def test_prod_lists_no_tooling(rendered: dict[str, Path]) -> None:
     listed = resources(rendered["prod"])
     assert [r for r in listed if r["type"].startswith(TOOLING_TYPES)] == []

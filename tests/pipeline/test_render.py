@@ -76,6 +76,14 @@ k8s.apps.v1.Deployment(
     },
     opts=opts,
 )
+tls_cert = pulumi.Config().get_secret("tlsCert")
+if tls_cert is not None:
+    k8s.core.v1.Secret(
+        "tls",
+        metadata={"name": "tls", "namespace": settings["namespace"]},
+        string_data={"tls.crt": tls_cert},
+        opts=opts,
+    )
 pulumi.export("namespace", ns.metadata.name)
 pulumi.export("apiToken", token)
 """
@@ -123,6 +131,11 @@ config:
     type: string
     secret: true
     description: a token
+template:
+  config:
+    tlsCert:
+      secret: true
+      description: optional; TLS only when set
 """
 
 
@@ -371,3 +384,32 @@ def test_a_program_that_crashes_exits_1_with_one_line(
     assert err.count("\n") == 1
     assert "internal error: RuntimeError: crashed second line" in err
     assert not out.exists()
+
+
+def test_an_optional_secret_the_stack_does_not_set_stays_unset(
+    project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert render(project, out) == 0
+    assert not (out / "secret-demo-dev-tls.yaml").exists()
+
+
+def test_an_optional_secret_the_stack_sets_is_rendered_redacted(
+    project: Path, tmp_path: Path
+) -> None:
+    with (project / "Pulumi.dev.yaml").open("a") as stack_file:
+        stack_file.write("  cv-platform:tlsCert:\n    secure: v1:AAAAbase64ciphertext\n")
+    out = tmp_path / "out"
+    assert render(project, out) == 0
+    secret = yaml.safe_load((out / "secret-demo-dev-tls.yaml").read_text())
+    assert secret["stringData"] == {"tls.crt": "[secret]"}
+
+
+def test_render_names_the_required_secrets_the_stack_file_does_not_set(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert render(project, tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "secrets this stack needs" in out
+    assert "apiToken" in out
+    assert "tlsCert" not in out
