@@ -63,7 +63,7 @@ def check_mutable(
         return
     if prod:
         raise PipelineError(
-            f"tag {ref.tag!r} is mutable (cv-platform:mutableTags) and {stack} is prod: "
+            f"tag {ref.tag!r} is mutable (cv-platform:mutableTags) and {stack} is a prod stack: "
             "pin an immutable tag or a digest (--allow-mutable never applies to prod)"
         )
     if not allow_mutable:

@@ -247,7 +247,7 @@ def _refusals(project: Project) -> dict[str, tuple[list[str], str]]:
             ["prod", "latest", "--allow-mutable"],
             "--allow-mutable never applies to prod",
         ),
-        "prod by environment": (["live", "latest", "--allow-mutable"], "live is prod"),
+        "prod by environment": (["live", "latest", "--allow-mutable"], "live is a prod stack"),
         "compare-and-swap mismatch": (
             ["staging", "v2", "--expect-digest", images.v2.digest],
             f"expected digest {images.v2.digest} but the stack has {images.v1.digest}",
