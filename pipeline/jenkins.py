@@ -31,7 +31,7 @@ import fnmatch
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
@@ -332,19 +332,7 @@ class JenkinsClient:
             notes.append("the build published no JUnit test report")
         else:
             tests = parse_test_report(report)
-        return JenkinsBuild(
-            url=base,
-            name=build.name,
-            status=build.status,
-            started=build.started,
-            queue_seconds=build.queue_seconds,
-            build_seconds=build.build_seconds,
-            test_seconds=build.test_seconds,
-            deploy_seconds=build.deploy_seconds,
-            stages=build.stages,
-            tests=tests,
-            notes=tuple(notes),
-        )
+        return replace(build, tests=tests, notes=tuple(notes))
 
 
 def client_from_env(
