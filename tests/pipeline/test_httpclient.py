@@ -69,13 +69,20 @@ def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tupl
         do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with running(server) as host:
+        yield host, seen
+
+
+@contextmanager
+def running(server: ThreadingHTTPServer) -> Iterator[str]:
+    """Serve on a thread; yields ``127.0.0.1:port``; stops and joins (bounded) after."""
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
+        yield f"127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -360,16 +367,8 @@ def connect_proxy() -> Iterator[tuple[str, list[str]]]:
                             return
                         key.data.sendall(data)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", targets
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with running(ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)) as host:
+        yield host, targets
 
 
 def test_https_goes_through_a_connect_tunnel_and_is_still_verified(
