@@ -79,7 +79,8 @@ def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tupl
 def running(server: ThreadingHTTPServer) -> Iterator[str]:
     """Serve on a thread; yields ``127.0.0.1:port``; stops and joins (bounded) after."""
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
