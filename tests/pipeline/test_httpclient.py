@@ -253,7 +253,7 @@ def test_no_answer_is_a_timeout() -> None:
 
     with serve(hang) as (host, _):
         try:
-            with pytest.raises(HttpTimeout):
+            with pytest.raises(HttpTimeout, match=r"^no answer within 0\.2 s$"):
                 Session().get(f"http://{host}/", timeout=(1.0, 0.2))
         finally:
             release.set()
@@ -296,8 +296,11 @@ def test_a_ca_bundle_from_requests_ca_bundle_is_trusted(
     certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
-    with serve(ok, tls=_server_tls(certificate)) as (host, _):
-        assert Session().get(f"https://{host}/v2/", timeout=5.0).content == b"hello"
+    with serve(ok, tls=_server_tls(certificate)) as (host, seen):
+        session = Session()
+        for _ in range(2):
+            assert session.get(f"https://{host}/v2/", timeout=5.0).content == b"hello"
+    assert len(seen.connections) == 1  # TLS connections are kept alive too
 
 
 # -- proxies from the environment --------------------------------------------------
