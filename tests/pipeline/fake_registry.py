@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.quiet_server import QuietHTTPServer
 
 MANIFEST = json.dumps(
     {
@@ -119,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = _handle
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
     block_on_close = False
     script: Script

@@ -6,10 +6,12 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.quiet_server import QuietHTTPServer
 
 
 class FakeJenkins:
@@ -20,7 +22,7 @@ class FakeJenkins:
         self.requests: list[tuple[str, str | None]] = []
         self.credentials: tuple[str, str] | None = None
         handler = self._handler()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

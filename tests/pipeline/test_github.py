@@ -19,6 +19,7 @@ from pipeline.cli import main
 from pipeline.errors import PipelineError, UsageError
 from pipeline.github import GitHubClient, GitHubError, PullRequest, token_from_env
 from pipeline.preview_comment import MARKER
+from tests.quiet_server import QuietHTTPServer
 
 TOKEN = "ghs_test-token-for-the-local-api"
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
@@ -149,7 +150,7 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[ThreadingHTTPServer, FakeGitHub]]:
     api = FakeGitHub()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    httpd = QuietHTTPServer(("127.0.0.1", 0), _handler(api))
     api.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

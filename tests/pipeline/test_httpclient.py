@@ -28,6 +28,7 @@ from pipeline.httpclient import (
     failure,
     proxy_for,
 )
+from tests.quiet_server import QuietHTTPServer
 
 
 @dataclass
@@ -68,7 +69,7 @@ def serve(answer: Answer, *, tls: ssl.SSLContext | None = None) -> Iterator[tupl
 
         do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     with running(server) as host:
@@ -371,7 +372,7 @@ def connect_proxy() -> Iterator[tuple[str, list[str]]]:
                             return
                         key.data.sendall(data)
 
-    with running(ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)) as host:
+    with running(QuietHTTPServer(("127.0.0.1", 0), Tunnel)) as host:
         yield host, targets
 
 
