@@ -29,6 +29,8 @@ class Project:
 
     def existing_stack_file(self, stack: str) -> Path:
         path = self.stack_file(stack)
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"stack {stack!r}: {path} is not a file")
         if not path.is_file():
             known = ", ".join(self.stacks()) or "none"
             raise ConfigError(

@@ -86,10 +86,11 @@ def _load_yaml(path: Path, *, raw: bool = False) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe or base loader
     except yaml.YAMLError as exc:
+        # The same form as pipeline.stackfile's (FILE:LINE: malformed YAML: ...).
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path.name}{where}: {problem}") from None
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise ConfigError(f"{path.name}{where}: malformed YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ import difflib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.refs import ImageRef, parse_digest, parse_name
+from pipeline.refs import parse_digest, parse_name
 
 IMAGE_KEY = "cv-platform:image"
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -70,10 +71,6 @@ class ImageSetting:
     repository: str | None = None
     tag: str | None = None
     digest: str | None = None
-
-    @classmethod
-    def from_ref(cls, ref: ImageRef) -> ImageSetting:
-        return cls(ref.name, ref.tag, ref.digest)
 
     @property
     def is_empty(self) -> bool:
@@ -201,14 +198,29 @@ def _read_text(path: Path, raw: bytes) -> str:
         raise ConfigError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
 
 
-def read_image(path: str | Path) -> ImageSetting:
-    """The stack's ``cv-platform:image``; every field ``None`` when it is not set."""
-    path = Path(path)
+def _missing(path: Path) -> ConfigError:
+    return ConfigError(f"{path.name}: no such stack file in {path.parent}")
+
+
+def _unreadable(path: Path, exc: OSError) -> ConfigError:
+    # The same words as stackconfig's, whichever module reads the file first.
+    return ConfigError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _read_file(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path.name}: no such stack file in {path.parent}") from None
-    text = _read_text(path, raw)
+        raise _missing(path) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    return _read_text(path, raw)
+
+
+def read_image(path: str | Path) -> ImageSetting:
+    """The stack's ``cv-platform:image``; every field ``None`` when it is not set."""
+    path = Path(path)
+    text = _read_file(path)
     return _setting(path, _locate(path, text).image)
 
 
@@ -474,8 +486,12 @@ def locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[int]:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise ConfigError(f"{path.name}: no such stack file in {path.parent}") from None
+            raise _missing(path) from None
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{path} is not a file")
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -565,11 +581,7 @@ def write_image(
     if isinstance(expect_digest, str):
         parse_digest(expect_digest)
     if dry_run:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"{path.name}: no such stack file in {path.parent}") from None
-        text = _read_text(path, raw)
+        text = _read_file(path)
         old, new_text = render_image_edit(path, text, new)
         _check_expected(path, old, expect_digest)
         return StackEdit(old, new, unified_diff(path, text, new_text), False, path)

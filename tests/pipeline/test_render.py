@@ -294,7 +294,7 @@ def test_malformed_stack_file_exits_1_naming_file_and_line(
     (project / "Pulumi.dev.yaml").write_text("config:\n  cv-platform:replicas: [3\n")
     assert render(project, tmp_path / "out") == 1
     err = capsys.readouterr().err
-    assert "Pulumi.dev.yaml line" in err
+    assert "Pulumi.dev.yaml:3: malformed YAML" in err
     assert err.count("\n") == 1
 
 

@@ -101,6 +101,19 @@ def test_unknown_stack_names_the_known_ones(project: Project) -> None:
         load_stack_config(project, "qa")
 
 
+def test_a_stack_path_that_is_not_a_file_is_named_not_called_unknown(project: Project) -> None:
+    (project.root / "Pulumi.qa.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"^stack 'qa': .*Pulumi\.qa\.yaml is not a file$"):
+        load_stack_config(project, "qa")
+
+
+def test_malformed_yaml_names_file_and_line(project: Project) -> None:
+    # The same form pipeline.stackfile uses, so every command says it alike.
+    (project.root / "Pulumi.prod.yaml").write_text("config:\n  cv-platform:replicas: [3\n")
+    with pytest.raises(ConfigError, match=r"^Pulumi\.prod\.yaml:3: malformed YAML: "):
+        load_stack_config(project, "prod")
+
+
 def test_config_block_must_be_a_mapping(project: Project) -> None:
     (project.root / "Pulumi.prod.yaml").write_text("config: [1, 2]\n")
     with pytest.raises(ConfigError, match="'config' must be a mapping"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -249,6 +250,19 @@ def test_bad_stack_files_are_config_errors_and_stay_untouched(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such stack file"):
         write_image(tmp_path / "Pulumi.nope.yaml", ImageSetting(REPO, "x", NEW))
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["write", "dry run"])
+def test_a_stack_path_that_is_not_a_file_is_one_config_error(tmp_path: Path, dry_run: bool) -> None:
+    # Not an OSError's "[Errno 21] ..." with a path: the same words stackconfig uses.
+    path = tmp_path / "Pulumi.staging.yaml"
+    path.mkdir()
+    where = re.escape(str(path))
+    with pytest.raises(ConfigError, match=f"^(cannot read {where}: |{where} is not a file)"):
+        write_image(path, ImageSetting(REPO, "x", NEW), dry_run=dry_run)
+    with pytest.raises(ConfigError, match=f"^cannot read {where}: Is a directory$"):
+        read_image(path)
+    assert list(path.iterdir()) == []
 
 
 def test_write_needs_repository_and_digest(stack_file: Path) -> None:
