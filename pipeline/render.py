@@ -288,7 +288,11 @@ def render_stack(project: Project, stack: str, out_dir: Path) -> Render:
     """Render ``stack`` and write it to ``out_dir``; nothing is written on error."""
     check_out_dir(out_dir)  # before the program runs: a wrong --out fails at once
     result = render(project, stack)
-    write_render(result, out_dir)
+    try:
+        write_render(result, out_dir)
+    except OSError as exc:
+        # Not the temporary directory's name: the user named --out.
+        raise PipelineError(f"--out {out_dir}: cannot write: {exc.strerror or exc}") from None
     return result
 
 

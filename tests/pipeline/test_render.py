@@ -7,7 +7,9 @@ error reporting independently of what the real components declare.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,6 +334,18 @@ def test_a_wrong_out_is_refused_before_the_program_runs(
     err = capsys.readouterr().err
     assert "exists and is not a directory" in err
     assert out.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_unwritable_out_is_one_line_naming_out(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc takes no new directories, even from root (a chmod would not stop root).
+    out = Path("/proc/cv-platform-render")
+    enoent = os.strerror(errno.ENOENT)
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert err == f"python -m pipeline render: error: --out {out}: cannot write: {enoent}\n"
 
 
 def test_a_failed_swap_keeps_the_earlier_render_and_leaves_no_temporary_directory(
