@@ -324,10 +324,6 @@ class Settings:
     # stack owns; None when cv-platform:tooling is not enabled (always in prod).
     tooling: ToolingSettings | None = None
 
-    @property
-    def is_prod(self) -> bool:
-        return self.environment == "prod"
-
 
 # --- Quantities -----------------------------------------------------------------
 

@@ -39,7 +39,6 @@ CONFIG_PATHS: Final = {
     2: "/etc/docker/registry/config.yml",
     3: "/etc/distribution/config.yml",
 }
-REGISTRY_MAJOR: Final = 3
 CONTAINER_PORT: Final = 5000
 # Health endpoint: the debug server, on the container's own loopback only.
 DEBUG_ADDR: Final = "127.0.0.1:5001"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -355,12 +355,3 @@ def client_from_env(
         timeout=timeout,
         allow_plain_http=source.get(ENV_ALLOW_HTTP, "") in ("1", "true", "yes"),
     )
-
-
-def stage_summary(build: JenkinsBuild) -> Sequence[str]:
-    """Human lines for what was read (no secrets: only names, statuses and times)."""
-    lines = [f"{build.name} {build.status}"]
-    for stage in build.stages:
-        time = "-" if stage.seconds is None else f"{stage.seconds:.1f}s"
-        lines.append(f"  {stage.name}: {stage.status} {time} -> {stage.category or 'not counted'}")
-    return lines

@@ -9,7 +9,6 @@ and says what it shortened.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,10 +68,6 @@ class StackReport:
 
 
 # --- from a pulumi preview -----------------------------------------------------------------
-
-
-def _plain(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _yaml(value: Any) -> str:

@@ -64,9 +64,6 @@ class ImageRef:
             return self.tag
         raise InvalidReferenceError(f"{self.name} has neither a tag nor a digest")
 
-    def with_digest(self, digest: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, self.tag, parse_digest(digest))
-
     def __str__(self) -> str:
         text = self.name
         if self.tag:

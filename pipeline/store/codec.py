@@ -155,10 +155,6 @@ def iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def iso_or_none(value: datetime | None) -> str | None:
-    return None if value is None else iso(value)
-
-
 def sort_time(kind: Kind, record: Record, recorded_at: datetime) -> datetime:
     value: datetime | None = getattr(record, kind.sort_field)
     return recorded_at if value is None else value

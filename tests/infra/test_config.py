@@ -131,8 +131,8 @@ def test_image_refuses_unknown_fields() -> None:
 
 
 def test_environment_defaults_to_the_stack_name() -> None:
-    assert parse("prod").is_prod
-    assert not parse("staging").is_prod
+    assert parse("prod").environment == "prod"
+    assert parse("staging").environment == "staging"
 
 
 def test_other_stack_names_must_choose_an_environment() -> None:
