@@ -263,8 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        # Files, sockets and subprocesses: the message names the path or host.
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        # Files, sockets and subprocesses: "PATH: reason" rather than "[Errno 13] ...".
+        where = exc.filename if isinstance(exc.filename, str) else None
+        message = f"{where}: {exc.strerror}" if where and exc.strerror else exc.strerror or str(exc)
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # the contract is one line, no traceback
         if os.environ.get("PIPELINE_DEBUG"):
