@@ -190,7 +190,11 @@ def docker_credentials(registry: str, config_path: Path | None = None) -> Creden
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot read Docker credentials from {path}: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:
         raise RegistryError(f"cannot read Docker credentials from {path}: {exc}") from None
     if not isinstance(data, dict):
         raise RegistryError(f"cannot read Docker credentials from {path}: not a JSON object")

@@ -8,7 +8,7 @@
 - anything else: a SQLite file path (its directory must exist).
 
 Commands that only read, or need records already there (``history``,
-``metrics``, ``promote``, ``rollback``), pass ``create=False``: an explicit
+``metrics``, ``promote``, ``rollback``, ``hold --release``), pass ``create=False``: an explicit
 path that names no file is then an error, so a typo in ``--store`` or
 ``PIPELINE_STORE`` is not mistaken for an empty store. The project's default
 store is created on first use either way.
@@ -49,7 +49,9 @@ def open_store(location: str | None, project: Project | None, *, create: bool = 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"record store {path}: cannot create its directory: {exc}") from None
+            raise StoreError(
+                f"record store {path}: cannot create its directory: {exc.strerror or exc}"
+            ) from None
         return _sqlite(path)
     if location.startswith("s3://"):
         from pipeline.store.s3 import S3Store, parse_s3_url

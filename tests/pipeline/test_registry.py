@@ -192,6 +192,12 @@ def test_unreadable_docker_config_is_one_line(tmp_path: Path) -> None:
         docker_credentials("r.io", tmp_path / "config.json")
 
 
+def test_a_docker_config_that_is_not_a_file_says_why_in_words(tmp_path: Path) -> None:
+    (tmp_path / "config.json").mkdir()
+    with pytest.raises(RegistryError, match=r"config\.json: Is a directory$"):
+        docker_credentials("r.io", tmp_path / "config.json")
+
+
 # -- plain HTTP only for loopback and configured hosts -------------------------
 
 
