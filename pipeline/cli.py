@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pipeline.errors import EXIT_ERROR, EXIT_USAGE, PipelineError
 
 PROG = "python -m pipeline"
+_ISO = "ISO 8601, e.g. 2026-01-31T14:05:00Z; UTC when no zone is given"
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -107,8 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Promote the digest of the last successful deployment of --from to --to. "
         "Exit 3 when a gate refuses; the target file is then untouched.",
     )
-    p.add_argument("--from", dest="source", required=True, metavar="STACK")
-    p.add_argument("--to", dest="target", required=True, metavar="STACK")
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="STACK",
+        help="the stack whose last successful deployment is promoted",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="STACK",
+        help="the stack whose Pulumi.STACK.yaml is written",
+    )
     p.add_argument("--dry-run", action="store_true", help="evaluate gates, print the diff only")
     p.add_argument(
         "--skip-gate",
@@ -147,7 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--limit", type=_positive_int, default=20, metavar="N")
+    p.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="show the newest N events (default 20)",
+    )
 
     # record ----------------------------------------------------------------
     p = sub.add_parser("record", help="record a deployment or a CI run in the record store")
@@ -157,26 +176,47 @@ def build_parser() -> argparse.ArgumentParser:
         "deploy",
         help="record a finished deployment (or read them from `pulumi stack history`)",
     )
-    d.add_argument("--stack", required=True, metavar="S")
+    d.add_argument("--stack", required=True, metavar="S", help="the stack deployed")
     d.add_argument("--from-pulumi", action="store_true", help="read updates from the Pulumi CLI")
-    d.add_argument("--result", choices=("succeeded", "failed"))
+    d.add_argument("--result", choices=("succeeded", "failed"), help="how the deployment ended")
     d.add_argument("--image", metavar="REF", help="the image deployed (repo[:tag]@digest)")
-    d.add_argument("--started", metavar="ISO")
-    d.add_argument("--finished", metavar="ISO")
-    d.add_argument("--commit", metavar="SHA")
+    d.add_argument("--started", metavar="ISO", help=f"when it started ({_ISO})")
+    d.add_argument("--finished", metavar="ISO", help=f"when it finished ({_ISO})")
+    d.add_argument("--commit", metavar="SHA", help="the git commit deployed (for lead time)")
 
     c = rec.add_parser("ci", help="record a CI run (build/test times, test counts, scan counts)")
-    c.add_argument("--image", metavar="REF")
-    c.add_argument("--build-seconds", type=_seconds, metavar="N")
-    c.add_argument("--test-seconds", type=_seconds, metavar="N")
-    c.add_argument("--passed", type=_count, metavar="N")
-    c.add_argument("--failed", type=_count, metavar="N")
-    c.add_argument("--errors", type=_count, metavar="N")
-    c.add_argument("--skipped", type=_count, metavar="N")
-    c.add_argument("--scan-critical", type=_count, metavar="N")
-    c.add_argument("--scan-high", type=_count, metavar="N")
-    c.add_argument("--commit", metavar="SHA")
-    c.add_argument("--started", metavar="ISO")
+    c.add_argument(
+        "--image",
+        metavar="REF",
+        help="the image built (repo[:tag]@digest); required unless --junit or --from-jenkins",
+    )
+    c.add_argument("--build-seconds", type=_seconds, metavar="N", help="build time in seconds")
+    c.add_argument(
+        "--test-seconds",
+        type=_seconds,
+        metavar="N",
+        help="test time in seconds (with --junit, default: the reports' time)",
+    )
+    for flag, words in (
+        ("passed", "tests that passed"),
+        ("failed", "tests that failed"),
+        ("errors", "tests that errored"),
+        ("skipped", "tests skipped"),
+    ):
+        c.add_argument(f"--{flag}", type=_count, metavar="N", help=words)
+    for severity in ("critical", "high"):
+        c.add_argument(
+            f"--scan-{severity}",
+            type=_count,
+            metavar="N",
+            help=f"{severity} findings of the image's vulnerability scan",
+        )
+    c.add_argument(
+        "--commit",
+        metavar="SHA",
+        help="the git commit built (its commit time is read from the local checkout)",
+    )
+    c.add_argument("--started", metavar="ISO", help=f"when the run started ({_ISO})")
     c.add_argument(
         "--junit",
         action="extend",
@@ -199,11 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="M_CI, M_CD and the DORA keys over a time window",
         description="M_CI = (T_C + T_T + T_D) / 3 in minutes; M_CD = P_T x P_D; plus DORA.",
     )
-    p.add_argument("--stack", action="append", default=[], metavar="S")
+    p.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        metavar="S",
+        help="measure this stack; repeat for more (default: every stack; DORA over prod)",
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--since", metavar="ISO")
+    group.add_argument("--since", metavar="ISO", help=f"window start, up to now ({_ISO})")
     group.add_argument("--window", metavar="SPAN", help="e.g. 30d, 12w, 48h (default 30d)")
-    p.add_argument("--format", choices=("table", "json", "markdown", "prometheus"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "markdown", "prometheus"),
+        default="table",
+        help="output format (default table)",
+    )
     p.add_argument("--plot", metavar="FILE.png", help="write a weekly chart")
     p.add_argument("--push-cloudwatch", metavar="NAMESPACE", help="put the metrics to CloudWatch")
 
@@ -212,7 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         "preview",
         help="what a change does to each stack, as a pull-request comment (Markdown)",
     )
-    p.add_argument("--stack", action="append", default=[], metavar="S")
+    p.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        metavar="S",
+        help="preview this stack; repeat for more (default: every Pulumi.<stack>.yaml)",
+    )
     p.add_argument(
         "--preview-json",
         metavar="FILE",

@@ -8,7 +8,7 @@ import errno
 import pytest
 
 import pipeline.commands.metrics
-from pipeline.cli import main
+from pipeline.cli import build_parser, main
 from pipeline.errors import GateRefused
 
 
@@ -50,3 +50,21 @@ def test_a_failure_is_its_exit_code_and_one_line(
     assert line in captured.err
     assert captured.err.count("\n") == 1
     assert "Errno" not in captured.err
+
+
+def _options(parser: argparse.ArgumentParser, path: str = "") -> list[tuple[str, argparse.Action]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _options(sub, f"{path} {name}".strip())
+        elif action.option_strings:
+            found.append((path, action))
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    options = _options(build_parser())
+    assert len(options) > 40
+    silent = [f"{path} {a.option_strings[0]}" for path, a in options if not a.help]
+    assert silent == []
