@@ -212,8 +212,20 @@ RESTRICTED_POD_SECURITY = ResourceValidationPolicy(
 # --- images pinned by digest in prod -------------------------------------------------------
 
 
+# The program labels every Kubernetes object with the rules its stack follows
+# (cv-platform:environment), so a prod stack is recognised whatever its name.
+ENVIRONMENT_LABEL = "cv-platform.io/environment"
+
+
+def _is_prod(args: ResourceValidationArgs) -> bool:
+    if stack_of(args.urn) in _prod_stacks(args):
+        return True
+    labels = _map(_map(args.props.get("metadata")).get("labels"))
+    return labels.get(ENVIRONMENT_LABEL) == "prod"
+
+
 def _validate_digest(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if stack_of(args.urn) not in _prod_stacks(args):
+    if not _is_prod(args):
         return
     if args.resource_type == DOCKER_CONTAINER:
         image = str(args.props.get("image") or "")
@@ -235,7 +247,8 @@ def _validate_digest(args: ResourceValidationArgs, report: ReportViolation) -> N
 
 IMAGES_PINNED_BY_DIGEST = ResourceValidationPolicy(
     name="prod-images-pinned-by-digest",
-    description="In production stacks every container image is referenced by digest "
+    description="In production (a stack named in prodStacks, or an object labelled "
+    f"{ENVIRONMENT_LABEL}: prod) every container image is referenced by digest "
     "(repo@sha256:...), never by a tag alone.",
     validate=_validate_digest,
     enforcement_level=EnforcementLevel.MANDATORY,

@@ -152,6 +152,13 @@ def test_staging_may_use_a_tag() -> None:
     assert _violations(rules.IMAGES_PINNED_BY_DIGEST, DEPLOYMENT, dep, stack="staging") == []
 
 
+def test_an_object_labelled_prod_needs_a_digest_whatever_its_stack_is_called() -> None:
+    dep = _deployment(image="registry.example.internal/cv-platform/model-server:9f3c2ab")
+    dep["metadata"].setdefault("labels", {})[rules.ENVIRONMENT_LABEL] = "prod"
+    found = _violations(rules.IMAGES_PINNED_BY_DIGEST, DEPLOYMENT, dep, stack="eu-live")
+    assert found == ["container model-server image is not pinned by digest (repo@sha256:<64 hex>)"]
+
+
 def test_prod_docker_container_needs_a_digest() -> None:
     rtype = rules.DOCKER_CONTAINER
     assert _violations(rules.IMAGES_PINNED_BY_DIGEST, rtype, {"image": DIGEST}) == []
