@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,6 @@ def up(tmp_path: Path) -> Up:
     shutil.copy2(PROJECT_ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "Pulumi.prod.yaml").write_text(PROD)
     (root / "pipeline").symlink_to(PROJECT_ROOT / "pipeline")
-    (root / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("pulumi", PULUMI), ("kubectl", KUBECTL)):
@@ -62,6 +62,7 @@ def up(tmp_path: Path) -> Up:
         "PULUMI_CONFIG_PASSPHRASE": "not-a-real-one",
         "PULUMI_CALLS": str(root / "pulumi-calls"),
         "KUBE_CONTEXT": "cv-prod-eu-west-1",  # Pulumi.prod.yaml's kubeContext
+        "PYTHON": sys.executable,  # the interpreter running the tests, wherever its venv is
     }
     return Up(root, env)
 
