@@ -198,14 +198,14 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
             set_secrets.add(key)
             values.pop(key, None)
             if not _is_secure(value):
-                overrides[key] = _engine_string(_with_placeholders(value))
+                overrides[key] = engine_string(_with_placeholders(value))
             continue
         values[key] = value
         if value is not None and not isinstance(value, dict | list):
             if not written:
                 written = _config_block(path, _load_yaml(path, raw=True))
             text = written.get(name)
-            if isinstance(text, str) and text != _engine_string(value):
+            if isinstance(text, str) and text != engine_string(value):
                 overrides[key] = text  # Pulumi hands the program a scalar as written
     for key in secrets:
         values.pop(key, None)
@@ -227,9 +227,12 @@ def load_stack_config(project: Project, stack: str) -> StackConfig:
     )
 
 
-def _engine_string(value: Any) -> str:
-    # The engine hands a program every value as a string: objects and arrays as
-    # JSON, booleans as true/false, numbers in their plain decimal form.
+def engine_string(value: Any) -> str:
+    """A config value as the engine hands it to a program: a string.
+
+    Objects and arrays as JSON, booleans as true/false, numbers in their plain
+    decimal form.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -249,7 +252,7 @@ def engine_config(
     ``None`` treats every declared secret as set.
     """
     present = cfg.secret_keys if set_secrets is None else frozenset(set_secrets)
-    config = {key: _engine_string(value) for key, value in cfg.values.items() if value is not None}
+    config = {key: engine_string(value) for key, value in cfg.values.items() if value is not None}
     for key in present:
         config[key] = SECRET_PLACEHOLDER
     config.update(cfg.engine_overrides)

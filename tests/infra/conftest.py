@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from pipeline.mocks import DeclaredResource, ProgramRun, RecordingMocks, run_program
 from pipeline.project import Project
-from pipeline.stackconfig import engine_config, load_stack_config
+from pipeline.stackconfig import engine_config, engine_string, load_stack_config
 
 PROJECT = "cv-platform"
 DIGEST = "sha256:" + "ab" * 32
@@ -24,17 +23,6 @@ BASE: Mapping[str, Any] = {
 }
 PROD_BASE: Mapping[str, Any] = {**BASE, "replicas": 3, "podDisruptionBudget": True}
 TEST_PASSWORD = "s3cr3t-pull-token"
-
-
-def engine_string(value: Any) -> str:
-    """A value as the Pulumi engine hands it to a program: objects and arrays as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value)
 
 
 def engine_values(values: Mapping[str, Any]) -> dict[str, str]:
