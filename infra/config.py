@@ -61,6 +61,8 @@ TOOLING_SECRET_KEYS: Final = (
     "jenkinsGithubToken",
     "jenkinsPulumiPassphrase",
     "jenkinsKubeconfig",
+    "jenkinsPulumiBackendCredentials",
+    "jenkinsPulumiAccessToken",
     "toolingRegistryHtpasswd",
     "toolingRegistryPassword",
     "toolingRegistryTlsCert",
@@ -909,12 +911,14 @@ class JenkinsSettings:
     repository_name: str
     github_user: str  # the user name of the github-token credential (the token is its password)
     agent_name: str
-    pulumi_backend_url: str  # where the pipeline's pulumi finds the stacks' state
+    pulumi_backend_url: str  # the shared state backend the agent's pulumi uses (required)
     staging_smoke_url: str  # where the agent reaches the staging service; "" = serviceUrl
     admin_password: pulumi.Output[str]
     github_token: pulumi.Output[str] | None
     pulumi_passphrase: pulumi.Output[str] | None
     kubeconfig: pulumi.Output[str] | None
+    pulumi_backend_credentials: pulumi.Output[str] | None  # AWS credentials file, s3:// backends
+    pulumi_access_token: pulumi.Output[str] | None  # PULUMI_ACCESS_TOKEN, https:// backends
 
 
 @dataclass(frozen=True, eq=False)
@@ -1119,26 +1123,21 @@ def _tooling_jenkins(
     agent = fields["agentName"]
     if not _DNS1123_LABEL.match(agent):
         raise SettingsError("tooling.jenkins.agentName", f"must be a DNS-1123 label, got {agent!r}")
-    backend = fields["pulumiBackendUrl"]
-    if backend and not re.fullmatch(r"(s3|gs|azblob|file|https)://\S+", backend):
-        raise SettingsError(
-            "tooling.jenkins.pulumiBackendUrl",
-            "must be a Pulumi backend URL (s3://, gs://, azblob://, file://, https://), "
-            f"got {backend!r}",
-        )
-    smoke = fields["stagingSmokeUrl"]
-    if smoke and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", smoke):
-        raise SettingsError(
-            "tooling.jenkins.stagingSmokeUrl", f"must be an http(s) URL, got {smoke!r}"
-        )
     # Both reach the agent as environment variables, which are not secret.
-    for key, value in (("pulumiBackendUrl", backend), ("stagingSmokeUrl", smoke)):
+    for key in ("pulumiBackendUrl", "stagingSmokeUrl"):
+        value = fields[key]
         if re.match(r"[a-z0-9+]+://[^/\s]*@", value):
             raise SettingsError(
                 f"tooling.jenkins.{key}",
                 "must not carry credentials (user:password@): it is an environment "
                 "variable of the agent; give the backend's credentials another way",
             )
+    backend = _backend_url(fields["pulumiBackendUrl"])
+    smoke = fields["stagingSmokeUrl"]
+    if smoke and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", smoke):
+        raise SettingsError(
+            "tooling.jenkins.stagingSmokeUrl", f"must be an http(s) URL, got {smoke!r}"
+        )
     admin_password = secret("jenkinsAdminPassword")
     if admin_password is None:
         raise SettingsError(
@@ -1162,4 +1161,36 @@ def _tooling_jenkins(
         github_token=secret("jenkinsGithubToken"),
         pulumi_passphrase=secret("jenkinsPulumiPassphrase"),
         kubeconfig=secret("jenkinsKubeconfig"),
+        pulumi_backend_credentials=secret("jenkinsPulumiBackendCredentials"),
+        pulumi_access_token=secret("jenkinsPulumiAccessToken"),
     )
+
+
+# Backends an operator's shell and the CI agent can both reach. A file:// backend
+# would live inside the agent container, where the operator who deploys the
+# tooling cannot see it: CI and the operator would each keep a state of their own.
+_SHARED_BACKEND = re.compile(r"(s3|gs|azblob)://[^\s/?#]+\S*|https://[^\s/]+\S*")
+
+
+def _backend_url(value: str) -> str:
+    key = "tooling.jenkins.pulumiBackendUrl"
+    if not value:
+        raise SettingsError(
+            key,
+            "is required with the CI tooling: the state backend the operator and Jenkins share "
+            "(e.g. s3://cv-platform-pulumi-state?region=eu-west-1, or https://api.pulumi.com); "
+            "see docs/ci-tooling.md#state-and-secrets",
+        )
+    if value.startswith("file://"):
+        raise SettingsError(
+            key,
+            f"is {value!r}, a file backend inside the agent container that the operator cannot "
+            "reach: use a shared one (s3://, gs://, azblob:// or https://)",
+        )
+    if not _SHARED_BACKEND.fullmatch(value):
+        raise SettingsError(
+            key,
+            "must be a shared Pulumi backend URL (s3://, gs://, azblob:// or https://), "
+            f"got {value!r}",
+        )
+    return value

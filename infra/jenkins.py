@@ -181,16 +181,23 @@ class JenkinsServer(pulumi.ComponentResource):
             f"{name}-buildkit-cache", name=f"{name}-buildkit-cache", labels=scratch, opts=child
         )
 
-        def secret_file(
-            file_name: str, value: pulumi.Output[str] | None
-        ) -> docker.ContainerUploadArgs:
-            # An optional secret that is not configured becomes an empty file:
-            # the Jenkinsfile then takes the path that does not need it.
-            content = pulumi.Output.secret(value if value is not None else "")
+        def secret_files(
+            files: dict[str, pulumi.Input[str] | None],
+        ) -> list[docker.ContainerUploadArgs]:
+            # A secret that is not configured gets no file at all: the Docker provider
+            # refuses an upload without content, and casc.yaml reads a missing optional
+            # file as an empty credential (${readFile:...:-}), which Jenkins' bindings
+            # turn into an unset variable, so the ci/ scripts take their "absent" path.
             # 0444 inside the container: Docker uploads as root and Jenkins runs as uid 1000.
-            return docker.ContainerUploadArgs(
-                file=f"{SECRETS_DIR}/{file_name}", content=content, permissions="0444"
-            )
+            return [
+                docker.ContainerUploadArgs(
+                    file=f"{SECRETS_DIR}/{file_name}",
+                    content=pulumi.Output.secret(value),
+                    permissions="0444",
+                )
+                for file_name, value in files.items()
+                if value is not None
+            ]
 
         jenkins_alias = "jenkins"
         internal_url = f"http://{jenkins_alias}:{HTTP_PORT}/"
@@ -210,15 +217,17 @@ class JenkinsServer(pulumi.ComponentResource):
                 pulumi.Output.concat("REGISTRY_HOST=", args.registry_host),
                 pulumi.Output.concat("REGISTRY_PUSH_USER=", args.registry_username),
             ],
-            uploads=[
-                secret_file("jenkins-admin-password", s.admin_password),
-                secret_file(
-                    "registry-push-password", pulumi.Output.from_input(args.registry_password)
-                ),
-                secret_file("github-token", s.github_token),
-                secret_file("pulumi-config-passphrase", s.pulumi_passphrase),
-                secret_file("kubeconfig", s.kubeconfig),
-            ],
+            uploads=secret_files(
+                {
+                    "jenkins-admin-password": s.admin_password,
+                    "registry-push-password": args.registry_password,
+                    "github-token": s.github_token,
+                    "pulumi-config-passphrase": s.pulumi_passphrase,
+                    "kubeconfig": s.kubeconfig,
+                    "pulumi-backend-credentials": s.pulumi_backend_credentials,
+                    "pulumi-access-token": s.pulumi_access_token,
+                }
+            ),
             volumes=[
                 docker.ContainerVolumeArgs(
                     volume_name=self.home_volume.name, container_path=JENKINS_HOME
@@ -326,7 +335,7 @@ class JenkinsServer(pulumi.ComponentResource):
                 f"BUILDKIT_HOST=tcp://{buildkit_alias}:{BUILDKIT_PORT}",
                 f"IMAGE_REPOSITORY={args.image_repository}",
                 f"PIPELINE_STORE={RECORDS_DIR}/records.db",
-                *([f"PULUMI_BACKEND_URL={s.pulumi_backend_url}"] if s.pulumi_backend_url else []),
+                f"PULUMI_BACKEND_URL={s.pulumi_backend_url}",
                 *([f"STAGING_SMOKE_URL={s.staging_smoke_url}"] if s.staging_smoke_url else []),
             ],
             volumes=[

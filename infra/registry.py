@@ -232,8 +232,9 @@ class ImageRegistry(pulumi.ComponentResource):
                 ),
             ]
         if s.storage == "s3":
-            # The S3 driver, and no filesystem: nothing of the registry's data is local.
-            envs.append("REGISTRY_STORAGE=s3")
+            # The S3 driver is chosen in the config file alone: Distribution reads
+            # REGISTRY_STORAGE=s3 as a replacement of the whole storage section, which
+            # would drop the bucket and region (the registry then panics at start).
             if s.s3_credentials is not None:
                 envs.append(f"AWS_SHARED_CREDENTIALS_FILE={AWS_CREDENTIALS_FILE}")
                 uploads.append(

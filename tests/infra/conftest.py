@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pulumi
 import pytest
+from pulumi.runtime.rpc import is_rpc_secret
 
 from pipeline.mocks import DeclaredResource, ProgramRun, RecordingMocks, run_program
 from pipeline.project import Project
@@ -23,6 +24,12 @@ BASE: Mapping[str, Any] = {
 }
 PROD_BASE: Mapping[str, Any] = {**BASE, "replicas": 3, "podDisruptionBudget": True}
 TEST_PASSWORD = "s3cr3t-pull-token"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pulumi_test(fn: F) -> F:
+    """``pulumi.runtime.test`` (untyped in the SDK), keeping the function's type."""
+    return cast(F, pulumi.runtime.test(fn))  # type: ignore[no-untyped-call]
 
 
 def engine_values(values: Mapping[str, Any]) -> dict[str, str]:
@@ -122,3 +129,17 @@ def container(run: ProgramRun) -> dict[str, Any]:
     assert len(containers) == 1
     first: dict[str, Any] = containers[0]
     return first
+
+
+def unwrap(value: Any) -> Any:
+    if is_rpc_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def uploads(res: DeclaredResource) -> dict[str, Any]:
+    return {u["file"]: u for u in unwrap(res.inputs.get("uploads", []))}

@@ -17,7 +17,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 
 from pipeline.mocks import DeclaredResource, ProgramRun
 from pipeline.project import Project
-from tests.infra.conftest import run_stack_file
+from tests.infra.conftest import run_stack_file, unwrap, uploads
 
 DIGEST_PINNED = re.compile(r"^[\w.:/-]+@sha256:[0-9a-f]{64}$")
 # Distinct secret values, so a test can tell which one went where.
@@ -31,13 +31,29 @@ SECRETS = {
     "toolingRegistryTlsCert": "-----BEGIN CERTIFICATE-----\ncert-5a5a\n",
     "toolingRegistryTlsKey": "-----BEGIN PRIVATE KEY-----\nkey-1c1c\n",
     "toolingRegistryS3Credentials": "[default]\naws_secret_access_key = s3-9d9d\n",
+    "jenkinsPulumiBackendCredentials": "[default]\naws_secret_access_key = state-2b2b\n",
+    "jenkinsPulumiAccessToken": "pul-token-8e8e",
 }
+OPTIONAL_JENKINS_SECRETS = (
+    "jenkinsGithubToken",
+    "jenkinsPulumiPassphrase",
+    "jenkinsKubeconfig",
+    "jenkinsPulumiBackendCredentials",
+    "jenkinsPulumiAccessToken",
+)
 CONTROLLER_SECRET_FILES = {
     "/run/secrets/jenkins-admin-password": "admin-pw-6f1d",
     "/run/secrets/registry-push-password": "registry-pw-3e8f",
     "/run/secrets/github-token": "ghp-token-77aa",
     "/run/secrets/pulumi-config-passphrase": "passphrase-90c2",
     "/run/secrets/kubeconfig": SECRETS["jenkinsKubeconfig"],
+    "/run/secrets/pulumi-backend-credentials": SECRETS["jenkinsPulumiBackendCredentials"],
+    "/run/secrets/pulumi-access-token": "pul-token-8e8e",
+}
+# Read by casc.yaml without a default: Jenkins cannot start without them.
+REQUIRED_SECRET_FILES = {
+    "/run/secrets/jenkins-admin-password",
+    "/run/secrets/registry-push-password",
 }
 
 
@@ -85,20 +101,6 @@ def staging_tooling(project: Project) -> dict[str, Any]:
 
 def containers(run: ProgramRun) -> dict[str, DeclaredResource]:
     return {r.name: r for r in run.resources if r.type == "docker:index/container:Container"}
-
-
-def unwrap(value: Any) -> Any:
-    if is_rpc_secret(value):
-        return unwrap(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def uploads(res: DeclaredResource) -> dict[str, Any]:
-    return {u["file"]: u for u in unwrap(res.inputs.get("uploads", []))}
 
 
 # --- What the staging stack declares --------------------------------------------------
@@ -209,12 +211,62 @@ def test_secrets_reach_containers_only_as_files_from_pulumi_secrets(project: Pro
     assert reg_files["/etc/distribution/tls/tls.key"]["content"] == SECRETS["toolingRegistryTlsKey"]
 
 
-def test_optional_secrets_not_configured_become_empty_files(project: Project) -> None:
-    result = run(project, jenkinsGithubToken=None, jenkinsKubeconfig=None)  # type: ignore[arg-type]
+def test_optional_secrets_not_configured_get_no_file(project: Project) -> None:
+    unset = dict.fromkeys(OPTIONAL_JENKINS_SECRETS)
+    result = run(project, **unset)  # type: ignore[arg-type]
     files = uploads(containers(result)["cv-platform-jenkins-controller"])
-    assert files["/run/secrets/github-token"]["content"] == ""
-    assert files["/run/secrets/kubeconfig"]["content"] == ""
+    assert set(files) == REQUIRED_SECRET_FILES
     assert files["/run/secrets/jenkins-admin-password"]["content"] == "admin-pw-6f1d"
+
+
+def provider_upload_errors(res: DeclaredResource) -> list[str]:
+    """What terraform-provider-docker (pulumi-docker 4.x) refuses in a container's uploads.
+
+    Its container create (resource_docker_container_funcs.go) counts, per upload, the
+    non-empty ones of content, content_base64 and source: zero is "one of 'content',
+    'content_base64', or 'source' must be set", more than one is "only one of ... can
+    be set". An empty string counts as not set.
+    """
+    errors = []
+    for upload in unwrap(res.inputs.get("uploads", [])):
+        given = [k for k in ("content", "contentBase64", "source") if upload.get(k)]
+        if len(given) != 1:
+            errors.append(f"{res.name}: upload {upload['file']} sets {given or 'nothing'}")
+    return errors
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["every secret", "optional secrets unset", "s3 storage", "no tls"],
+)
+def test_every_upload_is_one_the_docker_provider_accepts(project: Project, variant: str) -> None:
+    secrets: dict[str, str | None] = {}
+    tooling = None
+    if variant == "optional secrets unset":
+        secrets = dict.fromkeys(OPTIONAL_JENKINS_SECRETS)
+        secrets |= {"toolingRegistryTlsCert": None, "toolingRegistryTlsKey": None}
+    elif variant == "s3 storage":
+        tooling = staging_tooling(project)
+        tooling["registry"] |= {"storage": "s3", "s3Bucket": "cv-images", "s3Region": "eu-west-1"}
+        secrets = {"toolingRegistryS3Credentials": None}
+    elif variant == "no tls":
+        secrets = {"toolingRegistryTlsCert": None, "toolingRegistryTlsKey": None}
+    result = run(project, tooling, **secrets)  # type: ignore[arg-type]
+    found = containers(result)
+    assert found
+    assert [e for res in found.values() for e in provider_upload_errors(res)] == []
+
+
+def test_the_upload_rule_refuses_what_the_provider_refuses() -> None:
+    # The check above can fail: an empty content is what the provider rejects.
+    res = DeclaredResource(
+        "docker:index/container:Container",
+        "c",
+        {"uploads": [{"file": "/run/secrets/x", "content": ""}, {"file": "/y", "content": "1"}]},
+        "c-id",
+        {},
+    )
+    assert provider_upload_errors(res) == ["c: upload /run/secrets/x sets nothing"]
 
 
 def test_secret_values_never_appear_in_plain_inputs(project: Project) -> None:
@@ -303,7 +355,8 @@ def test_registry_on_s3_has_no_filesystem(project: Project, recorder: Recorder) 
     tooling["registry"] |= {"storage": "s3", "s3Bucket": "cv-images", "s3Region": "eu-west-1"}
     result = run(project, tooling, toolingRegistryTlsCert=None, toolingRegistryTlsKey=None)  # type: ignore[arg-type]
     reg = containers(result)["cv-platform-registry-server"]
-    assert "REGISTRY_STORAGE=s3" in reg.inputs["envs"]
+    # Storage is configured in the file alone: REGISTRY_STORAGE would replace the section.
+    assert not [e for e in reg.inputs["envs"] if e.startswith("REGISTRY_")]
     assert reg.inputs.get("volumes", []) == []
     assert "cv-platform-registry-data" not in recorder.volume_opts
     config = yaml.safe_load(uploads(reg)["/etc/distribution/config.yml"]["content"])
@@ -397,8 +450,11 @@ def test_casc_secrets_are_files_uploaded_by_jenkins_server(
     project_root: Path, casc: dict[str, Any]
 ) -> None:
     text = (project_root / "infra/jenkins/casc.yaml").read_text()
-    referenced = set(re.findall(r"\$\{readFile(?:Base64)?:(/run/secrets/[\w.-]+)\}", text))
-    assert referenced == set(CONTROLLER_SECRET_FILES)
+    references = re.findall(r"\$\{readFile(?:Base64)?:(/run/secrets/[\w.-]+)(:-)?\}", text)
+    assert {path for path, _ in references} == set(CONTROLLER_SECRET_FILES)
+    # An optional secret's file may be absent (no upload): its reference defaults to "".
+    required = {path for path, default in references if not default}
+    assert required == REQUIRED_SECRET_FILES
     # Every credential secret comes from such a file; no literal value.
     creds = casc["credentials"]["system"]["domainCredentials"][0]["credentials"]
     for cred in creds:

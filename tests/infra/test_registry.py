@@ -9,7 +9,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from infra.registry import (
     registry_major,
 )
 from pipeline.httpclient import HttpError, Session, basic_auth
+from tests.infra.conftest import pulumi_test, run_stack_file, uploads
+from tests.waiting import wait_until
 
 USER, PASSWORD = "ci", "registry-pw-3e8f"
 AUTH = {"Authorization": basic_auth(USER, PASSWORD)}
@@ -79,7 +80,7 @@ def test_registry_host_waits_for_the_running_registry(pulumi_mocks: Any) -> None
     assert registry.container is not None
     container = registry.container
 
-    @pulumi.runtime.test
+    @pulumi_test
     def check() -> pulumi.Output[None]:
         async def depends() -> None:
             assert container in await registry.host.resources()
@@ -124,42 +125,48 @@ def test_config_with_tls_points_at_the_uploaded_files() -> None:
 # --- The generated config, run by a real registry ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Debian's docker-registry (Distribution 2.8) serving our config on loopback."""
+@contextlib.contextmanager
+def serving(
+    config: dict[str, Any], tmp: Path, env: dict[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Debian's docker-registry (Distribution 2.8) serving ``config`` on loopback.
+
+    Only the paths and addresses of ``config`` change for a test run; every other
+    setting is ours. ``env`` is the registry's whole environment (no variable of the
+    test runner's leaks in: Distribution reads REGISTRY_* and AWS_* from it).
+    """
     binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
     if binary is None or htpasswd is None:
         pytest.skip("docker-registry and htpasswd are needed (scripts/install-system-packages)")
-    tmp = tmp_path_factory.mktemp("registry")
     line = subprocess.run(
         [htpasswd, "-nbB", USER, PASSWORD], capture_output=True, text=True, check=True, timeout=30
     ).stdout.strip()
     (tmp / "htpasswd").write_text(line + "\n")
-    config = json.loads(registry_config(settings()))
     port, debug = free_port(), free_port()
-    # Only the paths and addresses change for a test run; every other setting is ours.
-    config["storage"]["filesystem"]["rootdirectory"] = str(tmp / "data")
+    if "filesystem" in config["storage"]:
+        config["storage"]["filesystem"]["rootdirectory"] = str(tmp / "data")
     config["auth"]["htpasswd"]["path"] = str(tmp / "htpasswd")
     config["http"]["addr"] = f"127.0.0.1:{port}"
     config["http"]["debug"]["addr"] = f"127.0.0.1:{debug}"
     (tmp / "config.yml").write_text(json.dumps(config))
-    log = (tmp / "registry.log").open("w")
-    proc = subprocess.Popen(
-        [binary, "serve", str(tmp / "config.yml")], stdout=log, stderr=subprocess.STDOUT
-    )
+    log_path = tmp / "registry.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [binary, "serve", str(tmp / "config.yml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", **(env or {})},
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        for _ in range(150):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                break
-            try:
-                Session().get(f"{base}/v2/", timeout=1.0)
-                break
-            except HttpError:
-                time.sleep(0.1)
-        if proc.poll() is not None:
-            pytest.fail(f"registry exited: {(tmp / 'registry.log').read_text()[-2000:]}")
+        wait_until(
+            lambda: Session().get(f"{base}/v2/", timeout=1.0).status_code == 401,
+            what=f"docker-registry on {base}",
+            timeout=15,
+            process=proc,
+            log=log_path,
+            errors=(HttpError, OSError),
+        )
         yield {"base": base, "debug": f"http://127.0.0.1:{debug}"}
     finally:
         proc.terminate()
@@ -168,7 +175,36 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Our filesystem-storage config, served by a real registry."""
+    config = json.loads(registry_config(settings()))
+    with serving(config, tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+def push_blob(base: str, repository: str, blob: bytes) -> str:
+    """A monolithic blob upload (POST, then PUT with the digest); returns the digest."""
+    session = Session()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    start = session.request(
+        "POST", f"{base}/v2/{repository}/blobs/uploads/", headers=AUTH, timeout=5.0
+    )
+    assert start.status_code == 202, start.status_code
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else base + location
+    put = session.request(
+        "PUT",
+        location,
+        params={"digest": digest},
+        body=blob,
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=5.0,
+    )
+    assert put.status_code == 201, put.status_code
+    return digest
 
 
 @pytest.mark.registry
@@ -190,25 +226,9 @@ def test_registry_accepts_the_htpasswd_user(registry: dict[str, str]) -> None:
 
 @pytest.mark.registry
 def test_registry_deletes_are_enabled(registry: dict[str, str]) -> None:
-    base, session = registry["base"], Session()
-    blob = b"cv-platform layer"
-    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    start = session.request(
-        "POST", f"{base}/v2/cv-platform/probe/blobs/uploads/", headers=AUTH, timeout=5.0
-    )
-    assert start.status_code == 202
-    location = start.headers["Location"]
-    location = location if location.startswith("http") else base + location
-    put = session.request(
-        "PUT",
-        location,
-        params={"digest": digest},
-        body=blob,
-        headers={**AUTH, "Content-Type": "application/octet-stream"},
-        timeout=5.0,
-    )
-    assert put.status_code == 201
-    deleted = session.request(
+    base = registry["base"]
+    digest = push_blob(base, "cv-platform/probe", b"cv-platform layer")
+    deleted = Session().request(
         "DELETE", f"{base}/v2/cv-platform/probe/blobs/{digest}", headers=AUTH, timeout=5.0
     )
     assert deleted.status_code == 202  # 405 UNSUPPORTED when deletes are off
@@ -217,6 +237,70 @@ def test_registry_deletes_are_enabled(registry: dict[str, str]) -> None:
 @pytest.mark.registry
 def test_registry_health_endpoint_answers(registry: dict[str, str]) -> None:
     assert Session().get(f"{registry['debug']}/debug/health", timeout=5.0).status_code == 200
+
+
+@pytest.mark.registry
+def test_registry_on_s3_runs_from_the_config_file_alone(
+    moto_endpoint: str, tmp_path: Path, project_root: Path
+) -> None:
+    """storage: s3 as the program renders it: the bucket and region in the file, and
+    the container's environment as declared (no REGISTRY_STORAGE override)."""
+    import boto3
+
+    from pipeline.project import Project
+
+    s3 = boto3.client(
+        "s3",
+        region_name="eu-west-1",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(
+        Bucket="cv-images", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    tooling = {
+        "enabled": True,
+        "registry": {"storage": "s3", "s3Bucket": "cv-images", "s3Region": "eu-west-1"},
+        "jenkins": {"repositoryUrl": REPO_URL, "pulumiBackendUrl": BACKEND},
+    }
+    secrets: dict[str, str | None] = {
+        "jenkinsAdminPassword": "admin-pw",
+        "toolingRegistryHtpasswd": f"{USER}:$2y$05$" + "a" * 53,
+        "toolingRegistryPassword": PASSWORD,
+        "toolingRegistryTlsCert": None,
+        "toolingRegistryTlsKey": None,
+    }
+    run = run_stack_file(Project(project_root), "staging", {"tooling": tooling, **secrets})
+    (container,) = [r for r in run.resources if r.name == "cv-platform-registry-server"]
+    config = json.loads(uploads(container)[config_path(REGISTRY_IMAGE)]["content"])
+    declared = dict(e.split("=", 1) for e in container.inputs.get("envs", []))
+    # What only a test run adds: moto as the S3 endpoint, and credentials for it.
+    here = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": moto_endpoint,
+    }
+    with serving(config, tmp_path, {**declared, **here}) as running:
+        digest = push_blob(running["base"], "cv-platform/probe", b"stored in s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cv-images").get("Contents", [])]
+    assert any(digest.split(":")[1] in key for key in keys), keys
+
+
+@pytest.mark.registry
+def test_registry_storage_variable_would_replace_the_whole_section(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Why the container has no REGISTRY_STORAGE: Distribution's parser replaces the
+    # storage section with {s3: {}}, so the bucket and region in the file are lost.
+    config = json.loads(
+        registry_config(settings(storage="s3", s3_bucket="cv-images", s3_region="eu-west-1"))
+    )
+    with (
+        pytest.raises(pytest.fail.Exception, match="no region parameter provided"),
+        serving(config, tmp_path, {"REGISTRY_STORAGE": "s3"}),
+    ):
+        pass
 
 
 # --- ECR, against moto's server ------------------------------------------------------------
@@ -294,10 +378,21 @@ ALL_SECRETS = ("jenkinsAdminPassword", "toolingRegistryHtpasswd", "toolingRegist
 REPO_URL = "https://github.com/example/cv-platform.git"
 
 
+BACKEND = "s3://cv-platform-pulumi-state?region=eu-west-1"
+
+
 def tooling(**registry: Any) -> str:
     return json.dumps(
-        {"enabled": True, "registry": registry, "jenkins": {"repositoryUrl": REPO_URL}}
+        {
+            "enabled": True,
+            "registry": registry,
+            "jenkins": {"repositoryUrl": REPO_URL, "pulumiBackendUrl": BACKEND},
+        }
     )
+
+
+def jenkins(**fields: str) -> str:
+    return json.dumps({"enabled": True, "jenkins": {"repositoryUrl": REPO_URL, **fields}})
 
 
 def test_tooling_off_by_default_and_in_prod_refused() -> None:
@@ -352,16 +447,25 @@ def test_tooling_defaults() -> None:
         ('{"enabled": true, "dockerHost": "npipe://x"}', ALL_SECRETS, "tooling.dockerHost must be"),
         ('{"enabled": true}', ALL_SECRETS, "tooling.jenkins.repositoryUrl is required"),
         (
-            '{"enabled": true, "jenkins": {"repositoryUrl": "https://github.com/example/x.git",'
-            ' "githubUser": "bot:token"}}',
+            jenkins(githubUser="bot:token", pulumiBackendUrl=BACKEND),
             ALL_SECRETS,
             "tooling.jenkins.githubUser must be a GitHub login",
         ),
         (
-            '{"enabled": true, "jenkins": {"repositoryUrl": "https://github.com/example/x.git",'
-            ' "pulumiBackendUrl": "https://user:pw@state.example.internal/"}}',
+            jenkins(pulumiBackendUrl="https://user:pw@state.example.internal/"),
             ALL_SECRETS,
             "tooling.jenkins.pulumiBackendUrl must not carry credentials",
+        ),
+        (jenkins(), ALL_SECRETS, "tooling.jenkins.pulumiBackendUrl is required with the CI"),
+        (
+            jenkins(pulumiBackendUrl="file:///var/lib/cv-platform/state"),
+            ALL_SECRETS,
+            "a file backend inside the agent container",
+        ),
+        (
+            jenkins(pulumiBackendUrl="ftp://state.example.internal/"),
+            ALL_SECRETS,
+            "must be a shared Pulumi backend URL",
         ),
         ('"on"', ALL_SECRETS, "cv-platform:tooling must be an object"),
     ],
@@ -415,7 +519,7 @@ def test_ecr_mode_program_pulls_with_an_ecr_token(
     tooling = {
         "enabled": True,
         "registry": {"kind": "ecr", "ecrRepository": ECR_REPO},
-        "jenkins": {"repositoryUrl": REPO_URL},
+        "jenkins": {"repositoryUrl": REPO_URL, "pulumiBackendUrl": BACKEND},
     }
     run = run_stack_file(Project(project_root), "staging", {"tooling": tooling})
     host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
