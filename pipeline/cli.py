@@ -179,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stack", required=True, metavar="S", help="the stack deployed")
     d.add_argument("--from-pulumi", action="store_true", help="read updates from the Pulumi CLI")
     d.add_argument("--result", choices=("succeeded", "failed"), help="how the deployment ended")
-    d.add_argument("--image", metavar="REF", help="the image deployed (repo[:tag]@digest)")
+    d.add_argument(
+        "--image",
+        metavar="REF",
+        help="the image deployed (repo[:tag]@digest; default: the one Pulumi.STACK.yaml pins)",
+    )
     d.add_argument("--started", metavar="ISO", help=f"when it started ({_ISO})")
     d.add_argument("--finished", metavar="ISO", help=f"when it finished ({_ISO})")
     d.add_argument("--commit", metavar="SHA", help="the git commit deployed (for lead time)")

@@ -49,14 +49,34 @@ def image_and_digest(text: str) -> tuple[str, str | None]:
     return str(ref), ref.digest
 
 
+def stack_image(args: argparse.Namespace) -> str:
+    """The image Pulumi.STACK.yaml pins: what ``pulumi up`` for that stack deployed."""
+    from pipeline.stackfile import read_image
+    from pipeline.store import locate_project
+
+    project = locate_project(args.project_dir, args.store)
+    if project is None:
+        raise UsageError("record deploy: --image is required outside a Pulumi project")
+    setting = read_image(project.existing_stack_file(args.stack))
+    if not setting.repository or not (setting.tag or setting.digest):
+        raise UsageError(
+            f"record deploy: {project.stack_file(args.stack).name} pins no image "
+            "(cv-platform:image); give --image"
+        )
+    return str(setting)
+
+
 def deployment_from_flags(args: argparse.Namespace) -> list[Record]:
-    """``record deploy --stack S --result R --image REF --started T --finished T``."""
-    _require(args, "deploy", ("--result", "--image", "--started", "--finished"))
+    """``record deploy --stack S --result R [--image REF] --started T --finished T``.
+
+    Without ``--image``, the image is the one the stack file pins (what was deployed).
+    """
+    _require(args, "deploy", ("--result", "--started", "--finished"))
     started = flag_time("--started", args.started)
     finished = flag_time("--finished", args.finished)
     if finished < started:
         raise UsageError(f"--finished {args.finished} is before --started {args.started}")
-    image, digest = image_and_digest(args.image)
+    image, digest = image_and_digest(args.image if args.image is not None else stack_image(args))
     return [
         Deployment(
             stack=args.stack,

@@ -46,6 +46,28 @@ def test_record_deploy_stores_the_digest_from_the_reference(
     assert deployment.duration_seconds == 270
 
 
+def test_without_image_the_deployment_is_the_image_the_stack_file_pins(root: Path) -> None:
+    pinned = f"registry.example.internal/cv/model:9f3c2ab@{DIGEST}"
+    (root / "Pulumi.staging.yaml").write_text(
+        "config:\n  cv-platform:image:\n    repository: registry.example.internal/cv/model\n"
+        f"    tag: 9f3c2ab\n    digest: {DIGEST}\n"
+    )
+    assert cli(root, *drop(DEPLOY, "--image")) == 0
+    (deployment,) = open_store(None, Project(root)).deployments("staging")
+    assert (deployment.image, deployment.digest) == (pinned, DIGEST)
+
+
+def test_without_image_a_stack_that_pins_none_is_refused(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (root / "Pulumi.staging.yaml").write_text("config:\n  cv-platform:replicas: 1\n")
+    assert cli(root, *drop(DEPLOY, "--image")) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.staging.yaml pins no image (cv-platform:image); give --image" in err
+    assert err.count("\n") == 1
+    assert not (root / ".pipeline").exists()
+
+
 def test_a_tag_only_reference_is_recorded_without_a_digest(root: Path) -> None:
     argv = [a if a != IMAGE else "registry.example.internal/cv/model:4e1d07c" for a in DEPLOY]
     assert cli(root, *argv) == 0
@@ -74,7 +96,6 @@ def drop(argv: list[str], flag: str) -> list[str]:
     ("argv", "message"),
     [
         (drop(DEPLOY, "--result"), "record deploy: --result is required"),
-        (drop(DEPLOY, "--image"), "record deploy: --image is required"),
         (drop(DEPLOY, "--started"), "record deploy: --started is required"),
         (drop(DEPLOY, "--finished"), "record deploy: --finished is required"),
         (drop(CI, "--image"), "record ci: --image is required"),

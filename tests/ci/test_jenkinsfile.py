@@ -1,0 +1,294 @@
+"""The Jenkinsfile, parsed as Groovy (Debian's groovy, phase CONVERSION): orchestration
+only (stages, when, input, credentials, locks, timeouts), every step's work a ci/
+script, no empty environment entry, and an approval that holds no executor."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import build_parser
+from tests.ci.jenkins import AST_SCRIPT, Jenkinsfile, java_home
+
+LEAF_STAGES = [
+    "Checkout",
+    "Build",
+    "Test",
+    "Push",
+    "Set image (staging)",
+    "Deploy staging",
+    "Commit staging",
+    "Smoke test",
+    "Preview",
+    "Approve",
+    "Promote",
+    "Deploy prod",
+    "Commit prod",
+]
+GROUPS = {"CI", "Release"}
+MAIN_ONLY = ["Commit staging", "Approve", "Release"]
+NOT_FOR_PULL_REQUESTS = ["Push", "Set image (staging)", "Deploy staging", "Smoke test"]
+SECRET_VARIABLES = (
+    "REGISTRY_PASSWORD",
+    "GITHUB_TOKEN",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "KUBECONFIG",
+    "PULUMI_ACCESS_TOKEN",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+# An sh step is a call of a ci/ script with literal arguments: orchestration only.
+SCRIPT_STEP = re.compile(r"ci/[a-z-]+( [a-z]+| --target \"\$STAGING_TARGET\")*")
+
+
+def test_groovy_parser_rejects_broken_groovy(tmp_path: Path) -> None:
+    # The parse check can fail: an unclosed block is a compile error.
+    bad = tmp_path / "Jenkinsfile"
+    bad.write_text("pipeline {\n  stages { stage('x') { steps { sh 'true' } }\n")
+    groovy, home = shutil.which("groovy"), java_home()
+    if groovy is None or home is None:
+        pytest.skip("groovy (Debian package groovy) and a JDK are needed to parse Groovy")
+    proc = subprocess.run(
+        [groovy, str(AST_SCRIPT), str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAVA_HOME": home},
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "expecting '}'" in proc.stderr
+
+
+def test_init_script_and_seed_job_parse_as_groovy(
+    parsed: dict[str, Any], groovy_files: dict[str, Path]
+) -> None:
+    assert set(parsed) == {str(p) for p in groovy_files.values()}
+
+
+def test_every_stage_exists_in_order(jenkinsfile: Jenkinsfile) -> None:
+    names = [s["name"] for s in jenkinsfile.ast["stages"]]
+    assert [n for n in names if n not in GROUPS] == LEAF_STAGES
+    stages = jenkinsfile.stages
+    assert {stages[n].parent for n in LEAF_STAGES[:9]} == {"CI"}
+    assert {stages[n].parent for n in ("Promote", "Deploy prod", "Commit prod")} == {"Release"}
+
+
+def test_every_leaf_stage_has_a_timeout(jenkinsfile: Jenkinsfile) -> None:
+    missing = [n for n in LEAF_STAGES if "timeout" not in jenkinsfile.stages[n].options]
+    assert missing == []
+    assert "timeout" in jenkinsfile.ast["pipelineOptions"]
+
+
+def test_the_approval_holds_no_executor(jenkinsfile: Jenkinsfile) -> None:
+    # A pipeline-level agent would keep its executor for the whole run, input included:
+    # the stages that need one take it themselves, and the approval stage has none.
+    assert jenkinsfile.ast["pipelineAgent"] == "none"
+    approve = jenkinsfile.stages["Approve"]
+    assert approve.agent == "none"
+    assert "input" in approve.directives  # the stage-level input directive, not a step
+    steps = jenkinsfile.text[jenkinsfile.text.index("stage('Approve')") :]
+    approve_steps = steps[steps.index("steps {") : steps.index("stage('Release')")]
+    assert "input" not in approve_steps
+    # No other stage waits for input (which would hold that stage's executor).
+    others = [n for n, s in jenkinsfile.stages.items() if n != "Approve" and "input" in s.calls]
+    assert others == []
+    assert approve.sh == ()
+    # Its `when` is judged before the input: branch builds are not asked to approve.
+    when = jenkinsfile.text[jenkinsfile.text.index("stage('Approve')") :]
+    assert when.index("beforeInput true") < when.index("input {")
+    for group in GROUPS:
+        assert jenkinsfile.stages[group].agent == "label:cv-platform"
+    release = jenkinsfile.text[jenkinsfile.text.index("stage('Release')") :]
+    assert release.index("beforeAgent true") < release.index("stages {")
+
+
+def test_release_starts_from_the_built_commit_and_the_ci_state(jenkinsfile: Jenkinsfile) -> None:
+    # The release may run on another workspace than CI: it checks the commit out again
+    # and takes the CI stages' state (build/ci/: digest, commit) from the stash.
+    text = jenkinsfile.text
+    stash = text.index("stash name: 'ci-state', includes: 'build/ci/**'")
+    promote = text[text.index("stage('Promote')") :]
+    assert stash < text.index("stage('Promote')")
+    assert promote.index("checkout scm") < promote.index("unstash 'ci-state'")
+    assert promote.index("unstash 'ci-state'") < promote.index("sh 'ci/promote staging prod'")
+
+
+def test_no_environment_entry_is_empty(jenkinsfile: Jenkinsfile) -> None:
+    # Jenkins removes a variable set to an empty value (hudson.EnvVars.override).
+    assert jenkinsfile.ast["withEnv"] == []
+    assert "withEnv(" not in jenkinsfile.text
+    environment = jenkinsfile.environment
+    assert environment  # the parse found the block
+    assert all(value for value in environment.values()), environment
+    assert not re.search(r"""['"][A-Z_][A-Z0-9_]*=['"]""", jenkinsfile.text)
+
+
+def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: Path) -> None:
+    scripts = jenkinsfile.ast["shScripts"]
+    assert scripts, "the AST walk found no sh step"
+    for script in scripts:
+        assert "\n" not in script.strip(), script
+        assert SCRIPT_STEP.fullmatch(script), script
+        path = project_root / script.split()[0]
+        assert path.is_file(), path
+        assert os.access(path, os.X_OK), f"{path} is not executable"
+
+
+def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
+    assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
+    for name in ("Deploy staging", "Promote", "Deploy prod"):
+        assert "lock" in jenkinsfile.stages[name].calls, name
+    assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
+        "cv-platform-staging",
+        "cv-platform-prod",
+    }
+    promote = jenkinsfile.text[jenkinsfile.text.index("stage('Promote')") :]
+    # Always staging first: no lock-order deadlock with a staging deploy.
+    assert promote.index("lock('cv-platform-staging')") < promote.index("lock('cv-platform-prod')")
+
+
+def test_promotion_runs_on_main_only_and_pull_requests_only_preview(
+    jenkinsfile: Jenkinsfile,
+) -> None:
+    stages = jenkinsfile.stages
+    for name in MAIN_ONLY:
+        assert {"branch", "changeRequest", "not"} <= set(stages[name].calls), name
+    for name in NOT_FOR_PULL_REQUESTS:
+        assert {"changeRequest", "not"} <= set(stages[name].calls), name
+    assert "changeRequest" in stages["Preview"].calls
+    assert "not" not in stages["Preview"].calls
+
+
+def test_credentials_only_through_bindings_per_step(jenkinsfile: Jenkinsfile) -> None:
+    # No environment { X = credentials(...) }: that binds for the whole run.
+    assert "credentials(" not in jenkinsfile.text
+    ids = {b.credential for found in jenkinsfile.bindings.values() for b in found}
+    assert ids == {
+        "registry-push",
+        "github-token",
+        "pulumi-config-passphrase",
+        "kubeconfig",
+        "pulumi-backend-credentials",
+        "pulumi-access-token",
+    }
+    bound = {name: {b.credential for b in jenkinsfile.stage_bindings(name)} for name in LEAF_STAGES}
+    assert bound["Build"] == bound["Test"] == bound["Checkout"] == set()
+    for name in ("Push", "Set image (staging)", "Promote"):
+        assert bound[name] == {"registry-push"}, name
+    for name in ("Deploy staging", "Deploy prod", "Smoke test"):
+        assert "pulumi-config-passphrase" in bound[name], name
+        assert "github-token" not in bound[name], name
+    for name in ("Commit staging", "Commit prod"):
+        assert bound[name] == {"github-token"}, name
+
+
+def test_secrets_are_never_interpolated(jenkinsfile: Jenkinsfile) -> None:
+    # Groovy interpolates "...${x}..." before the shell sees it: no secret may be named
+    # in one; the scripts read secrets from their environment.
+    assert jenkinsfile.ast["gstrings"], "the AST walk found no interpolated strings at all"
+    for text in jenkinsfile.ast["gstrings"]:
+        for var in SECRET_VARIABLES:
+            assert var not in text, text
+    for var in SECRET_VARIABLES:
+        assert f"${var}" not in jenkinsfile.text
+        assert f"${{{var}}}" not in jenkinsfile.text
+
+
+def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: Jenkinsfile) -> None:
+    ci = jenkinsfile.text[
+        jenkinsfile.text.index("stage('CI')") : jenkinsfile.text.index("stage('Approve')")
+    ]
+    post = ci[ci.rindex("            post {") :]
+    always = post[post.index("always") :]
+    assert "junit testResults: 'build/junit/*.xml', allowEmptyResults: true" in always
+    catch = always.index("catchError(buildResult: 'UNSTABLE'")
+    assert catch < always.index("sh 'ci/record-ci'")
+
+
+def test_preview_artifact_is_archived_even_when_the_preview_fails(
+    jenkinsfile: Jenkinsfile,
+) -> None:
+    preview = jenkinsfile.text[jenkinsfile.text.index("stage('Preview')") :]
+    post = preview[preview.index("post {") :]
+    assert post.index("always") < post.index("archiveArtifacts artifacts: 'build/preview.md'")
+    assert "archiveArtifacts" not in preview[: preview.index("post {")]
+
+
+def test_stack_files_are_committed_back_after_successful_deploys(jenkinsfile: Jenkinsfile) -> None:
+    names = [s["name"] for s in jenkinsfile.ast["stages"]]
+    # ci/deploy fails the stage when pulumi up failed, so Commit follows success only.
+    assert names.index("Deploy staging") < names.index("Commit staging")
+    assert names.index("Deploy prod") < names.index("Commit prod")
+    assert jenkinsfile.stages["Commit staging"].sh == ("ci/commit-stack staging",)
+    assert jenkinsfile.stages["Commit prod"].sh == ("ci/commit-stack prod",)
+
+
+def test_deploy_bot_commits_do_not_start_a_build(jenkinsfile: Jenkinsfile) -> None:
+    checkout = jenkinsfile.stages["Checkout"]
+    assert checkout.sh == ("ci/bot-only", "ci/begin")
+    assert "error" in checkout.calls
+    text = jenkinsfile.text[jenkinsfile.text.index("stage('Checkout')") :]
+    assert text.index("checkout scm") < text.index("ci/bot-only") < text.index("ci/begin")
+
+
+def test_staging_deploys_only_the_model_environment_and_prod_everything(
+    jenkinsfile: Jenkinsfile,
+) -> None:
+    assert jenkinsfile.stages["Deploy staging"].sh == (
+        'ci/deploy staging --target "$STAGING_TARGET"',
+    )
+    assert jenkinsfile.environment["STAGING_TARGET"] == (
+        "urn:pulumi:staging::cv-platform::cv-platform:environment:ModelEnvironment**"
+    )
+    assert jenkinsfile.stages["Deploy prod"].sh == ("ci/deploy prod",)
+
+
+def _pipeline_commands(project_root: Path) -> list[tuple[str, list[str]]]:
+    """Every `ci_pipeline ...` line of the ci/ scripts, its shell values filled in."""
+    values = {
+        '"$1"': "staging",
+        '"$stack"': "staging",
+        '"$source_stack"': "staging",
+        '"$target_stack"': "prod",
+        '"$IMAGE_REPOSITORY:$tag"': "registry.example.internal/cv-platform/model-server:9f3c2ab",
+        '"$result"': "succeeded",
+        '"$started"': "2026-01-01T00:00:00Z",
+        '"$finished"': "2026-01-01T00:05:00Z",
+        '"$commit"': "0123456789abcdef0123456789abcdef01234567",
+        '"${args[@]}"': "--post-github example/cv-platform#7",
+    }
+    per_script = {"record-ci": {'"${args[@]}"': "--junit build/junit/model.xml"}}
+    found = []
+    for script in sorted((project_root / "ci").iterdir()):
+        text = script.read_text().replace("\\\n", " ")
+        for match in re.finditer(r"^\s*(?:[a-z]+=\"\$\()?ci_pipeline ([^\n|>)]+)", text, re.M):
+            line = match.group(1)
+            for var, value in {**values, **per_script.get(script.name, {})}.items():
+                line = line.replace(var, value)
+            found.append((script.name, shlex.split(line)))
+    return found
+
+
+def test_every_pipeline_command_of_the_scripts_is_accepted_by_the_cli(project_root: Path) -> None:
+    commands = _pipeline_commands(project_root)
+    names = {(script, words[0]) for script, words in commands}
+    assert names >= {
+        ("set-image", "set-image"),
+        ("deploy", "record"),
+        ("promote", "history"),
+        ("promote", "promote"),
+        ("preview", "preview"),
+        ("record-ci", "record"),
+    }
+    parser = build_parser()
+    for script, words in commands:
+        assert "$" not in " ".join(words), (script, words)
+        args = parser.parse_args(words)  # SystemExit (a failure) on an unknown flag
+        assert args.command == words[0]
