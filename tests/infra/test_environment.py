@@ -31,10 +31,13 @@ from tests.infra.conftest import (
     engine_values,
     one,
     pod_spec,
+    pulumi_test,
 )
 
-STAGING_DIGEST = "sha256:0c2fcfe54ad13368a6f5705a56caae1d81490ccaab98e529ed15372d2dd873d6"
-PROD_DIGEST = "sha256:21b43ab4f5f9cf0b4d3c1082e1f9f42bb7d82ae3aaa69747577ec5df121d4f16"
+# The image the pipeline writes into a stack file changes with every deploy-bot commit,
+# so tests that are about the image pin their own (never the committed one).
+PINNED_DIGEST = "sha256:" + "5e" * 32
+PINNED = {"repository": REPOSITORY, "tag": "4e1d07c", "digest": PINNED_DIGEST}
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -52,10 +55,11 @@ def environment_outputs(run: ProgramRun) -> dict[str, Any]:
     return {k: run.outputs[k] for k in ("image", "imageDigest", "namespace", "serviceUrl")}
 
 
-def test_staging_stack_file_deploys_its_digest(staging: ProgramRun) -> None:
+def test_staging_stack_file_deploys_the_pinned_image_by_digest(run_stack: Any) -> None:
+    staging = run_stack("staging", {"image": PINNED})
     assert environment_outputs(staging) == {
-        "image": f"{REPOSITORY}@{STAGING_DIGEST}",
-        "imageDigest": STAGING_DIGEST,
+        "image": f"{REPOSITORY}@{PINNED_DIGEST}",
+        "imageDigest": PINNED_DIGEST,
         "namespace": "cv-staging",
         "serviceUrl": "http://model-server.cv-staging.svc.cluster.local:80",
     }
@@ -67,10 +71,11 @@ def test_staging_stack_also_exports_the_tooling_endpoints(staging: ProgramRun) -
     assert staging.outputs["jenkinsUrl"] == "http://127.0.0.1:8080/"
 
 
-def test_prod_stack_file_deploys_its_digest(prod: ProgramRun) -> None:
+def test_prod_stack_file_deploys_the_pinned_image_by_digest(run_stack: Any) -> None:
+    prod = run_stack("prod", {"image": PINNED})
     assert environment_outputs(prod) == {
-        "image": f"{REPOSITORY}@{PROD_DIGEST}",
-        "imageDigest": PROD_DIGEST,
+        "image": f"{REPOSITORY}@{PINNED_DIGEST}",
+        "imageDigest": PINNED_DIGEST,
         "namespace": "cv-prod",
         "serviceUrl": "http://model-server.cv-prod.svc.cluster.local:80",
     }
@@ -120,7 +125,7 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(pulumi_mocks: Any)
         engine_values({**BASE, "kubeconfig": "/etc/cv/kubeconfig"}), stack="staging"
     )
 
-    @pulumi.runtime.test
+    @pulumi_test
     def build() -> pulumi.Output[str]:
         return ModelEnvironment(
             "model-server", ModelEnvironmentArgs.from_settings(settings)
@@ -145,7 +150,7 @@ def one_resource(mocks: Any, typ: str) -> Any:
     return found[0]
 
 
-@pulumi.runtime.test
+@pulumi_test
 def test_component_outputs_name_image_namespace_and_service_url(
     pulumi_mocks: Any,
 ) -> pulumi.Output[Any]:
@@ -186,8 +191,9 @@ def test_service_account_does_not_automount_a_token(staging: ProgramRun) -> None
 # --- Deployment ---------------------------------------------------------------------------
 
 
-def test_deployment_runs_the_image_by_digest(prod: ProgramRun) -> None:
-    assert container(prod)["image"] == f"{REPOSITORY}@{PROD_DIGEST}"
+def test_deployment_runs_the_image_by_digest(run_stack: Any) -> None:
+    prod = run_stack("prod", {"image": PINNED})
+    assert container(prod)["image"] == f"{REPOSITORY}@{PINNED_DIGEST}"
     assert container(prod)["imagePullPolicy"] == "Always"
 
 
@@ -429,7 +435,7 @@ def test_pull_secret_is_dockerconfigjson_and_stays_secret(pulumi_mocks: Any) -> 
         secret=lambda _name: pulumi.Output.secret(TEST_PASSWORD),
     )
 
-    @pulumi.runtime.test
+    @pulumi_test
     def build() -> pulumi.Output[str]:
         return ModelEnvironment("model-server", ModelEnvironmentArgs.from_settings(settings)).image
 
@@ -498,8 +504,8 @@ def test_version_label_is_the_tag_else_the_digest(run_stack: Any) -> None:
         value: str | None = labels.get("app.kubernetes.io/version")
         return value
 
-    assert version(run_stack("prod")) == "4e1d07c"
-    untagged = {"repository": REPOSITORY, "tag": "", "digest": PROD_DIGEST}
-    assert version(run_stack("prod", {"image": untagged})) == PROD_DIGEST[7:19]
-    odd_tag = {"repository": REPOSITORY, "tag": "_build.", "digest": PROD_DIGEST}
-    assert version(run_stack("prod", {"image": odd_tag})) == PROD_DIGEST[7:19]
+    assert version(run_stack("prod", {"image": PINNED})) == "4e1d07c"
+    untagged = {**PINNED, "tag": ""}
+    assert version(run_stack("prod", {"image": untagged})) == PINNED_DIGEST[7:19]
+    odd_tag = {**PINNED, "tag": "_build."}
+    assert version(run_stack("prod", {"image": odd_tag})) == PINNED_DIGEST[7:19]
