@@ -19,10 +19,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt model/requirements.txt
 test: setup
 	$(PY) -m pytest -n 2
 
+# Code and tests alike: an unused import, a format slip or a type error fails.
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy __main__.py infra pipeline policy
+	$(PY) -m mypy __main__.py infra pipeline policy tests model bench
 
 fmt: setup
 	$(PY) -m ruff format .

@@ -26,6 +26,10 @@ def _name(path: Path) -> str:
     return str(path.relative_to(PROJECT_ROOT))
 
 
+def _first_choice(match: re.Match[str]) -> str:
+    return match.group(1).split("|")[0]
+
+
 def _commands(path: Path) -> list[str]:
     """The arguments after `python -m pipeline` in the file's shell blocks.
 
@@ -38,7 +42,7 @@ def _commands(path: Path) -> list[str]:
             match = re.search(r"python -m pipeline (.*)", line)
             if not match:
                 continue
-            text = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).split("|")[0], match.group(1))
+            text = re.sub(r"\[([^\]]*)\]", _first_choice, match.group(1))
             found.append(re.split(r"\s+#|\s*>|\s*\|", text)[0])
     return found
 

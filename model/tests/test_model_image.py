@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,21 +94,26 @@ def server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        for _ in range(200):  # bounded in count and in time
+        # Bounded in count and in time. Any OSError is "not yet": a refused connection,
+        # and also a read that timed out on a loaded machine (socket TimeoutError).
+        deadline = time.monotonic() + 30
+        ready = False
+        for _ in range(300):
             if proc.poll() is not None or time.monotonic() > deadline:
                 break
             try:
                 with urllib.request.urlopen(f"{base}/readyz", timeout=1) as res:
-                    if res.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        else:
-            pytest.fail("gunicorn did not become ready")
+                    ready = res.status == 200
+            except OSError:
+                pass
+            if ready:
+                break
+            time.sleep(0.1)
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
             pytest.fail(f"gunicorn exited with {proc.returncode}: {err[-2000:]}")
+        if not ready:
+            pytest.fail(f"gunicorn did not answer /readyz with 200 within 30 s on {base}")
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -13,11 +13,19 @@ from flask.testing import FlaskClient
 from model_server.app import create_app
 from model_server.classifier import TrainingResult
 from PIL import Image
+from werkzeug.test import TestResponse
 
 
 @pytest.fixture(scope="module")
 def client(model_file: Path) -> FlaskClient:
     return create_app(model_path=model_file).test_client()
+
+
+def json_of(response: TestResponse) -> Any:
+    """The response's JSON body (a failure when it has none)."""
+    data = response.get_json(silent=True)
+    assert data is not None, response.get_data(as_text=True)
+    return data
 
 
 def _png(pixels: np.ndarray, size: int = 32) -> str:
@@ -44,7 +52,7 @@ def test_liveness_and_readiness_when_the_model_is_loaded(
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json == {"status": "ready", "model_version": trained.model.version}
+    assert json_of(ready) == {"status": "ready", "model_version": trained.model.version}
 
 
 def test_not_ready_but_alive_without_a_model(tmp_path: Path) -> None:
@@ -52,7 +60,7 @@ def test_not_ready_but_alive_without_a_model(tmp_path: Path) -> None:
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503
-    assert "missing.npz not found" in ready.json["reason"]
+    assert "missing.npz not found" in json_of(ready)["reason"]
     refused = client.post("/predict", json={"pixels": [0] * 64})
     assert refused.status_code == 503
 
@@ -63,25 +71,25 @@ def test_predict_classifies_heldout_digits_from_pixels(client: FlaskClient, digi
     for image, label in zip(digits.data[-20:], digits.target[-20:], strict=True):
         res = client.post("/predict", json={"pixels": image.tolist()})
         assert res.status_code == 200
-        body = res.json
-        assert len(body["probabilities"]) == 10
-        assert abs(sum(body["probabilities"]) - 1) < 1e-4
-        assert body["confidence"] == max(body["probabilities"])
-        right += body["digit"] == int(label)
+        data = json_of(res)
+        assert len(data["probabilities"]) == 10
+        assert abs(sum(data["probabilities"]) - 1) < 1e-4
+        assert data["confidence"] == max(data["probabilities"])
+        right += data["digit"] == int(label)
     assert right >= 18
 
 
 def test_predict_accepts_rows_and_batches(client: FlaskClient, digits: Any) -> None:
     rows = digits.images[5].tolist()
-    one = client.post("/predict", json={"pixels": rows}).json
-    batch = client.post("/predict", json={"instances": [digits.data[5].tolist()] * 3}).json
+    one = json_of(client.post("/predict", json={"pixels": rows}))
+    batch = json_of(client.post("/predict", json={"instances": [digits.data[5].tolist()] * 3}))
     assert [p["digit"] for p in batch["predictions"]] == [one["digit"]] * 3
 
 
 def test_predict_accepts_a_png_scan(client: FlaskClient, digits: Any) -> None:
     for i in (0, 7, 42, 1000):
-        from_pixels = client.post("/predict", json={"pixels": digits.data[i].tolist()}).json
-        from_png = client.post("/predict", json={"image_png": _png(digits.data[i])}).json
+        from_pixels = json_of(client.post("/predict", json={"pixels": digits.data[i].tolist()}))
+        from_png = json_of(client.post("/predict", json={"image_png": _png(digits.data[i])}))
         assert from_png["digit"] == from_pixels["digit"] == int(digits.target[i])
 
 
@@ -106,7 +114,7 @@ def test_predict_rejects_bad_input_with_a_clear_422(
 ) -> None:
     res = client.post("/predict", json=body)
     assert res.status_code == 422
-    assert message in res.json["error"]
+    assert message in json_of(res)["error"]
 
 
 def test_batch_limit_comes_from_max_batch_size(
@@ -117,7 +125,7 @@ def test_batch_limit_comes_from_max_batch_size(
     assert client.post("/predict", json={"instances": [[0] * 64] * 4}).status_code == 200
     res = client.post("/predict", json={"instances": [[0] * 64] * 5})
     assert res.status_code == 422
-    assert "at most 4 per request" in res.json["error"]
+    assert "at most 4 per request" in json_of(res)["error"]
 
 
 def test_bad_max_batch_size_is_logged_and_the_default_used(
@@ -141,7 +149,7 @@ def test_model_file_is_chosen_by_model_name(
     monkeypatch.setenv("MODEL_NAME", "faces")
     ready = create_app().test_client().get("/readyz")
     assert ready.status_code == 503
-    assert "faces.npz not found" in ready.json["reason"]
+    assert "faces.npz not found" in json_of(ready)["reason"]
 
 
 def test_predict_rejects_oversized_png(client: FlaskClient) -> None:
@@ -150,7 +158,7 @@ def test_predict_rejects_oversized_png(client: FlaskClient) -> None:
     img.save(buf, format="PNG")
     res = client.post("/predict", json={"image_png": base64.b64encode(buf.getvalue()).decode()})
     assert res.status_code == 422
-    assert "at most 1024x1024" in res.json["error"]
+    assert "at most 1024x1024" in json_of(res)["error"]
 
 
 def test_predict_protocol_errors(client: FlaskClient) -> None:
@@ -163,7 +171,7 @@ def test_predict_protocol_errors(client: FlaskClient) -> None:
     assert too_big.status_code == 413
     wrong_method = client.get("/predict")
     assert wrong_method.status_code == 405
-    assert "error" in wrong_method.json
+    assert "error" in json_of(wrong_method)
 
 
 def test_metrics_count_requests_and_time_them(model_file: Path) -> None:

@@ -11,7 +11,8 @@ from pipeline.metrics import compute
 from pipeline.records import CiRun, Deployment, Records, Rollback, Window
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
-WINDOW = Window(T0, T0 + timedelta(days=28))
+UNTIL = T0 + timedelta(days=28)
+WINDOW = Window(T0, UNTIL)
 
 
 def ci(
@@ -91,7 +92,7 @@ def test_means_are_over_runs_in_the_window_only() -> None:
         ci(T0 - hours(1), build=9999),  # before the window
         ci(T0 + hours(1), build=600),
         ci(T0 + hours(2), build=1200),
-        ci(WINDOW.until, build=9999),  # the window is half-open
+        ci(UNTIL, build=9999),  # the window is half-open
     )
     m = compute(Records(ci_runs=runs), WINDOW)
     assert m.ci_runs == 2

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.cli import build_parser, main
 from pipeline.commands import preview
-from pipeline.commands.preview import Completed
+from pipeline.pulumi_cli import Completed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 OWN = ("replace.json", "deletes.json", "diagnostics.json", "secrets.json")

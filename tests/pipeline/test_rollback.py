@@ -13,7 +13,7 @@ from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.project import Project
 from pipeline.promotion import plan_rollback, rollback_choices
-from pipeline.records import Deployment, Hold, Promotion, Rollback
+from pipeline.records import Deployment, DeployResult, Hold, Promotion, Rollback
 from pipeline.stackfile import ImageSetting, read_image, unified_diff, write_image
 from pipeline.store import open_store
 
@@ -24,7 +24,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def deployed(
-    digest: str, hours: float, result: str = "succeeded", stack: str = "prod"
+    digest: str, hours: float, result: DeployResult = "succeeded", stack: str = "prod"
 ) -> Deployment:
     finished = T0 + timedelta(hours=hours)
     tag = f"t{digest[7]}"
@@ -34,7 +34,7 @@ def deployed(
         f"{REPO}:{tag}@{digest}",
         digest,
         finished - timedelta(minutes=5),
-        finished,  # type: ignore[arg-type]
+        finished,
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.project import Project
-from pipeline.records import Deployment, Hold, Promotion, Rollback, Window
+from pipeline.records import Deployment, Hold, Promotion, Record, Rollback, Window
 from pipeline.store import Store, open_store
 from pipeline.store.codec import KINDS
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
@@ -38,7 +38,7 @@ def without_identity(record: object) -> object:
 
 
 def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) -> None:
-    records = [
+    records: list[Record] = [
         ci_run(1),
         deployment(2),
         Promotion(

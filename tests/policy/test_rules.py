@@ -77,7 +77,11 @@ def _violations(
         provider=None,
     )
     found: list[str] = []
-    result = policy.validate(args, lambda message, urn=None: found.append(message))
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(message)
+
+    result = policy.validate(args, report)
     assert result is None  # every rule is synchronous
     return found
 
