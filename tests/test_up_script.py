@@ -19,7 +19,10 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 
 PROD = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text()
-PULUMI = '#!/bin/sh\necho "$*" >> "$PULUMI_CALLS"\n'
+PULUMI = (
+    '#!/bin/sh\necho "backend $PULUMI_BACKEND_URL" >> "$PULUMI_CALLS"\n'
+    'echo "$*" >> "$PULUMI_CALLS"\n'
+)
 KUBECTL = '#!/bin/sh\n[ -n "$KUBE_CONTEXT" ] && echo "$KUBE_CONTEXT"\n'
 
 
@@ -39,8 +42,12 @@ class Up:
         )
 
     def pulumi_calls(self) -> list[str]:
+        """Each call's arguments; lines "backend URL" record its PULUMI_BACKEND_URL."""
         calls = self.root / "pulumi-calls"
         return calls.read_text().splitlines() if calls.exists() else []
+
+    def pulumi_commands(self) -> list[str]:
+        return [ln for ln in self.pulumi_calls() if not ln.startswith("backend ")]
 
 
 @pytest.fixture
@@ -74,11 +81,46 @@ def _one_line(done: subprocess.CompletedProcess[str]) -> str:
     return done.stderr
 
 
+STAGING = (
+    "config:\n  cv-platform:kubeContext: kind-cv-platform\n  cv-platform:tooling:\n"
+    "    enabled: true\n    jenkins:\n      pulumiBackendUrl: s3://state-bucket?region=eu-west-1\n"
+)
+
+
+def backend(up: Up) -> str:
+    """The PULUMI_BACKEND_URL every pulumi call saw (one and the same)."""
+    (line,) = {ln for ln in up.pulumi_calls() if ln.startswith("backend ")}
+    return line.removeprefix("backend ")
+
+
 def test_up_deploys_with_a_local_backend_when_the_context_is_the_stacks(up: Up) -> None:
     done = up.run("prod")
     assert done.returncode == 0, done.stderr
-    assert up.pulumi_calls() == ["stack select --create prod", "up --stack prod"]
+    assert up.pulumi_commands() == ["stack select --create prod", "up --stack prod"]
     assert (Path(up.env["HOME"]) / ".pulumi-local").is_dir()
+    assert backend(up) == f"file://{up.env['HOME']}/.pulumi-local"
+    assert "local: no shared backend is configured" in done.stderr
+
+
+def test_up_shares_the_backend_jenkins_uses(up: Up) -> None:
+    (up.root / "Pulumi.staging.yaml").write_text(STAGING)
+    done = up.run("prod")
+    assert done.returncode == 0, done.stderr
+    assert backend(up) == "s3://state-bucket?region=eu-west-1"
+    assert "tooling.jenkins.pulumiBackendUrl" in done.stderr
+
+
+def test_an_explicit_backend_wins(up: Up) -> None:
+    (up.root / "Pulumi.staging.yaml").write_text(STAGING)
+    done = up.run("prod", PULUMI_BACKEND_URL="file:///srv/state")
+    assert done.returncode == 0, done.stderr
+    assert backend(up) == "file:///srv/state"
+
+
+def test_pulumi_cloud_needs_no_passphrase(up: Up) -> None:
+    done = up.run("prod", PULUMI_BACKEND_URL="https://api.pulumi.com", PULUMI_CONFIG_PASSPHRASE="")
+    assert done.returncode == 0, done.stderr
+    assert up.pulumi_commands()[-1] == "up --stack prod"
 
 
 def test_a_malformed_stack_file_is_one_line_not_a_traceback(up: Up) -> None:
