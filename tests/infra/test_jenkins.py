@@ -394,6 +394,16 @@ def test_agent_connects_over_websocket_with_its_secret_from_a_file(tooling_run: 
     assert "AGENT_SECRET_FILE=/run/agent-secret/cv-platform-agent" in agent.inputs["envs"]
 
 
+def test_the_agent_gets_the_shared_state_backend(project: Project) -> None:
+    # Without one, the agent's pulumi falls back to Pulumi Cloud and stops in CI.
+    tooling = staging_tooling(project)
+    tooling["jenkins"]["pulumiBackendUrl"] = "s3://state-bucket/cv?region=eu-west-1"
+    agent = containers(run(project, tooling))["cv-platform-jenkins-agent"]
+    assert "PULUMI_BACKEND_URL=s3://state-bucket/cv?region=eu-west-1" in agent.inputs["envs"]
+    committed = containers(run(project))["cv-platform-jenkins-agent"].inputs["envs"]
+    assert [e for e in committed if e.startswith("PULUMI_BACKEND_URL=s3://")]
+
+
 def test_everything_shares_the_tooling_network(tooling_run: ProgramRun) -> None:
     for name, res in containers(tooling_run).items():
         nets = [n["name"] for n in res.inputs["networksAdvanced"]]
