@@ -37,14 +37,12 @@ PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 # elsewhere must declare the same inputs.
 CONTROLLER_CONTEXT: Final = "infra/jenkins"
 AGENT_DOCKERFILE: Final = "infra/jenkins/agent/Dockerfile"
-# The agent's context is the repository root, filtered to the requirement files
-# by infra/jenkins/agent/Dockerfile.dockerignore (and /.dockerignore).
+# The agent's context is the repository root, filtered to what `uv sync --locked`
+# reads by infra/jenkins/agent/Dockerfile.dockerignore (and /.dockerignore).
 AGENT_CONTEXT_FILES: Final = (
     "infra/jenkins/agent/Dockerfile",
-    "requirements.txt",
-    "requirements-dev.txt",
-    "model/requirements.txt",
-    "model/requirements-serve.txt",
+    "pyproject.toml",
+    "uv.lock",
 )
 # moby/buildkit:v0.33.0-rootless, pinned by digest (the agent's buildctl is the same release).
 BUILDKIT_IMAGE: Final = (

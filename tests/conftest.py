@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,11 @@ def shared_fixtures() -> Path:
     if not (SHARED_FIXTURES / "SOURCES.md").is_file():
         pytest.skip(f"third-party fixtures not found at {SHARED_FIXTURES} (../shared is absent)")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def locked() -> dict[str, dict[str, Any]]:
+    """uv.lock's packages by name: what every install of the project gets."""
+    with (PROJECT_ROOT / "uv.lock").open("rb") as f:
+        packages = tomllib.load(f)["package"]
+    return {p["name"]: p for p in packages}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-TOP_LEVEL_IGNORED = frozenset({".git", ".venv", "build", ".pipeline"})
+TOP_LEVEL_IGNORED = frozenset({".git", ".venv", ".tools", "build", ".pipeline"})
 IGNORED_ANYWHERE = shutil.ignore_patterns(
     "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.pyc"
 )

@@ -592,17 +592,59 @@ def test_agent_dockerfile_has_python_pulumi_skopeo_buildctl(project_root: Path) 
         "pulumi version",
         "sha256sum -c",
         "/usr/local/bin/buildctl",
-        "-r /opt/cv-platform/requirements-dev.txt",
     ):
         assert needle in text, needle
     assert "docker.io" not in text.replace("docker.io/", "")  # no Docker engine package
     assert dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")[-1] == "USER jenkins"
 
 
+def _agent_args(project_root: Path) -> dict[str, str]:
+    lines = dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")
+    return dict(ln[4:].split("=", 1) for ln in lines if ln.startswith("ARG ") and "=" in ln)
+
+
+def test_agent_installs_the_python_packages_from_the_lock_only(project_root: Path) -> None:
+    lines = dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")
+    assert "COPY pyproject.toml uv.lock /opt/cv-platform/" in lines
+    (install,) = [ln for ln in lines if "uv sync" in ln]
+    assert "uv sync --locked --no-install-project --all-extras" in " ".join(install.split())
+    # uv itself is hash-checked; nothing else is installed by pip or resolved anew.
+    assert "--require-hashes" in install
+    assert not [ln for ln in lines if re.search(r"pip install(?!.*--require-hashes)", ln)]
+    assert not [ln for ln in lines if re.search(r"\buv (pip|lock|add)\b", ln)]
+
+
+def test_agent_pins_the_uv_and_pulumi_cli_the_lock_names(
+    project_root: Path, locked: dict[str, dict[str, Any]]
+) -> None:
+    args = _agent_args(project_root)
+    assert args["UV_VERSION"] == locked["uv"]["version"]
+    wheels = {w["hash"]: w["url"] for w in locked["uv"]["wheels"]}
+    # The hash is PyPI's, for the wheel pip picks on the agent (linux/amd64, glibc).
+    assert "manylinux_2_17_x86_64" in wheels[f"sha256:{args['UV_WHEEL_SHA256']}"]
+    assert args["PULUMI_VERSION"] == locked["pulumi"]["version"]  # CLI and SDK together
+
+
+def test_agent_image_tag_hashes_exactly_the_files_its_context_sends(project_root: Path) -> None:
+    from infra.jenkins import AGENT_CONTEXT_FILES, AGENT_DOCKERFILE
+
+    # A change to any file the build can see gives a new tag, and nothing else does.
+    for ignore in (".dockerignore", "infra/jenkins/agent/Dockerfile.dockerignore"):
+        lines = (project_root / ignore).read_text().splitlines()
+        sent = {ln[1:] for ln in lines if ln.startswith("!")}
+        assert sent == set(AGENT_CONTEXT_FILES) - {AGENT_DOCKERFILE}, ignore
+    for name in AGENT_CONTEXT_FILES:
+        assert (project_root / name).is_file(), name
+
+
 def test_build_contexts_send_no_secrets(project_root: Path) -> None:
     # The controller context is infra/jenkins (its .dockerignore keeps plugins, casc,
-    # init scripts); the agent context is the repository root, filtered to requirements.
-    for ignore in ("infra/jenkins/.dockerignore", "infra/jenkins/agent/Dockerfile.dockerignore"):
+    # init scripts); the agent context is the repository root, filtered to the lock.
+    for ignore in (
+        "infra/jenkins/.dockerignore",
+        "infra/jenkins/agent/Dockerfile.dockerignore",
+        ".dockerignore",
+    ):
         lines = (project_root / ignore).read_text().splitlines()
         assert "**" in lines, ignore
         allowed = [ln for ln in lines if ln.startswith("!")]

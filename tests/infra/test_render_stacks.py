@@ -44,8 +44,8 @@ OPEN_OVERRIDES: dict[str, Any] = {
     "cv-platform:gpuCount": 1,
 }
 # What the program reads besides the stack files: its code, the Jenkins build
-# contexts (infra/jenkins/, the requirements files the agent image installs).
-PROGRAM_FILES = ("__main__.py", "requirements.txt", "requirements-dev.txt")
+# contexts (infra/jenkins/, and pyproject.toml and uv.lock, which the agent image installs).
+PROGRAM_FILES = ("__main__.py", "pyproject.toml", "uv.lock")
 PROGRAM_DIRS = ("infra", "model")
 
 

@@ -78,6 +78,7 @@ _NOT_PROGRAM = frozenset(
     {
         ".git",
         ".venv",
+        ".tools",
         "tests",
         "bench",
         "docs",
