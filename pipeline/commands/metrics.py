@@ -9,6 +9,7 @@ asked for.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -496,6 +497,12 @@ def check_plot_path(path: Path) -> Path:
         raise UsageError(f"--plot {path}: the chart is written as PNG; name it *.png")
     if not path.parent.is_dir():
         raise PipelineError(f"--plot {path}: directory {path.parent} does not exist")
+    # matplotlib is the optional extra `plot`: only this option needs it.
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PipelineError(
+            "--plot needs matplotlib, which is not installed: run make setup, "
+            "uv sync --extra plot, or pip install 'cv-platform[plot]'"
+        )
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,23 @@ def test_bad_plot_or_namespace_is_refused_before_any_report(
     assert out == ""
     assert err.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["records.db"]
+
+
+def test_plot_without_matplotlib_says_how_to_install_it_before_any_report(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # matplotlib is the optional extra `plot`; a runtime-only install lacks it.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an absent package looks like
+    png = tmp_path / "weekly.png"
+    assert main(["--store", str(store), "metrics", "--plot", str(png)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.endswith(
+        "metrics: error: --plot needs matplotlib, which is not installed: "
+        "run make setup, uv sync --extra plot, or pip install 'cv-platform[plot]'\n"
+    )
+    assert not png.exists()
 
 
 def test_failed_push_prints_one_error_and_no_report(
