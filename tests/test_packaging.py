@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -216,12 +217,54 @@ def test_python_m_pipeline_works_from_a_subdirectory(console_script: Path) -> No
     assert "render" in done.stdout
 
 
-def test_the_installed_project_is_this_checkout(console_script: Path) -> None:
-    # Editable: the script runs the code in the working tree, not a copy.
+def test_the_project_is_installed_editable(console_script: Path) -> None:
+    # The script runs the code of the checkout it was installed from, not a copy of it.
+    dist = importlib.metadata.distribution("cv-platform")
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    assert direct["dir_info"] == {"editable": True}
+    source = Path(urllib.parse.urlparse(direct["url"]).path)
+    assert (source / "Pulumi.yaml").is_file()
     probe = (
         "import infra, pipeline, policy; print(pipeline.__file__, infra.__file__, policy.__file__)"
     )
     done = run_cli([sys.executable, "-c", probe], Path("/"))
     assert done.returncode == 0, done.stderr
     for path in done.stdout.split():
-        assert Path(path).is_relative_to(PROJECT_ROOT), path
+        assert Path(path).is_relative_to(source), path
+
+
+# -- bootstrapping uv -------------------------------------------------------------
+
+
+def bootstrap(tmp_path: Path, path: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PROJECT_ROOT / "scripts/bootstrap-uv"), "0.13.8", str(tmp_path / "tools/uv")],
+        env={"PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bootstrap_uses_the_pinned_uv_on_path(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uv").write_text("#!/bin/sh\necho 'uv 0.13.8 (x86_64-unknown-linux-gnu)'\n")
+    (bin_dir / "uv").chmod(0o755)
+    done = bootstrap(tmp_path, f"{bin_dir}:/usr/bin:/bin", PYTHON="no-such-python")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "tools/uv/bin/uv").resolve() == (bin_dir / "uv").resolve()
+
+
+def test_bootstrap_without_uv_or_python_says_what_to_install(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uv").write_text("#!/bin/sh\necho 'uv 0.9.0'\n")  # another release: not used
+    (bin_dir / "uv").chmod(0o755)
+    done = bootstrap(tmp_path, f"{bin_dir}:/usr/bin:/bin", PYTHON="no-such-python")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "bootstrap-uv: no-such-python not found: install Python 3.11+ (or uv 0.13.8) first\n"
+    )
+    assert not (tmp_path / "tools").exists()
