@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= staging
 OUT ?= build/render/$(STACK)
 
-.PHONY: setup test lint fmt render up bench clean
+.PHONY: setup test lint fmt render up bench clean rehearse rehearse-failures
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy __main__.py infra pipeline policy tests model bench
+	$(PY) -m mypy __main__.py infra pipeline policy rehearsal tests model bench
 
 fmt: setup
 	$(PY) -m ruff format .
@@ -37,6 +37,19 @@ render: setup
 # the current one (scripts/up says what is missing: the CLI, the passphrase, the context).
 up: setup
 	scripts/up $(STACK)
+
+# The whole delivery on real parts on this machine (docs: README, Rehearsal): a private
+# Docker Engine, a local registry, the ci/ stage scripts. Needs root; report in
+# build/rehearsal/report.json.
+rehearse: setup
+	scripts/install-system-packages rehearsal
+	$(PY) -m rehearsal
+
+# Stacks that break the workload must fail at the right stage, with a clear line.
+rehearse-failures: setup
+	scripts/install-system-packages rehearsal
+	$(PY) -m rehearsal --variant rootfs-write --expect-failure "deploy staging"
+	$(PY) -m rehearsal --variant readiness-path --expect-failure "deploy staging"
 
 bench: setup
 	$(PY) -m bench
