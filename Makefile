@@ -17,7 +17,8 @@ UV := $(UV_DIR)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python $(PYTHON)
 
-.PHONY: setup runtime test lint fmt render up bench lock clean
+
+.PHONY: setup runtime test lint fmt render up bench lock clean rehearse rehearse-failures
 
 $(UV):
 	PYTHON=$(PYTHON) scripts/bootstrap-uv $(UV_VERSION) $(UV_DIR)
@@ -41,7 +42,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy __main__.py infra pipeline policy tests model bench
+	$(PY) -m mypy __main__.py infra pipeline policy rehearsal tests model bench
 
 fmt: setup
 	$(PY) -m ruff format .
@@ -55,6 +56,19 @@ render: runtime
 # the current one (scripts/up says what is missing: the CLI, the passphrase, the context).
 up: runtime
 	scripts/up $(STACK)
+
+# The whole delivery on real parts on this machine (docs: README, Rehearsal): a private
+# Docker Engine, a local registry, the ci/ stage scripts. Needs root; report in
+# build/rehearsal/report.json.
+rehearse: setup
+	scripts/install-system-packages rehearsal
+	$(PY) -m rehearsal
+
+# Stacks that break the workload must fail at the right stage, with a clear line.
+rehearse-failures: setup
+	scripts/install-system-packages rehearsal
+	$(PY) -m rehearsal --variant rootfs-write --expect-failure "deploy staging"
+	$(PY) -m rehearsal --variant readiness-path --expect-failure "deploy staging"
 
 bench: setup
 	$(PY) -m bench

@@ -1,0 +1,234 @@
+"""``make rehearse``: the whole delivery on real parts, on this machine.
+
+    python -m rehearsal [--variant rootfs-write|readiness-path] [--expect-failure STAGE]
+
+Builds the model image from model/Dockerfile on a private Docker Engine, runs
+the model's tests inside an image of it, pushes it to a local Distribution
+registry with htpasswd auth, pins staging to it (set-image), deploys staging by
+running the rendered Deployment as real containers (a stand-in for ``pulumi up``,
+said once), smoke-tests it, records the deployment and the CI run, promotes it
+to prod through the gates, deploys and smoke-tests prod, then reports each
+stage, the digest in each environment and M_CI/M_CD of this run (computed by
+``pipeline metrics`` from the run's own records) on stdout and in
+``build/rehearsal/report.json``. Everything it started is stopped on success,
+failure and Ctrl-C. A failed stage is one line naming it and why, exit 1.
+
+Variants break the workload on purpose (CI runs them; each must fail at
+``--expect-failure``): ``rootfs-write`` makes the server write to its
+read-only root filesystem, ``readiness-path`` gives the stack a readiness path
+the server does not serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rehearsal.flow import STACKS, Rehearsal, Run, say
+from rehearsal.proc import StageFailed, run
+
+VARIANTS = ("rootfs-write", "readiness-path")
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    if old not in text:
+        raise StageFailed(f"variant: {path.name} no longer has {old.strip()!r}; update rehearsal")
+    path.write_text(text.replace(old, new, 1))
+
+
+def apply_variant(rehearsal: Rehearsal) -> None:
+    worktree = rehearsal.run.worktree
+    variant = rehearsal.run.variant
+    if variant == "rootfs-write":
+        # Next to its code: writable where the tests run, read-only in the served image.
+        _edit(
+            worktree / "model" / "model_server" / "app.py",
+            '    app = Flask("model_server")\n',
+            '    Path(__file__).with_name(".started").write_text("started")\n'
+            '    app = Flask("model_server")\n',
+        )
+        say("variant rootfs-write: the server writes a file next to its code at start")
+    elif variant == "readiness-path":
+        _edit(
+            worktree / "Pulumi.staging.yaml",
+            "config:\n",
+            "config:\n  cv-platform:readinessPath: /not-served\n",
+        )
+        say("variant readiness-path: staging's readiness probe asks for /not-served")
+
+
+def metrics(rehearsal: Rehearsal) -> dict[str, Any]:
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--store",
+            str(rehearsal.run.root / "records.db"),
+            "metrics",
+            "--format",
+            "json",
+            "--window",
+            "1d",
+            "--stack",
+            "staging",
+            "--stack",
+            "prod",
+        ],
+        timeout=120,
+        cwd=rehearsal.run.worktree,
+        check="compute the run's metrics",
+    )
+    data: dict[str, Any] = json.loads(done.stdout)
+    return {
+        k: data.get(k)
+        for k in ("m_ci_minutes", "m_cd", "t_c_minutes", "t_t_minutes", "t_d_minutes", "p_t", "p_d")
+    }
+
+
+def environments(rehearsal: Rehearsal) -> list[dict[str, Any]]:
+    found = []
+    for stack in STACKS:
+        path = rehearsal.run.root / f"{stack}.json"
+        image = json.loads(path.read_text())["image"] if path.exists() else None
+        digest = image.rsplit("@", 1)[1] if image and "@" in image else None
+        found.append({"stack": stack, "image": image, "digest": digest})
+    return found
+
+
+def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]:
+    facts = rehearsal.run.facts
+    data = {
+        "commit": facts.get("commit"),
+        "variant": rehearsal.run.variant or None,
+        "result": "failed" if failure else "passed",
+        "failure": failure or None,
+        "seconds": round(time.monotonic() - started, 1),
+        "base_image_cached": facts.get("base_cached"),
+        "stages": [
+            {"name": s.name, "status": s.status, "seconds": s.seconds, "detail": s.detail}
+            for s in rehearsal.run.stages
+        ],
+        "environments": environments(rehearsal),
+        "metrics": facts.get("metrics"),
+        "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
+    }
+    return data
+
+
+def print_report(data: dict[str, Any]) -> None:
+    print()
+    print(f"{'stage':<18} {'result':<8} {'seconds':>8}")
+    for stage in data["stages"]:
+        print(f"{stage['name']:<18} {stage['status']:<8} {stage['seconds']:>8.1f}")
+    for env in data["environments"]:
+        print(f"{env['stack']:<8} {env['digest'] or '(not deployed)'}")
+    m = data.get("metrics") or {}
+    if m:
+        ci = m.get("m_ci_minutes")
+        cd = m.get("m_cd")
+        print(
+            f"M_CI {ci:.2f} min" if ci is not None else "M_CI n/a",
+            f"M_CD {cd:.3f}" if cd is not None else "M_CD n/a",
+            sep="   ",
+        )
+    image = data["image"]
+    if image.get("bytes") and image.get("base_bytes"):
+        mib = image["bytes"] / 2**20, image["base_bytes"] / 2**20
+        print(f"image {mib[0]:.0f} MiB on a {mib[1]:.0f} MiB base")
+    cold = "warm (base cached)" if data["base_image_cached"] else "cold (base made)"
+    print(f"{data['result']} in {data['seconds']:.0f} s, {cold}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--variant", choices=VARIANTS, help="break the workload on purpose")
+    parser.add_argument(
+        "--expect-failure",
+        metavar="STAGE",
+        help="succeed only if the run fails at STAGE (with --variant)",
+    )
+    args = parser.parse_args(argv)
+    checkout = Path(run(["git", "rev-parse", "--show-toplevel"], timeout=30).stdout.strip() or ".")
+    root = checkout / "build" / "rehearsal"
+    rehearsal = Rehearsal(
+        Run(
+            checkout,
+            root,
+            variant=args.variant or "",
+            ready_seconds=20.0 if args.variant else 120.0,
+        )
+    )
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
+    failure = ""
+    exit_code = 0
+    say(
+        "no Pulumi CLI and kube context here: deploys stand in for pulumi up "
+        "(render the stack, run its Deployment on the engine)"
+    )
+    try:
+        rehearsal.stage("prepare", rehearsal.prepare)
+        if args.variant:
+            apply_variant(rehearsal)
+        rehearsal.stage("base image", rehearsal.base_image)
+        rehearsal.stage("build", rehearsal.build)
+        rehearsal.stage("test", rehearsal.test)
+        rehearsal.stage("push", rehearsal.push)
+        rehearsal.stage("set image staging", rehearsal.set_image)
+        rehearsal.stage("deploy staging", lambda: rehearsal.deploy("staging"))
+        rehearsal.stage("smoke staging", lambda: rehearsal.smoke("staging"))
+        rehearsal.stage("record ci", rehearsal.record_ci)
+        rehearsal.stage("promote", rehearsal.promote)
+        rehearsal.stage("deploy prod", lambda: rehearsal.deploy("prod"))
+        rehearsal.stage("smoke prod", lambda: rehearsal.smoke("prod"))
+        rehearsal.run.facts["metrics"] = metrics(rehearsal)
+    except StageFailed as exc:
+        failure = str(exc)
+        exit_code = 1
+    except KeyboardInterrupt:
+        failure = "interrupted"
+        exit_code = 130
+    finally:
+        data = report(rehearsal, started, failure)
+        try:
+            rehearsal.cleanup()
+        finally:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    print_report(data)
+    if failure:
+        print(f"rehearsal failed: {failure}", file=sys.stderr)
+    if args.expect_failure:
+        failed = [s["name"] for s in data["stages"] if s["status"] == "failed"]
+        if failed == [args.expect_failure]:
+            say(f"failed at {args.expect_failure}, as expected for variant {args.variant}")
+            return 0
+        print(
+            f"rehearsal: expected a failure at {args.expect_failure}, got "
+            f"{failed[0] if failed else 'none'}",
+            file=sys.stderr,
+        )
+        return 1
+    shutil.rmtree(root / "render", ignore_errors=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
