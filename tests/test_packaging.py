@@ -25,7 +25,12 @@ from tests.conftest import PROJECT_ROOT
 BIN = Path(sys.executable).parent
 UV = BIN / "uv"  # the dev group's uv, the same release the Makefile bootstraps
 DIGEST = "sha256:" + "a" * 64
-EXPORTED = ("requirements.txt", "model/requirements.txt", "model/requirements-serve.txt")
+EXPORTED = (
+    "requirements.txt",
+    "model/requirements.txt",
+    "model/requirements-serve.txt",
+    "model/requirements-test.txt",
+)
 
 
 def export_check(root: Path) -> subprocess.CompletedProcess[str]:
