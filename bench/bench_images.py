@@ -61,8 +61,8 @@ def _help_figures(env: dict[str, str]) -> None:
 
 # What a `set-image` run imports, and the packages worth naming in the split.
 _SET_IMAGE_MODULES = (
-    "pipeline.cli, pipeline.commands.set_image, pipeline.stackfile, pipeline.stackconfig, "
-    "pipeline.registry"
+    "pipeline.cli, pipeline.commands.set_image, pipeline.stacks.stackfile, pipeline.stacks.config, "
+    "pipeline.images.client"
 )
 _NAMED_IMPORTS = ("yaml", "ssl", "dataclasses", "argparse")
 
@@ -128,8 +128,8 @@ def _set_image_figures(env: dict[str, str]) -> None:
             creds = ["--creds", f"{server.user}:{server.password}", "--tls-verify=false"]
             skopeo = _medians([["skopeo", "inspect", *creds, ref]] * RUNS, run_env)
             skopeo_raw = _medians([["skopeo", "inspect", "--raw", *creds, ref]] * RUNS, run_env)
-            from pipeline.refs import parse_ref
-            from pipeline.registry import RegistryClient
+            from pipeline.images.client import RegistryClient
+            from pipeline.images.refs import parse_ref
 
             client = RegistryClient(docker_config=work / "docker" / "config.json")
             image = parse_ref(f"{server.host}/cv/model-server:v1")

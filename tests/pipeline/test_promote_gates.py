@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.promotion import (
+from pipeline.promotion.gates import (
     GATE_NAMES,
     DigestCheck,
     GateResult,
@@ -21,7 +21,7 @@ from pipeline.promotion import (
     policy_from_config,
     refused,
 )
-from pipeline.records import Hold
+from pipeline.records.model import Hold
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 NOW = T0 + timedelta(hours=2)
