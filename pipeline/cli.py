@@ -32,7 +32,7 @@ _GLOBAL_WITH_VALUE = ("--project-dir", "--store")
 
 
 def _module(name: str) -> ModuleType:
-    return importlib.import_module(f"pipeline.commands.{COMMANDS[name]}")
+    return importlib.import_module(f"pipeline.commands.{COMMANDS[name][0]}")
 
 
 def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
@@ -52,11 +52,10 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     )
     global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = _module(name)
-        command = add_command(sub, name, module.SUMMARY)
+    for name, (_, summary) in COMMANDS.items():
+        command = add_command(sub, name, summary)
         if name in full:
-            module.register(command)
+            _module(name).register(command)
     return parser
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.io.process import Runner, run
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from pipeline.images.client import RegistryClient
     from pipeline.images.refs import ImageRef
     from pipeline.preview.github import GitHubClient
@@ -97,6 +98,8 @@ def cloudwatch() -> Any:
 
 
 def now() -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from pipeline.commands.adapters import Adapters
     from pipeline.records.model import Record
 
-SUMMARY = "a stack's deployments, promotions, rollbacks and holds, newest first"
 
 _EVENT_ORDER = {"deployment": 0, "promotion": 1, "rollback": 2, "hold": 3}
 

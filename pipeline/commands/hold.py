@@ -11,8 +11,6 @@ TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this al
 if TYPE_CHECKING:
     from pipeline.commands.adapters import Adapters
 
-SUMMARY = "place or release a hold that blocks promotion to a stack"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from pipeline.records.model import Records, Window
     from pipeline.records.stores import Store
 
-SUMMARY = "M_CI, M_CD and the DORA keys over a time window"
 DEFAULT_WINDOW = "30d"
 FORMATS: tuple[MetricsFormat, ...] = ("table", "json", "markdown", "prometheus")
 if TYPE_CHECKING:

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from pipeline.preview.report import StackReport
     from pipeline.project import Project
 
-SUMMARY = "what a change does to each stack, as a pull-request comment (Markdown)"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from pipeline.records.model import CiRun, Deployment
     from pipeline.records.stores import Store
 
-SUMMARY = "promote the last good digest of one stack to another, through gates"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from pipeline.records.model import Record
     from pipeline.records.sources.ci import CiFacts
 
-SUMMARY = "record a deployment or a CI run in the record store"
 _COUNT_FLAGS: tuple[tuple[str, str], ...] = (
     ("passed", "--passed"),
     ("failed", "--failed"),

@@ -11,8 +11,6 @@ TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this al
 if TYPE_CHECKING:
     from pipeline.commands.adapters import Adapters
 
-SUMMARY = "render a stack's resources offline (Pulumi mocks, no credentials)"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

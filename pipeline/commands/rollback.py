@@ -16,8 +16,6 @@ TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this al
 if TYPE_CHECKING:
     from pipeline.commands.adapters import Adapters
 
-SUMMARY = "return a stack to an earlier successfully deployed digest, and hold it"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

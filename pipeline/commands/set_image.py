@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from pipeline.stacks.image import ImageSetting
     from pipeline.stacks.stackfile import StackEdit
 
-SUMMARY = "pin a stack to an image (tag resolved to its digest)"
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (

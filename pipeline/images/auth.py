@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from pipeline.errors import RegistryError
@@ -24,7 +24,8 @@ from pipeline.images.refs import ecr_host, hostname
 from pipeline.io import http as httpclient
 from pipeline.io.http import HttpError, HttpTlsError, Timeout, Transport, failure
 
-_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+# ASCII: parameter names are HTTP tokens, and a Unicode \w costs a visible part of start-up.
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', re.ASCII)
 
 
 def is_local(host: str) -> bool:
@@ -50,8 +51,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-@dataclass
-class _Token:
+class _Token(NamedTuple):
     header: str
     expires: float
 

@@ -14,10 +14,10 @@ What it speaks (distribution-spec v1.1):
   boto3 ``get_authorization_token``, cached until it expires.
 - Plain HTTP only for loopback hosts (as Docker allows) and hosts listed in the
   stack's ``insecureRegistries``; HTTPS with verification otherwise.
-- The transport is ``pipeline.io.http`` (the standard library's
-  ``http.client``: kept-alive connections, proxies from the environment,
-  redirects that drop ``Authorization`` off-origin); ``requests`` alone cost
-  about as much to import as the rest of a ``set-image`` run.
+- The transport is ``pipeline.io.http`` (kept-alive connections, proxies from
+  the environment, redirects that drop ``Authorization`` off-origin);
+  ``requests`` alone cost about as much to import as the rest of a
+  ``set-image`` run. Credentials and Bearer tokens are ``pipeline.images.auth``.
 - Every call has a timeout; 429 and 5xx are retried a bounded number of times
   with exponential backoff, honouring ``Retry-After`` up to a maximum sleep.
 

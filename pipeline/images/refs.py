@@ -45,7 +45,7 @@ _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ALGORITHM = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*$")
-_ECR_HOST = re.compile(
+_ECR_HOST = (
     r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
 )
 _NAME_MAX = 255
@@ -131,7 +131,10 @@ def short_digest(digest: str | None) -> str:
 
 def ecr_host(host: str) -> tuple[str, str] | None:
     """``(account, region)`` for an ECR registry host (a port is ignored), else ``None``."""
-    match = _ECR_HOST.match(hostname(host))
+    name = hostname(host)
+    if ".dkr.ecr" not in name:
+        return None  # the common case, without compiling the pattern
+    match = re.match(_ECR_HOST, name)
     return (match["account"], match["region"]) if match else None
 
 

@@ -2,7 +2,9 @@
 pipeline (the registry client, the Jenkins reader and the GitHub comment poster).
 
 ``requests`` costs about as much to import as the rest of a ``set-image``
-run, and the clients need little of it. This keeps what they do need:
+run, and the clients need little of it; the wire protocol itself is
+``pipeline.io.connection`` (sockets, ``ssl`` only for https, no ``http.client``).
+This keeps what the clients do need:
 
 - One kept-alive connection per origin (the 401 -> retry of the auth flow and
   the following calls reuse it). A pooled connection the server has closed is
@@ -27,18 +29,22 @@ Failures are ``HttpError`` subclasses; ``failure`` makes one line of them.
 from __future__ import annotations
 
 import base64
-import http.client
 import ipaddress
 import json
 import os
 import re
 import select
 import socket
-import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
+
+from pipeline.io.connection import Connection, host_header
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_REDIRECTS = 5
 USER_AGENT = "cv-platform-pipeline"
@@ -73,13 +79,24 @@ class HttpTlsError(HttpConnectionError):
     """The TLS handshake or certificate check failed."""
 
 
+class HeaderMap(Protocol):
+    """Response headers as the clients read them (``Headers``, or ``http.client``'s)."""
+
+    @overload
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    def get_all(self, name: str, /) -> list[str] | None: ...
+    def __getitem__(self, name: str, /) -> Any: ...  # str, or None when absent
+
+
 @dataclass
 class Response:
     """A complete answer (the body is read; the connection is free again)."""
 
     status_code: int
     reason: str
-    headers: http.client.HTTPMessage  # ``get`` is case-insensitive
+    headers: HeaderMap  # ``get`` is case-insensitive
     content: bytes
     url: str
 
@@ -179,6 +196,8 @@ def _proxy_auth(proxy: str) -> dict[str, str]:
 
 
 def _tls_context() -> ssl.SSLContext:
+    import ssl  # only for https: a plain-HTTP registry on loopback never needs it
+
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle and os.path.isdir(bundle):
         return ssl.create_default_context(capath=bundle)
@@ -190,12 +209,20 @@ def _cause(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror):
         return "unknown host (DNS lookup failed)"
-    if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
+    if isinstance(exc, ConnectionResetError):
         return "connection reset"
     return f"connection failed ({type(exc).__name__})"
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
+def _tls_failure(exc: OSError) -> str | None:
+    """The reason of a TLS failure, or None when ``exc`` is none (no ssl, no TLS)."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None or not isinstance(exc, ssl.SSLError):
+        return None
+    return f"TLS failed: {exc.reason or exc}"
+
+
+def _dropped(connection: Connection) -> bool:
     """Whether a pooled connection was closed by the server (readable while idle)."""
     if connection.sock is None:
         return True
@@ -225,29 +252,23 @@ class Session:
     """Kept-alive connections per origin; ``request`` returns a read ``Response``."""
 
     def __init__(self) -> None:
-        self._connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._connections: dict[tuple[str, str, int], Connection] = {}
         self._context: ssl.SSLContext | None = None
 
-    def _connect(
-        self, scheme: str, host: str, port: int, proxy: str | None, timeout: float
-    ) -> http.client.HTTPConnection:
+    def _connection(self, scheme: str, host: str, port: int, proxy: str | None) -> Connection:
         connect_host, connect_port = host, port
-        tunnel_headers: dict[str, str] = {}
+        tunnel: tuple[str, int, Mapping[str, str]] | None = None
         if proxy is not None:
             proxy_parts = urlsplit(proxy)
             connect_host = proxy_parts.hostname or ""
             connect_port = proxy_parts.port or (443 if proxy_parts.scheme == "https" else 80)
-            tunnel_headers = _proxy_auth(proxy)
+            if scheme == "https":
+                tunnel = (host, port, _proxy_auth(proxy))
         if scheme == "http":
-            return http.client.HTTPConnection(connect_host, connect_port, timeout=timeout)
+            return Connection(connect_host, connect_port)
         if self._context is None:
             self._context = _tls_context()
-        connection = http.client.HTTPSConnection(
-            connect_host, connect_port, timeout=timeout, context=self._context
-        )
-        if proxy is not None:
-            connection.set_tunnel(host, port, headers=tunnel_headers)
-        return connection
+        return Connection(connect_host, connect_port, tls=self._context, tunnel=tunnel)
 
     def _exchange(
         self,
@@ -259,6 +280,7 @@ class Session:
     ) -> Response:
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
         scheme, host, port = key = _origin(url)
+        origin_host = host_header(host, port, 443 if scheme == "https" else 80)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         proxy = proxy_for(scheme, host, port)
@@ -274,34 +296,34 @@ class Session:
                 connection = None
             reused = connection is not None
             if connection is None:
-                connection = self._connect(scheme, host, port, proxy, connect_timeout)
+                connection = self._connection(scheme, host, port, proxy)
             waited = read_timeout
             try:
                 if connection.sock is None:
                     waited = connect_timeout
-                    connection.connect()
+                    connection.connect(connect_timeout)
                     waited = read_timeout
+                assert connection.sock is not None
                 connection.sock.settimeout(read_timeout)
-                connection.request(method, target, body=body, headers=sent)
-                answer = connection.getresponse()
-                content = answer.read()
+                connection.request(method, target, origin_host, sent, body)
+                status, reason, answer_headers, content, will_close = connection.response(method)
             except TimeoutError:
                 connection.close()
                 raise HttpTimeout(waited) from None
-            except ssl.SSLError as exc:
+            except OSError as exc:
                 connection.close()
-                raise HttpTlsError(f"TLS failed: {exc.reason or exc}") from None
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                stale = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+                tls = _tls_failure(exc)
+                if tls is not None:
+                    raise HttpTlsError(tls) from None
+                stale = (ConnectionResetError, BrokenPipeError)
                 if reused and isinstance(exc, stale) and method in _IDEMPOTENT:
                     continue  # the server closed an idle kept-alive connection: once more
                 raise HttpConnectionError(_cause(exc)) from None
-            if answer.will_close:
+            if will_close:
                 connection.close()
             else:
                 self._connections[key] = connection
-            return Response(answer.status, answer.reason, answer.headers, content, url)
+            return Response(status, reason, answer_headers, content, url)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def request(

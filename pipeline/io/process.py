@@ -11,12 +11,10 @@ say what went wrong in their own words without importing ``subprocess``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Completed:
+class Completed(NamedTuple):
     """A finished process: its exit status and its output as text."""
 
     returncode: int

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -82,8 +81,9 @@ def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-@dataclass(frozen=True)
-class _Edit:
+class _Edit(NamedTuple):
+    """Replace ``text[start:end]`` with ``text`` (``start == end``: an insert)."""
+
     start: int
     end: int
     text: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -44,8 +44,9 @@ class ImageSetting:
         return text
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
+    """Where the mapping nodes are (a NamedTuple: this runs on every ``set-image``)."""
+
     config_key: yaml.ScalarNode
     config: yaml.Node
     image_key: yaml.ScalarNode | None

@@ -15,7 +15,6 @@ import contextlib
 import functools
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -156,8 +155,23 @@ def _remove_stale_temps(path: Path) -> None:
             stale.unlink()
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new private file ``.<name>.<random>.tmp`` beside ``path``: its fd and name.
+
+    What ``tempfile.mkstemp`` does, without importing ``tempfile`` (and ``random``,
+    ``shutil``) into every ``set-image`` run.
+    """
+    while True:
+        name = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+
+
 def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
