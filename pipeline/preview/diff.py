@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -28,6 +28,7 @@ from pipeline.preview.redact import redact_inputs
 from pipeline.preview.values import ABSENT, compact, lookup
 
 RESOURCES_FILE = "resources.json"
+ObjectOp = Literal["create", "update", "replace", "delete"]
 
 # Fields Kubernetes will not change in place: pulumi-kubernetes replaces the object.
 # ConfigMap and Secret payloads are replaced too (so that pods roll), unless marked mutable.
@@ -85,7 +86,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ObjectChange:
-    op: str  # create | update | replace | delete
+    op: ObjectOp
     type: str
     name: str
     paths: tuple[str, ...]  # changed fields (replace-causing first)
@@ -164,7 +165,9 @@ def _under(path: str, prefixes: Sequence[str]) -> bool:
     return any(path == p or path.startswith((p + ".", p + "[")) for p in prefixes)
 
 
-def estimate_op(rtype: str, paths: Sequence[str], new: Mapping[str, Any]) -> tuple[str, list[str]]:
+def estimate_op(
+    rtype: str, paths: Sequence[str], new: Mapping[str, Any]
+) -> tuple[ObjectOp, list[str]]:
     """``(op, replace-causing paths)`` for a changed resource."""
     if rtype in _DOCKER_ALWAYS_REPLACE:
         return "replace", list(paths)

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError, UsageError
@@ -54,7 +54,7 @@ class PullRequest:
 
 @dataclass(frozen=True)
 class Posted:
-    action: str  # created | updated | unchanged
+    action: Literal["created", "updated", "unchanged"]
     comment_id: int
     url: str
 

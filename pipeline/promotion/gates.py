@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.images.refs import short_digest
@@ -38,8 +39,10 @@ GATE_NAMES = (
     NOT_ALREADY_DEPLOYED,
 )
 
+GateStatus = Literal["pass", "FAIL", "skipped"]
+Severity = Literal["none", "low", "medium", "high", "critical"]
 # promotionBlockSeverity values, lowest first; "none" blocks nothing.
-SEVERITIES = ("none", "low", "medium", "high", "critical")
+SEVERITIES: tuple[Severity, ...] = ("none", "low", "medium", "high", "critical")
 _LEVEL = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 # Findings whose severity the scanner did not settle: they block at any threshold.
 _UNSETTLED = frozenset({"undefined", "untriaged"})
@@ -54,7 +57,7 @@ class GateResult:
     skipped: bool = False
 
     @property
-    def status(self) -> str:
+    def status(self) -> GateStatus:
         return "skipped" if self.skipped else ("pass" if self.passed else "FAIL")
 
 
@@ -64,7 +67,7 @@ class PromotionPolicy:
 
     soak_minutes: int = 30
     min_pass_percent: int = 100
-    block_severity: str = "critical"
+    block_severity: Severity = "critical"
 
 
 def policy_from_config(values: Mapping[str, object], stack: str) -> PromotionPolicy:
@@ -89,7 +92,10 @@ def policy_from_config(values: Mapping[str, object], stack: str) -> PromotionPol
         return number
 
     severity = values.get("promotionBlockSeverity", "critical")
-    if not isinstance(severity, str) or severity.lower() not in SEVERITIES:
+    level = next(
+        (s for s in SEVERITIES if isinstance(severity, str) and severity.lower() == s), None
+    )
+    if level is None:
         raise ConfigError(
             f"stack {stack}: cv-platform:promotionBlockSeverity must be one of "
             f"{'|'.join(SEVERITIES)}, got {severity!r}"
@@ -97,7 +103,7 @@ def policy_from_config(values: Mapping[str, object], stack: str) -> PromotionPol
     return PromotionPolicy(
         soak_minutes=integer("promotionSoakMinutes", 30, 0, None),
         min_pass_percent=integer("promotionMinPassPercent", 100, 0, 100),
-        block_severity=severity.lower(),
+        block_severity=level,
     )
 
 
