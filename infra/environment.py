@@ -261,53 +261,7 @@ class ModelEnvironment(pulumi.ComponentResource):
             opts=child,
         )
 
-        HorizontalPodAutoscaler(
-            f"{name}-autoscaler",
-            metadata=meta(app),
-            spec=HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=CrossVersionObjectReferenceArgs(
-                    api_version="apps/v1",
-                    kind="Deployment",
-                    name=deployment.metadata.apply(lambda m: m.name or app),
-                ),
-                min_replicas=args.scaling.replicas,
-                max_replicas=args.scaling.max_replicas,
-                metrics=[
-                    MetricSpecArgs(
-                        type="Resource",
-                        resource=ResourceMetricSourceArgs(
-                            name="cpu",
-                            target=MetricTargetArgs(
-                                type="Utilization",
-                                average_utilization=args.scaling.target_cpu_utilization,
-                            ),
-                        ),
-                    )
-                ],
-                # Scale up at once, scale down slowly: model pods are slow to start.
-                behavior=HorizontalPodAutoscalerBehaviorArgs(
-                    scale_down=HPAScalingRulesArgs(
-                        stabilization_window_seconds=300,
-                        select_policy="Max",
-                        policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=60)],
-                    ),
-                ),
-            ),
-            opts=child,
-        )
-
-        if args.scaling.pod_disruption_budget:
-            PodDisruptionBudget(
-                f"{name}-disruption-budget",
-                metadata=meta(app),
-                spec=PodDisruptionBudgetSpecArgs(
-                    max_unavailable=1,
-                    selector=LabelSelectorArgs(match_labels=self.selector),
-                    # A pod that never became ready must not block a node drain.
-                    unhealthy_pod_eviction_policy="AlwaysAllow",
-                ),
-                opts=child,
-            )
+        self._scaling(name, meta, child, deployment)
 
         if args.ingress is not None:
             annotations, spec = ingress_spec(
@@ -363,6 +317,60 @@ class ModelEnvironment(pulumi.ComponentResource):
             if candidate and _LABEL_VALUE.match(candidate):
                 return {"app.kubernetes.io/version": candidate}
         return {}
+
+    def _scaling(
+        self, name: str, meta: _Meta, child: pulumi.ResourceOptions, deployment: Deployment
+    ) -> None:
+        """The autoscaler (it owns the replica count) and, when asked for, the disruption budget."""
+        args = self._args
+        app = args.app_name
+        HorizontalPodAutoscaler(
+            f"{name}-autoscaler",
+            metadata=meta(app),
+            spec=HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1",
+                    kind="Deployment",
+                    name=deployment.metadata.apply(lambda m: m.name or app),
+                ),
+                min_replicas=args.scaling.replicas,
+                max_replicas=args.scaling.max_replicas,
+                metrics=[
+                    MetricSpecArgs(
+                        type="Resource",
+                        resource=ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=MetricTargetArgs(
+                                type="Utilization",
+                                average_utilization=args.scaling.target_cpu_utilization,
+                            ),
+                        ),
+                    )
+                ],
+                # Scale up at once, scale down slowly: model pods are slow to start.
+                behavior=HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=HPAScalingRulesArgs(
+                        stabilization_window_seconds=300,
+                        select_policy="Max",
+                        policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=60)],
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+
+        if args.scaling.pod_disruption_budget:
+            PodDisruptionBudget(
+                f"{name}-disruption-budget",
+                metadata=meta(app),
+                spec=PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1,
+                    selector=LabelSelectorArgs(match_labels=self.selector),
+                    # A pod that never became ready must not block a node drain.
+                    unhealthy_pod_eviction_policy="AlwaysAllow",
+                ),
+                opts=child,
+            )
 
     def _quota(self, name: str, meta: _Meta, child: pulumi.ResourceOptions, pod: Pod) -> None:
         """Quota sized for the autoscaler's maximum plus the rollout's surge pod, no more."""

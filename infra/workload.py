@@ -93,21 +93,8 @@ def config_data(environment: str, pod: Pod) -> dict[str, str]:
     }
 
 
-def deployment_spec(
-    pod: Pod,
-    *,
-    selector: Mapping[str, str],
-    labels: Mapping[str, str],
-    service_account: pulumi.Input[str],
-    config_map: pulumi.Input[str],
-    checksum: str,
-    pull_secret: pulumi.Output[str] | None,
-) -> DeploymentSpecArgs:
-    """The Deployment: ``pod``'s template, labelled ``labels``, rolled one surge pod at a time.
-
-    ``checksum`` (of the ConfigMap's data) is a pod annotation, so a settings
-    change rolls the pods; ``pull_secret`` names the image pull secret, if any.
-    """
+def _container(pod: Pod, config_map: pulumi.Input[str]) -> ContainerArgs:
+    """The model server's container: restricted, probed, its settings from ``config_map``."""
     server = pod.server
     gpu = pod.gpu
     limits: dict[str, str] = {
@@ -121,20 +108,7 @@ def deployment_spec(
     if gpu.enabled:
         limits[GPU_RESOURCE] = str(gpu.count)
         requests[GPU_RESOURCE] = str(gpu.count)
-    node_selector = {"kubernetes.io/os": "linux"}
-    tolerations: list[TolerationArgs] = []
-    if gpu.enabled:
-        node_selector.update(dict(gpu.node_selector))
-        tolerations = [
-            TolerationArgs(
-                key=t.key,
-                operator="Equal" if t.value else "Exists",
-                value=t.value or None,
-                effect=t.effect,
-            )
-            for t in gpu.tolerations
-        ]
-    container = ContainerArgs(
+    return ContainerArgs(
         name=pod.app_name,
         image=pod.image.reference,
         # Always: the kubelet re-checks credentials for a private image on a
@@ -183,6 +157,39 @@ def deployment_spec(
             VolumeMountArgs(name="model-cache", mount_path=MODEL_CACHE_DIR),
         ],
     )
+
+
+def deployment_spec(
+    pod: Pod,
+    *,
+    selector: Mapping[str, str],
+    labels: Mapping[str, str],
+    service_account: pulumi.Input[str],
+    config_map: pulumi.Input[str],
+    checksum: str,
+    pull_secret: pulumi.Output[str] | None,
+) -> DeploymentSpecArgs:
+    """The Deployment: ``pod``'s template, labelled ``labels``, rolled one surge pod at a time.
+
+    ``checksum`` (of the ConfigMap's data) is a pod annotation, so a settings
+    change rolls the pods; ``pull_secret`` names the image pull secret, if any.
+    """
+    server = pod.server
+    gpu = pod.gpu
+    node_selector = {"kubernetes.io/os": "linux"}
+    tolerations: list[TolerationArgs] = []
+    if gpu.enabled:
+        node_selector.update(dict(gpu.node_selector))
+        tolerations = [
+            TolerationArgs(
+                key=t.key,
+                operator="Equal" if t.value else "Exists",
+                value=t.value or None,
+                effect=t.effect,
+            )
+            for t in gpu.tolerations
+        ]
+    container = _container(pod, config_map)
     annotations = {
         # A change of the model settings changes the pod template: pods roll.
         "checksum/config": checksum,

@@ -1,5 +1,6 @@
 """The code's layout holds: no import cycles between the project's modules, and no
-module grows past what one reader holds in mind without saying why.
+module (or pipeline function) grows past what one reader holds in mind without
+saying why ("Long because ..." in its docstring).
 
 The import graph is read with ``ast`` from every module of ``pipeline``, ``infra``
 and ``policy``: imports at the top, inside functions and under ``TYPE_CHECKING``
@@ -18,6 +19,7 @@ from tests.conftest import PROJECT_ROOT
 
 PACKAGES = ("pipeline", "infra", "policy")
 MAX_LINES = 420
+MAX_FUNCTION_LINES = 150
 
 
 def _modules() -> dict[str, Path]:
@@ -114,3 +116,25 @@ def test_no_module_is_longer_than_a_reader_holds_without_saying_why(name: str) -
     lines = path.read_text().count("\n")
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert lines <= MAX_LINES or "Long because" in docstring, f"{path}: {lines} lines"
+
+
+def _functions() -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found = []
+    for name, path in MODULES.items():
+        if not name.startswith("pipeline"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append((f"{name}.{node.name}", node))
+    return found
+
+
+def test_no_pipeline_function_is_longer_than_a_screenful_without_saying_why() -> None:
+    long = [
+        f"{name} ({node.end_lineno - node.lineno + 1} lines)"
+        for name, node in _functions()
+        if node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+        and "Long because" not in (ast.get_docstring(node) or "")
+    ]
+    assert long == []

@@ -13,7 +13,7 @@ raises them; an answer that is not HTTP is ``BadResponse``.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, BinaryIO, overload
 
 if TYPE_CHECKING:
@@ -52,12 +52,6 @@ class Headers:
         wanted = name.lower()
         found = [value for key, value in self._fields if key.lower() == wanted]
         return found or None
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._fields)
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key, _ in self._fields)
 
 
 def _host_bytes(host: str) -> bytes:

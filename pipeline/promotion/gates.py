@@ -1,6 +1,6 @@
 """Promotion gates: pure functions over plain data.
 
-The command (``pipeline.commands.promotion``) gathers the facts -- records
+The command (``pipeline.commands.promote``) gathers the facts -- records
 from the store, the target's stack file, the registry's answer, the scan
 findings -- into a ``PromotionFacts``; everything here decides from those
 facts alone, so every gate is tested without a registry, a store or a clock.
