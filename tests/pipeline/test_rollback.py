@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -363,24 +363,29 @@ def test_history_json_honours_the_limit_newest_first(
 
 @pytest.mark.parametrize("command", ["rollback", "promote"])
 def test_a_store_failure_after_the_write_says_the_file_was_written(
-    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+    root: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     from pipeline.errors import StoreError
+    from pipeline.records.model import Record
     from pipeline.records.stores.sqlite import SqliteStore
 
     store = open_store(None, Project(root))
     store.add(deployed(B, 1, stack="staging"))
     store.close()
 
-    def disk_full(self: SqliteStore, records: object) -> list[object]:
-        raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
+    class DiskFull(SqliteStore):
+        def add_many(self, records: Iterable[Record]) -> list[Record]:
+            raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
 
-    monkeypatch.setattr(SqliteStore, "add_many", disk_full)
+    def full_disk(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+        assert project is not None
+        return DiskFull(project.default_store)
+
     skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
              for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["rollback", "prod"] if command == "rollback" else ["promote", "--from", "staging",
                                                                "--to", "prod", *skips]  # fmt: skip
-    assert cli(root, *argv) == 1
+    assert cli(root, *argv, adapters=Adapters(open_store=full_disk)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"Pulumi.prod.yaml was written (sha256:{C[7:19]} -> " in err

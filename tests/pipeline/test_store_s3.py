@@ -66,9 +66,8 @@ def test_concurrent_writers_of_one_key_store_it_once(bucket: str) -> None:
     assert len(store.ci_runs()) == 1
 
 
-def test_listing_follows_pagination(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_store, "LIST_PAGE_SIZE", 2)
-    store = open_store(f"s3://{bucket}/p", None)
+def test_listing_follows_pagination(bucket: str) -> None:
+    store = s3_store.S3Store(bucket, "p", page_size=2)
     store.add_many([deployment(m) for m in range(7)])
     assert len(store.deployments()) == 7
 

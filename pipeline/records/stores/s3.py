@@ -77,9 +77,16 @@ def _id_of(name: str) -> int:
 class S3Store:
     """``RecordStore`` on an S3 prefix; see the module docstring."""
 
-    def __init__(self, bucket: str, prefix: str, client: S3Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        client: S3Client | None = None,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix
+        self._page_size = page_size
         self.location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         if client is None:
             import boto3
@@ -189,7 +196,7 @@ class S3Store:
             pages = paginator.paginate(
                 Bucket=self.bucket,
                 Prefix=self._folder(kind),
-                PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+                PaginationConfig={"PageSize": self._page_size},
             )
             for page in pages:
                 for item in page.get("Contents", ()):
