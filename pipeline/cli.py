@@ -1,10 +1,11 @@
 """Command line: global options, every command's parser, and exit codes.
 
 Each command registers its own arguments (``pipeline.commands.<module>.register``)
-and runs as ``run(args, adapters)``. Only argparse and those light modules are
-imported at start-up, and only the command being run gets its arguments built,
-so ``python -m pipeline --help`` stays fast. Typed errors become exit codes and
-one line on stderr here, and nowhere else.
+and runs as ``run(args, adapters)``. The list of commands and their one-line help
+is ``pipeline.commands.COMMANDS``: start-up imports argparse and nothing heavy,
+and only the command being run is imported and gets its arguments built, so
+``python -m pipeline --help`` stays fast. Typed errors become exit codes and one
+line on stderr here, and nowhere else.
 
 The global options (``--project-dir``, ``--store``) are accepted before or after
 the command: ``history prod --store FILE`` works like ``--store FILE history prod``.

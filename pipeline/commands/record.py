@@ -271,27 +271,28 @@ def _deployments_from_pulumi(args: argparse.Namespace, adapters: Adapters) -> li
 
 def _ci_run_from_flags(args: argparse.Namespace, adapters: Adapters) -> list[Record]:
     """``record ci --image REF --build-seconds N --test-seconds N [counts] [scan counts]``."""
-    from pipeline.records.model import CiRun
+    from pipeline.records.sources import ci
+    from pipeline.records.sources.junit import TestCounts
 
     _require(args, "ci", ("--image", "--build-seconds", "--test-seconds"))
     image, digest = image_and_digest(args.image)
     started = _started(args)
-    return [
-        CiRun(
-            image=image,
-            digest=digest,
-            commit=args.commit,
-            started=started,
-            build_seconds=args.build_seconds,
-            test_seconds=args.test_seconds,
-            passed=args.passed or 0,
-            failed=args.failed or 0,
-            errors=args.errors or 0,
-            skipped=args.skipped or 0,
-            scan_critical=args.scan_critical,
-            scan_high=args.scan_high,
-        )
-    ]
+    facts = ci.CiFacts(image, digest, args.commit, None, args.scan_critical, args.scan_high)
+    counts = TestCounts(
+        passed=args.passed or 0,
+        failed=args.failed or 0,
+        errors=args.errors or 0,
+        skipped=args.skipped or 0,
+    )
+    run = ci.ci_run(
+        facts,
+        counts,
+        source="cli",
+        started=started,
+        build_seconds=args.build_seconds,
+        test_seconds=args.test_seconds,
+    )
+    return [run]
 
 
 def _ci_run_from_junit(args: argparse.Namespace, adapters: Adapters) -> list[Record]:
