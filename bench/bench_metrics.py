@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from pipeline import junit
 from pipeline.commands.metrics import load_records
-from pipeline.metrics import compute, weekly
-from pipeline.records import CiRun, Deployment, Record, Rollback, Window
-from pipeline.store import open_store
+from pipeline.metrics.compute import compute, weekly
+from pipeline.records.model import CiRun, Deployment, Record, Rollback, Window
+from pipeline.records.sources import junit
+from pipeline.records.stores import open_store
 
 CI_RUNS = 100_000
 DEPLOYMENTS = 100_000

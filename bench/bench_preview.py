@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.preview_comment import build_comment, report_from_preview
-from pipeline.preview_json import loads_preview
+from pipeline.preview.comment import build_comment
+from pipeline.preview.pulumi_json import loads_preview
+from pipeline.preview.report import report_from_preview
 from tests.pipeline.previewkit import huge_preview
 
 ROOT = Path(__file__).resolve().parent.parent

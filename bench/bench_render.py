@@ -28,7 +28,7 @@ _LIST_MODULES = """
 import json, sys
 from pathlib import Path
 from pipeline.project import find_project
-from pipeline.render import render
+from pipeline.render.stack import render
 render(find_project(), sys.argv[1])
 prefixes = tuple(json.loads(sys.argv[2]))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in prefixes)))

@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.records import CiRun, Deployment, Hold, Window
-from pipeline.store import open_store
+from pipeline.records.model import CiRun, Deployment, Hold, Window
+from pipeline.records.stores import open_store
 
 COUNT = 100_000
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -63,3 +63,17 @@ def find_project(start: str | Path | None = None) -> Project:
     raise ConfigError(
         f"no {PROJECT_FILE} in {here} or any parent: run inside the project or pass --project-dir"
     )
+
+
+def locate_project(project_dir: str | None, location: str | None) -> Project | None:
+    """The project (``--project-dir`` or the nearest one); optional with an explicit store.
+
+    Commands that only append records (``record``) work outside the project
+    when ``--store`` names the store; then there is no stack list to check.
+    """
+    try:
+        return find_project(project_dir)
+    except ConfigError:
+        if location and project_dir is None:
+            return None
+        raise

@@ -1,13 +1,14 @@
 """What a plaintext secret looks like: shared by the policy rules and the comment redaction.
 
-Pure: no Pulumi imports, so ``pipeline`` can use it without loading the policy SDK.
+Pure: no Pulumi imports, so ``pipeline`` can use it without loading the policy SDK. The
+placeholder itself is ``pipeline.secrets.SECRET_PLACEHOLDER``, the one every output uses.
 """
 
 from __future__ import annotations
 
 import re
 
-SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 - the redaction marker itself
+from pipeline.secrets import SECRET_PLACEHOLDER
 
 # Names that carry a credential when given a literal value.
 _SECRET_NAME = re.compile(

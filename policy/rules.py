@@ -11,7 +11,6 @@ name fields and containers, never values, so they are safe to print in a pull re
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from pipeline.images.refs import is_digest, pinned_digest
 from policy.model import DEFAULT_PROD_STACKS
 from policy.plaintext import is_plaintext_secret
 
@@ -62,8 +62,6 @@ _RESTRICTED_VOLUMES = frozenset(
     }
 )
 _ALLOWED_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
-_DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
-_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _OPEN_RANGES = frozenset({"0.0.0.0/0", "::/0"})
 
 
@@ -229,7 +227,8 @@ def _validate_digest(args: ResourceValidationArgs, report: ReportViolation) -> N
         return
     if args.resource_type == DOCKER_CONTAINER:
         image = str(args.props.get("image") or "")
-        if not (_DIGEST_REF.search(image) or _IMAGE_ID.match(image)):
+        # A Docker container may also name its image by image id (sha256:<hex> alone).
+        if pinned_digest(image) is None and not is_digest(image):
             report("container image is not pinned by digest (repo@sha256:...)", None)
         return
     spec = pod_spec(args.resource_type, args.props)
@@ -237,7 +236,7 @@ def _validate_digest(args: ResourceValidationArgs, report: ReportViolation) -> N
         return
     for container in containers(spec):
         image = str(container.get("image") or "")
-        if not _DIGEST_REF.search(image):
+        if pinned_digest(image) is None:
             report(
                 f"container {_cname(container)} image is not pinned by digest "
                 "(repo@sha256:<64 hex>)",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stackfile import read_image
+from pipeline.stacks.stackfile import read_image
 from tests.projectcopy import copy_project
 from tests.registry_fixture import PushedImages, registry_images, registry_server
 

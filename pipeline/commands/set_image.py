@@ -4,80 +4,59 @@ The order matters: everything that can refuse (the reference grammar, the
 stack's settings, mutable tags, the registry) runs before the stack file is
 touched, and the write itself is a locked compare-and-swap when
 ``--expect-digest`` is given, so a refused or failed run changes nothing.
+
+This is the command CI runs after every build, so its imports are kept to what
+it uses (``python -X importtime -m pipeline set-image ...`` shows them).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.project import Project, find_project
-from pipeline.refs import ImageRef, parse_digest, parse_ref
-from pipeline.stackfile import ImageSetting, StackEdit, read_image, write_image
+from pipeline.commands.options import examples
 
-DEFAULT_MUTABLE_TAGS = ("latest",)
+TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
 
-
-def _strings(value: Any, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"cv-platform:{key} must be a list of strings, got {value!r}")
-    return tuple(value)
+if TYPE_CHECKING:
+    from pipeline.commands.adapters import Adapters
+    from pipeline.images.client import RegistryClient
+    from pipeline.images.refs import ImageRef
+    from pipeline.stacks.image import ImageSetting
+    from pipeline.stacks.stackfile import StackEdit
 
 
-@dataclass(frozen=True)
-class ImagePolicy:
-    """What a stack's settings say about the images it may pin."""
-
-    mutable_tags: tuple[str, ...]
-    insecure_registries: tuple[str, ...]
-    prod: bool
-    # Pulumi.yaml's default repository, for a bare tag when the stack sets none.
-    default_repository: str | None
-
-
-def stack_policy(project: Project, stack: str) -> ImagePolicy:
-    """The stack's ``ImagePolicy``, from its settings merged with Pulumi.yaml's defaults."""
-    from pipeline.stackconfig import load_stack_config
-
-    cfg = load_stack_config(project, stack)
-    image = cfg.get("image")
-    repository = image.get("repository") if isinstance(image, dict) else None
-    environment = str(cfg.get("environment") or stack)
-    return ImagePolicy(
-        mutable_tags=_strings(cfg.get("mutableTags"), "mutableTags", DEFAULT_MUTABLE_TAGS),
-        insecure_registries=_strings(cfg.get("insecureRegistries"), "insecureRegistries", ()),
-        prod=environment == "prod" or stack == "prod",
-        default_repository=repository if isinstance(repository, str) and repository else None,
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Resolve REF in the registry and write cv-platform:image in Pulumi.STACK.yaml (only "
+        "the image lines change). REF: repo:tag, repo@sha256:..., repo:tag@sha256:..., or a "
+        "bare tag or digest for the stack's current repository. Digests are sha256."
+    )
+    parser.epilog = examples(
+        "set-image staging 9f3c2ab",
+        "set-image staging registry.example.internal/cv-platform/model-server:9f3c2ab --dry-run",
+        'set-image staging 9f3c2ab --expect-digest "$current"',
+    )
+    parser.add_argument("stack", metavar="STACK")
+    parser.add_argument("ref", metavar="REF")
+    parser.add_argument("--dry-run", action="store_true", help="print the file diff, write nothing")
+    parser.add_argument(
+        "--expect-digest",
+        metavar="DIGEST",
+        help="write only if the stack's current digest is DIGEST (compare-and-swap)",
+    )
+    parser.add_argument(
+        "--allow-mutable",
+        action="store_true",
+        help="accept a mutable tag such as latest (never for prod)",
     )
 
 
-def check_mutable(
-    ref: ImageRef, stack: str, mutable: tuple[str, ...], *, prod: bool, allow_mutable: bool
-) -> None:
-    """Refuse a tag the stack marks mutable (always for prod)."""
-    if ref.tag is None or ref.tag not in mutable:
-        return
-    if prod:
-        raise PipelineError(
-            f"tag {ref.tag!r} is mutable (cv-platform:mutableTags) and {stack} is a prod stack: "
-            "pin an immutable tag or a digest (--allow-mutable never applies to prod)"
-        )
-    if not allow_mutable:
-        raise PipelineError(
-            f"tag {ref.tag!r} is mutable (cv-platform:mutableTags): use an immutable tag "
-            f"such as the git sha, or {ref.name}@<digest>, or pass --allow-mutable"
-        )
-
-
-def resolve_setting(ref: ImageRef, insecure: tuple[str, ...]) -> ImageSetting:
+def resolve_setting(ref: ImageRef, client: RegistryClient) -> ImageSetting:
     """The ``{repository, tag, digest}`` to write for ``ref``, checked in the registry."""
-    from pipeline.registry import client_for_stack
+    from pipeline.errors import PipelineError
+    from pipeline.images.refs import ImageRef
+    from pipeline.stacks.image import ImageSetting
 
-    client = client_for_stack(insecure)
     if ref.tag is None:
         return ImageSetting(ref.name, None, client.resolve(ref))
     digest = client.resolve(ImageRef(ref.registry, ref.repository, ref.tag, None))
@@ -99,17 +78,20 @@ def report(stack: str, edit: StackEdit, *, dry_run: bool) -> str:
     return line
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, adapters: Adapters) -> int:
+    from pipeline.images.refs import parse_digest, parse_ref
+    from pipeline.project import find_project
+    from pipeline.stacks.policy import check_mutable, stack_policy
+    from pipeline.stacks.stackfile import read_image, write_image
+
     project = find_project(args.project_dir)
     path = project.existing_stack_file(args.stack)
     current = read_image(path)
     policy = stack_policy(project, args.stack)
     ref = parse_ref(args.ref, default_repository=current.repository or policy.default_repository)
     expect = parse_digest(args.expect_digest) if args.expect_digest is not None else None
-    check_mutable(
-        ref, args.stack, policy.mutable_tags, prod=policy.prod, allow_mutable=args.allow_mutable
-    )
-    new = resolve_setting(ref, policy.insecure_registries)
+    check_mutable(ref, args.stack, policy, allow_mutable=args.allow_mutable)
+    new = resolve_setting(ref, adapters.registry(policy.insecure_registries))
     edit = write_image(path, new, expect_digest=expect, dry_run=args.dry_run)
     print(report(args.stack, edit, dry_run=args.dry_run))
     return 0

@@ -216,7 +216,7 @@ stat -c "%a $CI_AUTHFILE" "$CI_AUTHFILE"
 "$PYTHON" - "$1" <<'PY'
 import os, sys
 from pathlib import Path
-from pipeline.registry import docker_credentials
+from pipeline.images.credentials import docker_credentials
 found = docker_credentials(sys.argv[1], Path(os.environ["DOCKER_CONFIG"]) / "config.json")
 wanted = (os.environ["REGISTRY_USER"], os.environ["REGISTRY_PASSWORD"])
 print(found is not None and (found.username, found.password) == wanted)

@@ -10,9 +10,9 @@ import pulumi
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
-from pipeline.mocks import DeclaredResource, ProgramRun, RecordingMocks, run_program
 from pipeline.project import Project
-from pipeline.stackconfig import engine_config, engine_string, load_stack_config
+from pipeline.render.mocks import DeclaredResource, ProgramRun, RecordingMocks, run_program
+from pipeline.stacks.config import engine_config, engine_string, load_stack_config
 
 PROJECT = "cv-platform"
 DIGEST = "sha256:" + "ab" * 32

@@ -13,14 +13,9 @@ import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
 from infra.config import SettingsError, parse_settings
-from infra.environment import (
-    RUN_AS_GROUP,
-    RUN_AS_USER,
-    ModelEnvironment,
-    ModelEnvironmentArgs,
-    label_value,
-)
-from pipeline.mocks import ProgramRun
+from infra.environment import ModelEnvironment, ModelEnvironmentArgs, label_value
+from infra.workload import RUN_AS_GROUP, RUN_AS_USER
+from pipeline.render.mocks import ProgramRun
 from tests.infra.conftest import (
     BASE,
     DIGEST,
@@ -459,8 +454,8 @@ def test_pull_secret_is_dockerconfigjson_and_stays_secret(pulumi_mocks: Any) -> 
 
 
 def test_missing_registry_password_is_refused_by_the_program(project: Any) -> None:
-    from pipeline.mocks import run_program
-    from pipeline.stackconfig import engine_config, load_stack_config
+    from pipeline.render.mocks import run_program
+    from pipeline.stacks.config import engine_config, load_stack_config
 
     config, secret_keys = engine_config(load_stack_config(project, "staging"))
     config.pop("cv-platform:registryPassword")

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret
 
-from pipeline.mocks import DeclaredResource, ProgramRun
 from pipeline.project import Project
+from pipeline.render.mocks import DeclaredResource, ProgramRun
 from tests.infra.conftest import run_stack_file, unwrap, uploads
 
 DIGEST_PINNED = re.compile(r"^[\w.:/-]+@sha256:[0-9a-f]{64}$")
@@ -656,7 +656,7 @@ def test_render_shows_the_tooling_for_staging_only_with_secrets_redacted(
     project_root: Path, tmp_path: Path
 ) -> None:
     from pipeline.cli import main
-    from pipeline.stackconfig import SECRET_PLACEHOLDER
+    from pipeline.secrets import SECRET_STAND_IN
 
     def render(stack: str, out: str) -> str:
         code = main(
@@ -677,6 +677,6 @@ def test_render_shows_the_tooling_for_staging_only_with_secrets_redacted(
         "cv-platform-registry-data",
     ):
         assert f'"{name}"' in first, name
-    assert SECRET_PLACEHOLDER not in first
+    assert SECRET_STAND_IN not in first
     prod = render("prod", "prod")
     assert "docker:" not in prod

@@ -28,7 +28,7 @@ from infra.registry import (
     registry_config,
     registry_major,
 )
-from pipeline.httpclient import HttpError, Session, basic_auth
+from pipeline.io.http import HttpError, Session, basic_auth
 from tests.infra.conftest import pulumi_test, run_stack_file, uploads
 from tests.waiting import wait_until
 

@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.mocks import forget_shadowed_modules
-from pipeline.stackconfig import SECRET_PLACEHOLDER
+from pipeline.render.mocks import forget_shadowed_modules
+from pipeline.secrets import SECRET_STAND_IN
 
 KUBERNETES_VERSION = "1.31.0"
 STACKS = ("staging", "prod")
@@ -261,7 +261,7 @@ def test_renders_in_another_process_with_another_hash_seed_are_byte_identical(
 def test_no_secret_value_appears_anywhere_in_the_render(
     rendered: dict[str, Path], stack: str
 ) -> None:
-    markers = {SECRET_PLACEHOLDER, *base64_fragments(SECRET_PLACEHOLDER)}
+    markers = {SECRET_STAND_IN, *base64_fragments(SECRET_STAND_IN)}
     for name, content in tree(rendered[stack]).items():
         text = content.decode()
         for marker in markers:

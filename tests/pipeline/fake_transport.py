@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.client import HTTPMessage
 
-from pipeline.httpclient import Response, Timeout
+from pipeline.io.http import Response, Timeout
 
 Answer = Callable[[str, str, Mapping[str, str]], Response]
 

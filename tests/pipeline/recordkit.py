@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from pipeline.records import CiRun, Deployment
+from pipeline.records.model import CiRun, Deployment
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DIGEST_A = "sha256:" + "a" * 64

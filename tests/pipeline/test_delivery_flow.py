@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.stackfile import read_image
+from pipeline.stacks.stackfile import read_image
 from tests.registry_fixture import PushedImages
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

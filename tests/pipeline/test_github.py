@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError, UsageError
-from pipeline.github import GitHubClient, GitHubError, PullRequest, token_from_env
-from pipeline.preview_comment import MARKER
+from pipeline.preview.comment import MARKER
+from pipeline.preview.github import GitHubClient, GitHubError, PullRequest, token_from_env
 from tests.github_fake import TOKEN, FakeGitHub, github_api, github_server
 
 __all__ = ["github_api", "github_server"]  # fixtures, imported

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.httpclient import (
+from pipeline.io.http import (
     HttpConnectionError,
     HttpTimeout,
     HttpTlsError,
@@ -393,7 +393,8 @@ def test_https_goes_through_a_connect_tunnel_and_is_still_verified(
 def test_the_three_clients_need_no_requests() -> None:
     # requirements.txt no longer lists requests: none of the clients may import it.
     probe = (
-        "import sys, pipeline.registry, pipeline.jenkins, pipeline.github; "
+        "import sys, pipeline.images.client, pipeline.records.sources.jenkins, "
+        "pipeline.preview.github; "
         "print('requests' in sys.modules, 'urllib3' in sys.modules)"
     )
     done = subprocess.run(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import ingest
 from pipeline.cli import main
-from pipeline.records import CiRun, Deployment
-from pipeline.store import open_store
+from pipeline.records.model import CiRun, Deployment
+from pipeline.records.sources.git import commit_time
+from pipeline.records.stores import open_store
 from tests.pipeline.jenkins_fake import FakeJenkins, jenkins_server, server
 from tests.pipeline.test_pulumi_history import fake_pulumi
 
@@ -399,9 +399,9 @@ def test_commit_time_comes_from_the_local_checkout(tmp_path: Path) -> None:
     sha = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
     ).stdout.strip()
-    assert ingest.commit_time(sha, repo) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-    assert ingest.commit_time("not-a-sha", repo) is None
-    assert ingest.commit_time("0" * 40, repo) is None
+    assert commit_time(sha, repo) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    assert commit_time("not-a-sha", repo) is None
+    assert commit_time("0" * 40, repo) is None
 
 
 def test_zone_less_times_are_read_as_utc_and_said(

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import jenkins
-from pipeline.httpclient import basic_auth
-from pipeline.jenkins import JenkinsClient, JenkinsError, StageMap
+from pipeline.io.http import basic_auth
+from pipeline.records.sources import jenkins
+from pipeline.records.sources.jenkins import JenkinsClient, JenkinsError, StageMap
 from tests.pipeline.fake_transport import FakeTransport, answer
 from tests.pipeline.jenkins_fake import FakeJenkins, jenkins_server, server
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import junit
-from pipeline.junit import JunitError, TestCounts
+from pipeline.records.sources import junit
+from pipeline.records.sources.junit import JunitError, TestCounts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import junit
-from pipeline.junit import JunitError
+from pipeline.records.sources import junit
+from pipeline.records.sources.junit import JunitError
 
 _ROW = re.compile(r"^\|\s*(junit/[^|]+?\.xml)\s*\|(.*)\|\s*$")
 _COUNTS = re.compile(r"testcases=(\d+); failure=(\d+), error=(\d+), skipped=(\d+)")

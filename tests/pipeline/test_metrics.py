@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline import metrics
-from pipeline.metrics import compute
-from pipeline.records import CiRun, Deployment, Records, Rollback, Window
+from pipeline.metrics import dora
+from pipeline.metrics.compute import compute, weekly
+from pipeline.metrics.figures import median
+from pipeline.records.model import CiRun, Deployment, Records, Rollback, Window
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
 UNTIL = T0 + timedelta(days=28)
@@ -203,9 +204,9 @@ def test_lead_time_after_deploy_is_skew_and_excluded() -> None:
 
 
 def test_median_of_an_even_count_is_the_mean_of_the_middle_two() -> None:
-    assert metrics.median([4.0, 1.0, 3.0, 10.0]) == pytest.approx(3.5)
-    assert metrics.median([5.0]) == 5.0
-    assert metrics.median([]) is None
+    assert median([4.0, 1.0, 3.0, 10.0]) == pytest.approx(3.5)
+    assert median([5.0]) == 5.0
+    assert median([]) is None
 
 
 def test_lead_time_median_over_an_even_number_of_deployments() -> None:
@@ -340,7 +341,7 @@ def test_stack_selection_applies_to_p_d_and_dora() -> None:
     [(10, "elite"), (7, "elite"), (6.9, "high"), (1, "high"), (0.5, "medium"), (0.1, "low")],
 )
 def test_frequency_tiers(per_week: float, tier: str) -> None:
-    assert metrics.frequency_tier(per_week) == tier
+    assert dora.frequency_tier(per_week) == tier
 
 
 @pytest.mark.parametrize(
@@ -354,8 +355,8 @@ def test_frequency_tiers(per_week: float, tier: str) -> None:
     ],
 )
 def test_time_tiers(hours_: float, lead: str, recovery: str) -> None:
-    assert metrics.lead_time_tier(hours_) == lead
-    assert metrics.recovery_tier(hours_) == recovery
+    assert dora.lead_time_tier(hours_) == lead
+    assert dora.recovery_tier(hours_) == recovery
 
 
 @pytest.mark.parametrize(
@@ -363,7 +364,7 @@ def test_time_tiers(hours_: float, lead: str, recovery: str) -> None:
     [(0.0, "elite"), (0.05, "elite"), (0.1, "high"), (0.15, "medium"), (0.64, "low")],
 )
 def test_change_failure_tiers(rate: float, tier: str) -> None:
-    assert metrics.change_failure_tier(rate) == tier
+    assert dora.change_failure_tier(rate) == tier
 
 
 def test_weekly_points_cover_the_window_with_gaps_as_none() -> None:
@@ -371,7 +372,7 @@ def test_weekly_points_cover_the_window_with_gaps_as_none() -> None:
         ci_runs=(ci(T0 + hours(1), passed=1),),
         deployments=(deploy(T0 + hours(2)), deploy(T0 + timedelta(days=15), result="failed")),
     )
-    points = metrics.weekly(records, T0, T0 + timedelta(days=28))
+    points = weekly(records, T0, T0 + timedelta(days=28))
     assert [p.start for p in points] == [T0 + timedelta(days=7 * i) for i in range(4)]
     assert points[0].m_ci_minutes == pytest.approx(20.0)
     assert points[2].m_ci_minutes is None  # a deployment but no CI run that week
@@ -408,7 +409,7 @@ def test_weekly_agrees_with_compute_week_by_week() -> None:
     records = Records(ci_runs=runs, deployments=deploys)
     until = T0 + timedelta(days=26)
     for stacks in ((), ("prod",)):
-        points = metrics.weekly(records, T0, until, stacks)
+        points = weekly(records, T0, until, stacks)
         assert len(points) == 4
         for point in points:
             stop = min(point.start + timedelta(days=7), until)

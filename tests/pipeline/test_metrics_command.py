@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
-from pipeline.records import CiRun, Deployment, Record
-from pipeline.store import open_store
+from pipeline.records.model import CiRun, Deployment, Record
+from pipeline.records.stores import open_store
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.cli import build_parser, main
 from pipeline.commands import preview
-from pipeline.pulumi_cli import Completed
+from pipeline.commands.adapters import Adapters
+from pipeline.io.process import Completed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 OWN = ("replace.json", "deletes.json", "diagnostics.json", "secrets.json")
@@ -85,7 +86,7 @@ def test_saved_own_preview_prints_its_change_summary(
 def test_saved_preview_too_large_for_github_is_shortened_not_its_summary(
     tmp_path: Path, project_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.preview_comment import GITHUB_LIMIT
+    from pipeline.preview.comment import GITHUB_LIMIT
     from tests.pipeline.previewkit import huge_preview
 
     path = tmp_path / "huge.json"
@@ -127,7 +128,7 @@ class FakePulumi:
         self.config = config
         self.calls: list[list[str]] = []
 
-    def __call__(self, cmd: Sequence[str], cwd: Path) -> Completed:
+    def __call__(self, cmd: Sequence[str], cwd: str | None = None, **options: object) -> Completed:
         self.calls.append(list(cmd))
         stack = cmd[cmd.index("--stack") + 1]
         if cmd[1] == "config":
@@ -139,7 +140,7 @@ class FakePulumi:
 
 def _online(project_root: Path, fake: FakePulumi, *argv: str) -> int:
     args = build_parser().parse_args(["--project-dir", str(project_root), "preview", *argv])
-    return preview.run(args, runner=fake)
+    return preview.run(args, Adapters(run=fake))
 
 
 def test_online_previews_every_stack_and_scrubs_secret_config(
@@ -195,7 +196,7 @@ def test_online_failure_without_json_is_one_line(
         match=r"pulumi preview --stack prod failed \(exit 255\): "
         r"error: no stack named 'prod' found",
     ):
-        preview.run(args, runner=fake)
+        preview.run(args, Adapters(run=fake))
     assert capsys.readouterr().out == ""
 
 
@@ -272,8 +273,8 @@ def test_unknown_stack_is_refused(project_root: Path, capsys: pytest.CaptureFixt
 
 
 def test_offline_policy_uses_protect_when_the_render_records_it() -> None:
-    from pipeline.commands.preview import _offline_report
-    from pipeline.preview_offline import Snapshot, StackDiff
+    from pipeline.preview.diff import Snapshot, StackDiff
+    from pipeline.preview.report import report_from_diff
 
     volume = "docker:index/volume:Volume"
     head = Snapshot(
@@ -284,7 +285,7 @@ def test_offline_policy_uses_protect_when_the_render_records_it() -> None:
             {"type": volume, "name": "unrecorded", "inputs": {}},
         ),
     )
-    report = _offline_report(StackDiff("staging", "base", (), {}, head, Snapshot()))
+    report = report_from_diff(StackDiff("staging", "base", (), {}, head, Snapshot()))
     assert report.policy is not None
     assert [v.resource_name for v in report.policy.violations] == ["recorded-unprotected"]
     assert [n.resource_name for n in report.policy.not_checked] == ["unrecorded"]
@@ -296,7 +297,7 @@ def staging_render(project_root: Path, tmp_path_factory: pytest.TempPathFactory)
         pytest.skip("the Pulumi program (__main__.py) is not in the project yet")
     import subprocess
 
-    from pipeline.preview_offline import render_command
+    from pipeline.preview.offline import render_command
 
     out = tmp_path_factory.mktemp("render") / "staging"
     done = subprocess.run(
@@ -312,13 +313,13 @@ def staging_render(project_root: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_offline_volume_rule_decides_on_the_real_staging_render(staging_render: Path) -> None:
-    from pipeline.commands.preview import _offline_report
-    from pipeline.preview_offline import Snapshot, StackDiff
+    from pipeline.preview.diff import Snapshot, StackDiff
+    from pipeline.preview.report import report_from_diff
 
     head = Snapshot.load(staging_render)
     volumes = [r for r in head.resources if r["type"] == "docker:index/volume:Volume"]
     assert volumes, "the staging render declares the tooling's volumes"
-    report = _offline_report(StackDiff("staging", "base", (), {}, head, head))
+    report = report_from_diff(StackDiff("staging", "base", (), {}, head, head))
     assert report.policy is not None
     assert report.policy.not_checked == ()
     assert report.policy.violations == ()
@@ -332,7 +333,7 @@ def test_offline_volume_rule_decides_on_the_real_staging_render(staging_render: 
             for r in head.resources
         ),
     )
-    report = _offline_report(StackDiff("staging", "base", (), {}, unprotected, head))
+    report = report_from_diff(StackDiff("staging", "base", (), {}, unprotected, head))
     assert report.policy is not None
     assert [(v.policy, v.resource_name) for v in report.policy.violations] == [
         ("protected-tooling-volumes", "cv-platform-jenkins-home")

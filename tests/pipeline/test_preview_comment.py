@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.preview_comment import (
-    GITHUB_LIMIT,
-    MARKER,
-    ResourceChange,
-    StackReport,
-    build_comment,
-    report_from_preview,
-)
-from pipeline.preview_json import loads_preview, parse_preview
+from pipeline.preview.comment import GITHUB_LIMIT, MARKER, build_comment
+from pipeline.preview.pulumi_json import loads_preview, parse_preview
+from pipeline.preview.report import ResourceChange, StackReport, report_from_preview
 from policy.model import NotChecked, PolicyOutcome, Violation
 from tests.pipeline.previewkit import huge_preview
 

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.preview_json import (
-    SECRET,
-    PreviewFormatError,
-    Urn,
-    loads_preview,
-    parse_path,
-    parse_preview,
-    scrub,
-)
+from pipeline.preview.pulumi_json import PreviewFormatError, Urn, loads_preview, parse_preview
+from pipeline.preview.values import parse_path, scrub
+from pipeline.secrets import SECRET_PLACEHOLDER
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 SAMPLE_NAMES = (
@@ -114,7 +108,7 @@ def test_secrets_never_survive_parsing() -> None:
     ):
         assert value in text  # the fixture really holds it...
         assert value not in dumped  # ...and parsing dropped it
-    assert result.config["cv-platform:registryPassword"] == SECRET
+    assert result.config["cv-platform:registryPassword"] == SECRET_PLACEHOLDER
 
 
 def test_scrub_handles_every_signature() -> None:
@@ -127,9 +121,9 @@ def test_scrub_handles_every_signature() -> None:
         "x": {sig: "ffffffffffffffffffffffffffffffff", "value": "who knows"},
     }
     assert scrub(value) == {
-        "s": SECRET,
+        "s": SECRET_PLACEHOLDER,
         "a": "[asset sha256:abababababab]",
-        "o": SECRET,
+        "o": SECRET_PLACEHOLDER,
         "u": "[unknown]",
         "x": "[opaque]",
     }

@@ -13,7 +13,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.preview_offline import Snapshot, diff_snapshots, offline_preview, resolve_ref
+from pipeline.io.process import Completed
+from pipeline.preview.diff import Snapshot, diff_snapshots
+from pipeline.preview.offline import offline_preview, resolve_ref
 
 LB_SERVICE = """
 import pulumi_kubernetes as k8s
@@ -241,8 +243,8 @@ def test_no_worktree_is_left_behind(runs: Runs) -> None:
 
 
 def test_failed_render_still_removes_the_worktree(runs: Runs) -> None:
-    def failing(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(list(cmd), 1, "", "render: error: boom\n")
+    def failing(cmd: Sequence[str], cwd: str | None = None, **options: object) -> Completed:
+        return Completed(1, "", "render: error: boom\n")
 
     with pytest.raises(PipelineError, match=r"rendering staging at .* failed: render: error: boom"):
         offline_preview(runs.repo, ["staging"], "HEAD", runner=failing)

@@ -12,9 +12,11 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.project import Project
-from pipeline.records import CiRun, Deployment, Hold, Record
-from pipeline.stackfile import ImageSetting, read_image, unified_diff, write_image
-from pipeline.store import open_store
+from pipeline.records.model import CiRun, Deployment, Hold, Record
+from pipeline.records.stores import open_store
+from pipeline.stacks.edit import unified_diff
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import read_image, write_image
 from tests.registry_fixture import PushedImages
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -229,8 +231,8 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
     capsys: pytest.CaptureFixture[str],
     pinned: bool,
 ) -> None:
-    from pipeline.commands import promotion as command
-    from pipeline.promotion import DigestCheck
+    from pipeline.commands.adapters import Adapters
+    from pipeline.promotion.gates import DigestCheck
 
     monkeypatch.delenv("PIPELINE_STORE", raising=False)
     for name in STACK_FILES:
@@ -257,8 +259,9 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
         write_image(prod, ImageSetting(repo, "d", theirs))
         return DigestCheck(True, "served")
 
-    monkeypatch.setattr(command.ADAPTERS, "check_digest", someone_else_writes_meanwhile)
-    code = main(["--project-dir", str(tmp_path), "promote", "--from", "staging", "--to", "prod"])
+    adapters = Adapters(check_digest=someone_else_writes_meanwhile)
+    argv = ["--project-dir", str(tmp_path), "promote", "--from", "staging", "--to", "prod"]
+    code = main(argv, adapters)
     assert code == 1
     assert "nothing written" in capsys.readouterr().err
     assert read_image(prod).digest == theirs

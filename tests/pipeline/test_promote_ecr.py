@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.project import Project
-from pipeline.records import CiRun, Deployment
-from pipeline.store import open_store
+from pipeline.records.model import CiRun, Deployment
+from pipeline.records.stores import open_store
 from tests.moto_fixture import ACCOUNT, REGION
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

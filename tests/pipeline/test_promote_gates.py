@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.promotion import (
+from pipeline.promotion.gates import (
     GATE_NAMES,
     DigestCheck,
     GateResult,
     PromotionFacts,
     PromotionPolicy,
+    Severity,
     evaluate_gates,
     findings_from_ci_run,
     findings_from_counts,
@@ -21,7 +22,7 @@ from pipeline.promotion import (
     policy_from_config,
     refused,
 )
-from pipeline.records import Hold
+from pipeline.records.model import Hold
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 NOW = T0 + timedelta(hours=2)
@@ -146,7 +147,7 @@ def test_tests_passed_uses_the_latest_run_that_built_the_digest() -> None:
     assert gate(good_facts(ci_runs=runs), "tests-passed").passed
 
 
-def policy(severity: str) -> PromotionPolicy:
+def policy(severity: Severity) -> PromotionPolicy:
     return PromotionPolicy(soak_minutes=30, min_pass_percent=100, block_severity=severity)
 
 
@@ -154,7 +155,7 @@ def policy(severity: str) -> PromotionPolicy:
     ("severity", "passes"),
     [("critical", True), ("high", False), ("medium", False), ("low", False), ("none", True)],
 )
-def test_ecr_counts_block_at_or_above_the_severity(severity: str, passes: bool) -> None:
+def test_ecr_counts_block_at_or_above_the_severity(severity: Severity, passes: bool) -> None:
     findings = findings_from_counts("ECR scan", {"HIGH": 1, "INFORMATIONAL": 3})
     facts = good_facts(findings=findings, policy=policy(severity))
     assert gate(facts, "vulnerabilities").passed is passes

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import pulumi_cli
-from pipeline.pulumi_cli import Completed, PulumiCli, PulumiError
+from pipeline.io.process import Completed
+from pipeline.io.pulumi import PulumiCli, PulumiError
+from pipeline.records.sources import pulumi_history
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pulumi"
 D = {n: "sha256:" + str(n) * 64 for n in (2, 3, 5, 7)}
@@ -35,9 +36,9 @@ def outputs() -> Any:
     return json.loads((FIXTURES / "staging-outputs.json").read_text(encoding="utf-8"))
 
 
-def imported() -> pulumi_cli.HistoryImport:
-    return pulumi_cli.deployments_from_history(
-        "staging", pulumi_cli.parse_history(history()), outputs()
+def imported() -> pulumi_history.HistoryImport:
+    return pulumi_history.deployments_from_history(
+        "staging", pulumi_history.parse_history(history()), outputs()
     )
 
 
@@ -91,8 +92,8 @@ def _without_in_progress() -> list[Any]:
 def test_latest_update_takes_the_running_digest_from_the_stack_output() -> None:
     # The config said one digest; what the stack exports as running wins for the latest.
     out = {**outputs(), "imageDigest": RUNNING}
-    result = pulumi_cli.deployments_from_history(
-        "staging", pulumi_cli.parse_history(_without_in_progress()), out
+    result = pulumi_history.deployments_from_history(
+        "staging", pulumi_history.parse_history(_without_in_progress()), out
     )
     assert result.deployments[-1].digest == RUNNING
     assert result.deployments[-2].digest == D[5]
@@ -101,8 +102,8 @@ def test_latest_update_takes_the_running_digest_from_the_stack_output() -> None:
 def test_output_digest_is_not_given_to_an_update_older_than_one_in_progress() -> None:
     # While version 8 runs, the outputs may already describe its image, not version 7's.
     out = {**outputs(), "imageDigest": RUNNING}
-    result = pulumi_cli.deployments_from_history(
-        "staging", pulumi_cli.parse_history(history()), out
+    result = pulumi_history.deployments_from_history(
+        "staging", pulumi_history.parse_history(history()), out
     )
     assert result.deployments[-1].key == "pulumi:staging:7"
     assert result.deployments[-1].digest == D[7]
@@ -112,7 +113,9 @@ def test_a_failed_latest_update_keeps_the_digest_it_tried() -> None:
     # After a failed update the outputs still name the image before it.
     entries = [e for e in _without_in_progress() if e["version"] <= 5]
     out = {**outputs(), "imageDigest": D[2]}
-    result = pulumi_cli.deployments_from_history("staging", pulumi_cli.parse_history(entries), out)
+    result = pulumi_history.deployments_from_history(
+        "staging", pulumi_history.parse_history(entries), out
+    )
     assert (result.deployments[-1].key, result.deployments[-1].result) == (
         "pulumi:staging:5",
         "failed",
@@ -139,7 +142,7 @@ def test_zone_less_and_epoch_times_are_read_as_utc() -> None:
             "environment": {},
         }
     ]
-    result = pulumi_cli.deployments_from_history("prod", pulumi_cli.parse_history(entries))
+    result = pulumi_history.deployments_from_history("prod", pulumi_history.parse_history(entries))
     (d,) = result.deployments
     assert d.started == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     assert d.finished == datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
@@ -157,7 +160,7 @@ def test_zone_less_and_epoch_times_are_read_as_utc() -> None:
 )
 def test_malformed_history_is_one_clear_error(data: Any, message: str) -> None:
     with pytest.raises(PulumiError, match=message):
-        pulumi_cli.parse_history(data)
+        pulumi_history.parse_history(data)
 
 
 class Recorded:
@@ -168,7 +171,7 @@ class Recorded:
         self.returncode = returncode
         self.stderr = stderr
 
-    def __call__(self, argv: Sequence[str], cwd: str | None) -> Completed:
+    def __call__(self, argv: Sequence[str], cwd: str | None = None, **options: object) -> Completed:
         self.calls.append((list(argv), cwd))
         name = "staging-history.json" if "history" in argv else "staging-outputs.json"
         body = (FIXTURES / name).read_text(encoding="utf-8") if self.returncode == 0 else ""
@@ -189,7 +192,7 @@ def test_adapter_asks_for_every_update_not_the_default_ten() -> None:
 
 
 def test_missing_pulumi_cli_is_one_clear_error() -> None:
-    def missing(argv: Sequence[str], cwd: str | None) -> Completed:
+    def missing(argv: Sequence[str], cwd: str | None = None, **options: object) -> Completed:
         raise FileNotFoundError(2, "No such file or directory", argv[0])
 
     with pytest.raises(PulumiError, match=r"the pulumi CLI is not installed or not on PATH"):
@@ -203,7 +206,7 @@ def test_failing_pulumi_reports_its_last_stderr_line() -> None:
 
 
 def test_non_json_output_is_a_clear_error() -> None:
-    def chatty(argv: Sequence[str], cwd: str | None) -> Completed:
+    def chatty(argv: Sequence[str], cwd: str | None = None, **options: object) -> Completed:
         return Completed(0, "Version: 7\nUpdateKind: update\n", "")
 
     with pytest.raises(PulumiError, match=r"not JSON"):

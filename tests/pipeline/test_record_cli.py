@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.project import Project
-from pipeline.store import open_store
+from pipeline.records.stores import open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "4d" * 32

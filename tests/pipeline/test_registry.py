@@ -16,16 +16,11 @@ from typing import Any
 import pytest
 
 from pipeline.errors import RegistryError
-from pipeline.httpclient import Response
-from pipeline.refs import ImageRef, parse_ref
-from pipeline.registry import (
-    ACCEPT,
-    MANIFEST_MEDIA_TYPES,
-    EcrTokens,
-    RegistryClient,
-    client_for_stack,
-    docker_credentials,
-)
+from pipeline.images.client import ACCEPT, MANIFEST_MEDIA_TYPES, RegistryClient, client_for_stack
+from pipeline.images.credentials import docker_credentials
+from pipeline.images.ecr import EcrTokens
+from pipeline.images.refs import ImageRef, parse_ref
+from pipeline.io.http import Response
 from tests.pipeline.fake_registry import MANIFEST_DIGEST, Script, fake_registry
 from tests.pipeline.fake_transport import FakeTransport, answer
 from tests.registry_fixture import PushedImages, RegistryServer, free_port

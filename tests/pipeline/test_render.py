@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.mocks import forget_shadowed_modules
-from pipeline.stackconfig import SECRET_PLACEHOLDER
+from pipeline.render.mocks import forget_shadowed_modules
+from pipeline.secrets import SECRET_STAND_IN
 
 PROGRAM = """
 import base64
@@ -229,7 +229,7 @@ def test_render_writes_secrets_as_redacted(project: Path, tmp_path: Path) -> Non
     assert secret["stringData"] == {"token": "[secret]"}
     assert json.loads((out / "stack-outputs.json").read_text())["apiToken"] == "[secret]"
     for content in tree(out).values():
-        assert SECRET_PLACEHOLDER.encode() not in content
+        assert SECRET_STAND_IN.encode() not in content
 
 
 def test_two_renders_are_byte_identical(project: Path, tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_render_refuses_a_secret_that_reaches_a_plain_input(
     assert render(project, out) == 1
     err = capsys.readouterr().err
     assert "secret value reached a plain input of kubernetes:apps/v1:Deployment 'app'" in err
-    assert SECRET_PLACEHOLDER not in err
+    assert SECRET_STAND_IN not in err
     assert not out.exists()
 
 

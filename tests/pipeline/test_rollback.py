@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
+from pipeline.commands.adapters import Adapters
 from pipeline.errors import PipelineError
 from pipeline.project import Project
-from pipeline.promotion import plan_rollback, rollback_choices
-from pipeline.records import Deployment, DeployResult, Hold, Promotion, Rollback
-from pipeline.stackfile import ImageSetting, read_image, unified_diff, write_image
-from pipeline.store import open_store
+from pipeline.promotion.rollback import plan_rollback, rollback_choices
+from pipeline.records.model import Deployment, DeployResult, Hold, Promotion, Rollback
+from pipeline.records.stores import Store, open_store
+from pipeline.stacks.edit import unified_diff
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import read_image, write_image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REPO = "registry.example.internal/cv/model"
@@ -98,8 +101,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def cli(root: Path, *argv: str) -> int:
-    return main(["--project-dir", str(root), *argv])
+def cli(root: Path, *argv: str, adapters: Adapters | None = None) -> int:
+    return main(["--project-dir", str(root), *argv], adapters)
 
 
 def records(root: Path) -> tuple[list[Rollback], list[Hold]]:
@@ -169,20 +172,19 @@ def test_a_refused_rollback_exits_1_and_changes_nothing(
 def test_a_concurrent_change_fails_the_rollback_instead_of_losing_it(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pinned: bool
 ) -> None:
-    from pipeline.commands import promotion as command
-
     prod = root / "Pulumi.prod.yaml"
     if not pinned:
         prod.write_text(prod.read_text().replace(f"    digest: {C}\n", ""))
         assert read_image(prod).digest is None
-    planned = plan_rollback
 
-    def someone_else_writes_meanwhile(*args: object, **kwargs: object) -> object:
+    def someone_else_writes_meanwhile(
+        location: str | None, project: Project | None, *, create: bool = True
+    ) -> Store:
         write_image(prod, ImageSetting(REPO, "tb", B))
-        return planned(*args, **kwargs)  # type: ignore[arg-type]
+        return open_store(location, project, create=create)
 
-    monkeypatch.setattr(command, "plan_rollback", someone_else_writes_meanwhile)
-    assert cli(root, "rollback", "prod") == 1
+    adapters = Adapters(open_store=someone_else_writes_meanwhile)
+    assert cli(root, "rollback", "prod", adapters=adapters) == 1
     err = capsys.readouterr().err
     assert f"but the stack has {B}; nothing written" in err
     assert err.count("\n") == 1
@@ -287,7 +289,7 @@ def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
 def test_skipping_every_gate_still_needs_something_to_promote(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.promotion import GATE_NAMES
+    from pipeline.promotion.gates import GATE_NAMES
 
     skips = [arg for gate in GATE_NAMES for arg in ("--skip-gate", gate)]
     before = (root / "Pulumi.prod.yaml").read_bytes()
@@ -361,24 +363,29 @@ def test_history_json_honours_the_limit_newest_first(
 
 @pytest.mark.parametrize("command", ["rollback", "promote"])
 def test_a_store_failure_after_the_write_says_the_file_was_written(
-    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+    root: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     from pipeline.errors import StoreError
-    from pipeline.store.sqlite import SqliteStore
+    from pipeline.records.model import Record
+    from pipeline.records.stores.sqlite import SqliteStore
 
     store = open_store(None, Project(root))
     store.add(deployed(B, 1, stack="staging"))
     store.close()
 
-    def disk_full(self: SqliteStore, records: object) -> list[object]:
-        raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
+    class DiskFull(SqliteStore):
+        def add_many(self, records: Iterable[Record]) -> list[Record]:
+            raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
 
-    monkeypatch.setattr(SqliteStore, "add_many", disk_full)
+    def full_disk(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+        assert project is not None
+        return DiskFull(project.default_store)
+
     skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
              for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["rollback", "prod"] if command == "rollback" else ["promote", "--from", "staging",
                                                                "--to", "prod", *skips]  # fmt: skip
-    assert cli(root, *argv) == 1
+    assert cli(root, *argv, adapters=Adapters(open_store=full_disk)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"Pulumi.prod.yaml was written (sha256:{C[7:19]} -> " in err

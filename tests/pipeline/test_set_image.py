@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.stackfile import ImageSetting, read_image, unified_diff
+from pipeline.stacks.edit import unified_diff
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import read_image
 from tests.pipeline.fake_registry import Script, fake_registry
 from tests.registry_fixture import OCI_MANIFEST, PushedImages
 

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.project import Project
-from pipeline.stackconfig import SECRET_PLACEHOLDER, engine_config, load_stack_config
+from pipeline.secrets import SECRET_STAND_IN
+from pipeline.stacks.config import engine_config, load_stack_config
 
 PROJECT_YAML = """\
 name: cv-platform
@@ -87,13 +88,13 @@ def test_engine_form_is_strings_with_json_objects_and_placeholder_secrets(
     assert config["cv-platform:replicas"] == "3"
     assert config["cv-platform:gpu"] == "true"
     assert json.loads(config["cv-platform:image"])["digest"] == "sha256:" + "b" * 64
-    assert config["cv-platform:registryPassword"] == SECRET_PLACEHOLDER
+    assert config["cv-platform:registryPassword"] == SECRET_STAND_IN
     assert secret_keys == [
         "cv-platform:adminPassword",
         "cv-platform:jenkinsAdminPassword",
         "cv-platform:registryPassword",
     ]
-    assert config["cv-platform:jenkinsAdminPassword"] == SECRET_PLACEHOLDER
+    assert config["cv-platform:jenkinsAdminPassword"] == SECRET_STAND_IN
 
 
 def test_unknown_stack_names_the_known_ones(project: Project) -> None:
@@ -108,7 +109,7 @@ def test_a_stack_path_that_is_not_a_file_is_named_not_called_unknown(project: Pr
 
 
 def test_malformed_yaml_names_file_and_line(project: Project) -> None:
-    # The same form pipeline.stackfile uses, so every command says it alike.
+    # The same form pipeline.stacks.stackfile uses, so every command says it alike.
     (project.root / "Pulumi.prod.yaml").write_text("config:\n  cv-platform:replicas: [3\n")
     with pytest.raises(ConfigError, match=r"^Pulumi\.prod\.yaml:3: malformed YAML: "):
         load_stack_config(project, "prod")
@@ -144,7 +145,7 @@ def test_a_secure_leaf_inside_an_object_keeps_the_object_and_makes_the_key_secre
     config, secret_keys = engine_config(cfg)
     assert json.loads(config["cv-platform:database"]) == {
         "user": "reader",
-        "password": SECRET_PLACEHOLDER,
+        "password": SECRET_STAND_IN,
     }
     assert "cv-platform:database" in secret_keys
 

@@ -16,13 +16,9 @@ import pytest
 import yaml
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.stackfile import (
-    NO_DIGEST,
-    ImageSetting,
-    read_image,
-    render_image_edit,
-    write_image,
-)
+from pipeline.stacks.edit import render_image_edit
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import NO_DIGEST, read_image, write_image
 
 OLD = "sha256:" + "1" * 64
 NEW = "sha256:" + "2" * 64
@@ -282,7 +278,8 @@ def test_render_is_pure_and_verifies_itself(stack_file: Path) -> None:
 
 _WRITER = """
 import sys
-from pipeline.stackfile import ImageSetting, write_image
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import write_image
 path, repo, a, b = sys.argv[1:5]
 digests = [a, b]
 i = 0
@@ -295,7 +292,8 @@ while True:
 
 _ONE_WRITE = """
 import sys
-from pipeline.stackfile import ImageSetting, write_image
+from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import write_image
 path, repo, digest = sys.argv[1:4]
 print("ready", flush=True)
 write_image(path, ImageSetting(repo, "waited", digest))

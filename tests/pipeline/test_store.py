@@ -12,9 +12,9 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.project import Project
-from pipeline.records import Deployment, Hold, Promotion, Record, Rollback, Window
-from pipeline.store import Store, open_store
-from pipeline.store.codec import KINDS
+from pipeline.records.model import Deployment, Hold, Promotion, Record, Rollback, Window
+from pipeline.records.stores import Store, open_store
+from pipeline.records.stores.codec import KINDS
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 

@@ -14,9 +14,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.records import Hold
-from pipeline.store import open_store
-from pipeline.store import s3 as s3_store
+from pipeline.records.model import Hold
+from pipeline.records.stores import open_store
+from pipeline.records.stores import s3 as s3_store
 from tests.pipeline.recordkit import DIGEST_A, T0, ci_run, deployment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +66,8 @@ def test_concurrent_writers_of_one_key_store_it_once(bucket: str) -> None:
     assert len(store.ci_runs()) == 1
 
 
-def test_listing_follows_pagination(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_store, "LIST_PAGE_SIZE", 2)
-    store = open_store(f"s3://{bucket}/p", None)
+def test_listing_follows_pagination(bucket: str) -> None:
+    store = s3_store.S3Store(bucket, "p", page_size=2)
     store.add_many([deployment(m) for m in range(7)])
     assert len(store.deployments()) == 7
 
@@ -153,8 +152,8 @@ def test_cli_with_a_missing_bucket_exits_1_with_one_line(
 
 WRITER = """
 import sys
-from pipeline.records import CiRun
-from pipeline.store import open_store
+from pipeline.records.model import CiRun
+from pipeline.records.stores import open_store
 store = open_store(sys.argv[1], None)
 for i in range(10):
     store.add(CiRun(image="r/m:t", commit=f"{sys.argv[2]}-{i}"))

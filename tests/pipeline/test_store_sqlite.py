@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.records import Hold, Promotion
-from pipeline.store import open_store
-from pipeline.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from pipeline.records.model import Hold, Promotion
+from pipeline.records.stores import open_store
+from pipeline.records.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -225,8 +225,8 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime, timedelta
-    from pipeline.records import CiRun
-    from pipeline.store import open_store
+    from pipeline.records.model import CiRun
+    from pipeline.records.stores import open_store
     store = open_store(sys.argv[1], None)
     for i in range(int(sys.argv[3])):
         store.add(CiRun(image="r/m:t", commit=f"{sys.argv[2]}-{i}", build_seconds=1.0,
@@ -280,8 +280,8 @@ def test_recording_time_is_now_in_utc(tmp_path: Path) -> None:
 OPENER = textwrap.dedent(
     """
     import sys
-    from pipeline.records import Hold
-    from pipeline.store import open_store
+    from pipeline.records.model import Hold
+    from pipeline.records.stores import open_store
     from datetime import UTC, datetime
     store = open_store(sys.argv[1], None)
     store.add(Hold("prod", "released", datetime.now(UTC), sys.argv[2]))

@@ -1,0 +1,60 @@
+"""What ``promote``, ``rollback``, ``hold`` and ``history`` share: reading a recorded
+deployment back as a stack-file image, and recording after a stack file was written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import ConfigError, PipelineError, StoreError
+from pipeline.images.refs import ImageRef, InvalidReferenceError, parse_ref, short_digest
+from pipeline.records.model import Deployment, Record
+from pipeline.records.stores import Store
+from pipeline.stacks.image import ImageSetting
+
+
+def pinned_setting(
+    deployment: Deployment, mutable: Sequence[str] = ()
+) -> tuple[ImageRef, ImageSetting]:
+    """The image reference and stack-file setting of a recorded deployment.
+
+    The recorded digest is the authority; the reference gives repository and
+    tag. A tag the stack marks mutable is dropped: the digest pins the image.
+    """
+    if deployment.digest is None:
+        raise PipelineError(f"deployment #{deployment.id} of {deployment.stack} has no digest")
+    try:
+        ref = parse_ref(deployment.image)
+    except InvalidReferenceError:
+        # Readers may record a bare repository beside the digest.
+        try:
+            ref = parse_ref(f"{deployment.image.split('@', 1)[0]}@{deployment.digest}")
+        except InvalidReferenceError as exc:
+            raise ConfigError(
+                f"deployment #{deployment.id} of {deployment.stack} records image "
+                f"{deployment.image!r}, not a usable reference: {exc}"
+            ) from None
+    tag = ref.tag if ref.tag not in mutable else None
+    pinned = ImageRef(ref.registry, ref.repository, tag, deployment.digest)
+    return pinned, ImageSetting(pinned.name, tag, deployment.digest)
+
+
+def record_after_write(
+    store: Store, records: Sequence[Record], path: Path, what: str, old: str | None, new: str | None
+) -> list[Record]:
+    """Append ``records`` after ``path`` was written; a failure says the file changed.
+
+    A file and a store cannot change in one transaction. The file goes first
+    (its compare-and-swap is what can refuse), so if the store then fails, the
+    one line must say that the file was written, not that nothing happened.
+    """
+    try:
+        return store.add_many(records)
+    except StoreError as exc:
+        raise StoreError(
+            f"{path.name} was written ({short_digest(old)} -> {short_digest(new)}) but the {what} "
+            f"was not recorded: {exc}; restore the file (git checkout {path.name}) and run it again"
+        ) from None
+
+
+__all__ = ["pinned_setting", "record_after_write"]

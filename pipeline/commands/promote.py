@@ -1,0 +1,254 @@
+"""``promote --from SOURCE --to TARGET``: the last good digest of one stack, through gates.
+
+The command gathers the facts (stack files, records, the registry's answer, scan
+findings), lets ``pipeline.promotion.gates`` decide, prints the gate table, and
+only then writes: first the target's stack file (a locked compare-and-swap on
+the digest read at the start), then the promotion record. A refused or failed
+promotion leaves every stack file byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+
+from pipeline.commands.options import examples
+
+TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
+
+if TYPE_CHECKING:
+    from pipeline.commands.adapters import Adapters
+    from pipeline.commands.output import Colour
+    from pipeline.images.refs import ImageRef
+    from pipeline.project import Project
+    from pipeline.promotion.gates import GateResult, PromotionFacts, PromotionPolicy, ScanFindings
+    from pipeline.records.model import CiRun, Deployment
+    from pipeline.records.stores import Store
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Promote the digest of the last successful deployment of --from to --to, never the "
+        "newest tag. Seven gates decide: source succeeded, soak time, digest still resolves, "
+        "tests passed, vulnerabilities, target not on hold, not already deployed. Exit 3 "
+        "when a gate refuses; the target file is then untouched."
+    )
+    parser.epilog = examples(
+        "promote --from staging --to prod --dry-run",
+        "promote --from staging --to prod",
+        "promote --from staging --to prod --skip-gate soak",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="STACK",
+        help="the stack whose last successful deployment is promoted",
+    )
+    parser.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="STACK",
+        help="the stack whose Pulumi.STACK.yaml is written",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="evaluate gates, print the diff only"
+    )
+    parser.add_argument(
+        "--skip-gate",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="skip a gate by name (recorded); may be repeated",
+    )
+
+
+_RESULT_COLOURS: Mapping[str, Colour] = {"pass": "green", "FAIL": "red", "skipped": "yellow"}
+
+
+def gate_table(results: Sequence[GateResult]) -> str:
+    """The gate table; its RESULT column coloured when stdout is a terminal."""
+    from pipeline.commands.output import table, use_colour
+
+    return table(
+        ("GATE", "RESULT", "REASON"),
+        [(r.name, r.status, r.reason) for r in results],
+        [(None, _RESULT_COLOURS.get(r.status), None) for r in results],
+        colour=use_colour(sys.stdout),
+    )
+
+
+def _target_policy(project: Project, target: str) -> PromotionPolicy:
+    from pipeline.promotion.gates import policy_from_config
+    from pipeline.stacks.config import load_stack_config
+
+    cfg = load_stack_config(project, target)
+    keys = ("promotionSoakMinutes", "promotionMinPassPercent", "promotionBlockSeverity")
+    return policy_from_config(
+        {key: cfg.get(key) for key in keys if cfg.get(key) is not None}, target
+    )
+
+
+def _findings(
+    adapters: Adapters, digest: str | None, image: ImageRef | None, run: CiRun | None, block: str
+) -> tuple[ScanFindings | None, str]:
+    """Scan findings for the candidate: ECR's own scan, else the CI run's recorded counts."""
+    from pipeline.errors import RegistryError
+    from pipeline.images.refs import ecr_host, short_digest
+    from pipeline.promotion.gates import findings_from_ci_run
+
+    if block == "none" or image is None or digest is None:
+        return None, "no candidate digest"
+    if ecr_host(image.registry) is not None:
+        try:
+            return adapters.ecr_findings(image), ""
+        except RegistryError as exc:
+            return None, str(exc)
+    if run is None:
+        return None, f"no CI run recorded for {short_digest(digest)}, so no scan counts"
+    findings = findings_from_ci_run(run)
+    if findings is None:
+        return None, f"CI run #{run.id} recorded no scan counts (--scan-critical/--scan-high)"
+    return findings, ""
+
+
+def _facts(
+    args: argparse.Namespace,
+    adapters: Adapters,
+    store: Store,
+    *,
+    deployments: tuple[Deployment, ...],
+    policy: PromotionPolicy,
+    image: ImageRef | None,
+    insecure: Sequence[str],
+    target_digest: str | None,
+) -> PromotionFacts:
+    """Everything the gates decide from, asked of the store, the registry and the scanner."""
+    from pipeline.promotion.gates import (
+        DIGEST_RESOLVES,
+        TESTS_PASSED,
+        VULNERABILITIES,
+        PromotionFacts,
+        producing_ci_run,
+    )
+
+    skip = frozenset(args.skip_gate)
+    digest = image.digest if image is not None else None
+    runs: tuple[CiRun, ...] = ()
+    if digest is not None and not {TESTS_PASSED, VULNERABILITIES} <= skip:
+        runs = tuple(store.ci_runs_for_digest(digest))
+    digest_check = None
+    if image is not None and DIGEST_RESOLVES not in skip:
+        digest_check = adapters.check_digest(image, insecure)
+    findings: ScanFindings | None = None
+    findings_error = ""
+    if VULNERABILITIES not in skip:
+        run = producing_ci_run(digest, runs) if digest is not None else None
+        findings, findings_error = _findings(adapters, digest, image, run, policy.block_severity)
+    return PromotionFacts(
+        source_stack=args.source,
+        target_stack=args.target,
+        now=adapters.now(),
+        policy=policy,
+        source_deployments=deployments,
+        ci_runs=runs,
+        digest_check=digest_check,
+        findings=findings,
+        findings_error=findings_error,
+        target_holds=tuple(store.holds(args.target)),
+        target_digest=target_digest,
+    )
+
+
+def run(args: argparse.Namespace, adapters: Adapters) -> int:
+    from pipeline.commands.common import pinned_setting, record_after_write
+    from pipeline.commands.output import print_diff
+    from pipeline.errors import GateRefused, UsageError
+    from pipeline.images.refs import short_digest
+    from pipeline.project import find_project
+    from pipeline.promotion.gates import GATE_NAMES, evaluate_gates, last_successful, refused
+    from pipeline.records.model import Promotion
+    from pipeline.stacks.policy import stack_policy
+    from pipeline.stacks.stackfile import NO_DIGEST, read_image, write_image
+
+    unknown = sorted(set(args.skip_gate) - set(GATE_NAMES))
+    if unknown:
+        raise UsageError(f"unknown gate {', '.join(unknown)}; gates: {', '.join(GATE_NAMES)}")
+    if args.source == args.target:
+        raise UsageError(f"--from and --to are both {args.source}")
+    project = find_project(args.project_dir)
+    project.existing_stack_file(args.source)
+    target_file = project.existing_stack_file(args.target)
+    policy = _target_policy(project, args.target)
+    mutable = stack_policy(project, args.target).mutable_tags
+    insecure = stack_policy(project, args.source).insecure_registries
+    current = read_image(target_file)
+    # Always a compare-and-swap against what was read, also when there was no digest.
+    expected = current.digest or NO_DIGEST
+
+    # The promotion needs records that are already there: a --store typo is an error.
+    store = adapters.open_store(args.store, project, create=False)
+    try:
+        deployments = tuple(store.deployments(args.source))
+        candidate = last_successful(deployments)
+        image = setting = None
+        if candidate is not None and candidate.digest:
+            image, setting = pinned_setting(candidate, mutable)
+        facts = _facts(
+            args,
+            adapters,
+            store,
+            deployments=deployments,
+            policy=policy,
+            image=image,
+            insecure=insecure,
+            target_digest=current.digest,
+        )
+        skip = frozenset(args.skip_gate)
+        results = evaluate_gates(facts, skip)
+        print(f"promote {args.source} -> {args.target}: {image if image else 'nothing'}")
+        print(gate_table(results))
+        failed = refused(results)
+        if failed:
+            names = ", ".join(r.name for r in failed)
+            raise GateRefused(f"refused by {names}; {target_file.name} unchanged")
+        if image is None or setting is None or candidate is None:
+            raise GateRefused(
+                f"nothing to promote: no successful deployment of {args.source} with a digest "
+                f"is recorded; {target_file.name} unchanged"
+            )
+        if args.dry_run:
+            edit = write_image(target_file, setting, expect_digest=expected, dry_run=True)
+            print_diff(edit.diff)
+            print(f"dry run: {target_file.name} not written, nothing recorded")
+            return 0
+        edit = write_image(target_file, setting, expect_digest=expected)
+        promotion = Promotion(
+            source_stack=args.source,
+            target_stack=args.target,
+            image=str(image),
+            digest=candidate.digest or "",
+            at=facts.now,
+            skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
+            previous_digest=current.digest,
+            actor=adapters.actor(),
+        )
+        (stored,) = record_after_write(
+            store, [promotion], target_file, "promotion", current.digest, image.digest
+        )
+    finally:
+        store.close()
+    print_diff(edit.diff)
+    skipped = (
+        f" (skipped: {', '.join(stored.skipped_gates)})"
+        if isinstance(stored, Promotion) and stored.skipped_gates
+        else ""
+    )
+    print(
+        f"promoted {short_digest(current.digest)} -> {short_digest(image.digest)} in "
+        f"{target_file.name}; recorded promotion #{stored.id}{skipped}. "
+        f"Next: pulumi up -s {args.target}"
+    )
+    return 0

@@ -1,0 +1,389 @@
+"""A small HTTP/1.1 client on the standard library: the one HTTP stack of the
+pipeline (the registry client, the Jenkins reader and the GitHub comment poster).
+
+``requests`` costs about as much to import as the rest of a ``set-image``
+run, and the clients need little of it; the wire protocol itself is
+``pipeline.io.connection`` (sockets, ``ssl`` only for https, no ``http.client``).
+This keeps what the clients do need:
+
+- One kept-alive connection per origin (the 401 -> retry of the auth flow and
+  the following calls reuse it). A pooled connection the server has closed is
+  not used; one that fails before any answer is reopened and the request sent
+  once more, for idempotent methods only (a POST or PATCH is never sent twice).
+- Request bodies as bytes (``body=``; JSON callers set the Content-Type).
+- Separate connect and read timeouts.
+- TLS with certificate and host name verification: the system's CA store
+  (OpenSSL honours ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or the bundle named
+  by ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as ``requests`` would.
+- Proxies from ``https_proxy``/``http_proxy`` (either case), with
+  ``no_proxy``; HTTPS goes through a ``CONNECT`` tunnel.
+- Redirects (at most ``MAX_REDIRECTS``); ``Authorization`` is dropped when a
+  redirect leaves the origin, as ``requests`` does; 303 (and 301/302 after a
+  POST) turn into a GET without the body, 307/308 resend it.
+- ``Response.links``: the ``Link`` header by relation, for pagination.
+- ``~/.netrc`` is never read (docker and skopeo ignore it too).
+
+Failures are ``HttpError`` subclasses; ``failure`` makes one line of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import re
+import select
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, overload
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
+
+from pipeline.io.connection import Connection, host_header
+
+if TYPE_CHECKING:
+    import ssl
+
+MAX_REDIRECTS = 5
+USER_AGENT = "cv-platform-pipeline"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))', re.IGNORECASE)
+Timeout = float | tuple[float, float]
+
+
+class HttpError(Exception):
+    """A request that got no HTTP answer."""
+
+
+class HttpTimeout(HttpError):
+    """No connection or no answer within ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class HttpConnectionError(HttpError):
+    """The connection failed; ``cause`` says how, in a few words."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class HttpTlsError(HttpConnectionError):
+    """The TLS handshake or certificate check failed."""
+
+
+class HeaderMap(Protocol):
+    """Response headers as the clients read them (``Headers``, or ``http.client``'s)."""
+
+    @overload
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    def get_all(self, name: str, /) -> list[str] | None: ...
+    def __getitem__(self, name: str, /) -> Any: ...  # str, or None when absent
+
+
+@dataclass
+class Response:
+    """A complete answer (the body is read; the connection is free again)."""
+
+    status_code: int
+    reason: str
+    headers: HeaderMap  # ``get`` is case-insensitive
+    content: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def links(self) -> dict[str, str]:
+        """``Link`` header targets by relation (``rel="next"`` -> URL as written)."""
+        found: dict[str, str] = {}
+        for target, params in _LINK.findall(",".join(self.headers.get_all("Link") or [])):
+            for match in _REL.finditer(params):
+                for rel in (match.group(1) or match.group(2)).lower().split():
+                    found.setdefault(rel, target.strip())
+        return found
+
+    def close(self) -> None:
+        """Nothing to release: kept for the ``requests``-like call sites."""
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise HttpConnectionError(f"unsupported URL {url!r}")
+    return scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
+
+
+def is_loopback(hostname: str) -> bool:
+    """``localhost`` or a loopback address: where plain HTTP never leaves the machine."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _in_network(host: str, network: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+
+
+def _bypass_proxy(host: str, port: int) -> bool:
+    """``no_proxy`` as requests reads it: ``*``, host suffixes, ``host:port``, CIDR."""
+    for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if "/" in entry:
+            if _in_network(host, entry):
+                return True
+            continue
+        name, _, entry_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and entry_port != str(port):
+            continue
+        name = name.removeprefix("*").lstrip(".").strip("[]")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def proxy_for(scheme: str, host: str, port: int) -> str | None:
+    """The proxy URL the environment gives for ``scheme://host:port``, if any."""
+    proxy = _env(f"{scheme}_proxy")
+    if not proxy or _bypass_proxy(host, port):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The value of a Basic ``Authorization`` (or ``Proxy-Authorization``) header."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def failure(exc: HttpError, service: str) -> str:
+    """One line for a request to ``service`` (e.g. "Jenkins at ci:443") that got no answer."""
+    if isinstance(exc, HttpTimeout):
+        return f"{service} did not answer within {exc.seconds:g} s"
+    return f"cannot reach {service}: {exc}"
+
+
+def _proxy_auth(proxy: str) -> dict[str, str]:
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return {}
+    return {
+        "Proxy-Authorization": basic_auth(unquote(parts.username), unquote(parts.password or ""))
+    }
+
+
+def _tls_context() -> ssl.SSLContext:
+    import ssl  # only for https: a plain-HTTP registry on loopback never needs it
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle or None)
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host (DNS lookup failed)"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    return f"connection failed ({type(exc).__name__})"
+
+
+def _tls_failure(exc: OSError) -> str | None:
+    """The reason of a TLS failure, or None when ``exc`` is none (no ssl, no TLS)."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None or not isinstance(exc, ssl.SSLError):
+        return None
+    return f"TLS failed: {exc.reason or exc}"
+
+
+def _dropped(connection: Connection) -> bool:
+    """Whether a pooled connection was closed by the server (readable while idle)."""
+    if connection.sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([connection.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class Transport(Protocol):
+    """What the clients need of a transport (tests pass fakes)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: Timeout,
+    ) -> Response: ...
+
+
+class Session:
+    """Kept-alive connections per origin; ``request`` returns a read ``Response``."""
+
+    def __init__(self) -> None:
+        self._connections: dict[tuple[str, str, int], Connection] = {}
+        self._context: ssl.SSLContext | None = None
+
+    def _connection(self, scheme: str, host: str, port: int, proxy: str | None) -> Connection:
+        connect_host, connect_port = host, port
+        tunnel: tuple[str, int, Mapping[str, str]] | None = None
+        if proxy is not None:
+            proxy_parts = urlsplit(proxy)
+            connect_host = proxy_parts.hostname or ""
+            connect_port = proxy_parts.port or (443 if proxy_parts.scheme == "https" else 80)
+            if scheme == "https":
+                tunnel = (host, port, _proxy_auth(proxy))
+        if scheme == "http":
+            return Connection(connect_host, connect_port)
+        if self._context is None:
+            self._context = _tls_context()
+        return Connection(connect_host, connect_port, tls=self._context, tunnel=tunnel)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Timeout,
+    ) -> Response:
+        connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
+        scheme, host, port = key = _origin(url)
+        origin_host = host_header(host, port, 443 if scheme == "https" else 80)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = proxy_for(scheme, host, port)
+        sent = {"User-Agent": USER_AGENT, **headers}
+        if proxy is not None and scheme == "http":
+            # Plain HTTP through a proxy: the absolute URL, credentials per request.
+            target = url
+            sent.update(_proxy_auth(proxy))
+        for fresh in (False, True):
+            connection = None if fresh else self._connections.pop(key, None)
+            if connection is not None and _dropped(connection):
+                connection.close()
+                connection = None
+            reused = connection is not None
+            if connection is None:
+                connection = self._connection(scheme, host, port, proxy)
+            waited = read_timeout
+            try:
+                if connection.sock is None:
+                    waited = connect_timeout
+                    connection.connect(connect_timeout)
+                    waited = read_timeout
+                assert connection.sock is not None
+                connection.sock.settimeout(read_timeout)
+                connection.request(method, target, origin_host, sent, body)
+                status, reason, answer_headers, content, will_close = connection.response(method)
+            except TimeoutError:
+                connection.close()
+                raise HttpTimeout(waited) from None
+            except OSError as exc:
+                connection.close()
+                tls = _tls_failure(exc)
+                if tls is not None:
+                    raise HttpTlsError(tls) from None
+                stale = (ConnectionResetError, BrokenPipeError)
+                if reused and isinstance(exc, stale) and method in _IDEMPOTENT:
+                    continue  # the server closed an idle kept-alive connection: once more
+                raise HttpConnectionError(_cause(exc)) from None
+            if will_close:
+                connection.close()
+            else:
+                self._connections[key] = connection
+            return Response(status, reason, answer_headers, content, url)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: Timeout,
+    ) -> Response:
+        """Send ``method`` with ``body`` to ``url``, following redirects."""
+        if params:
+            url += ("&" if urlsplit(url).query else "?") + urlencode(params)
+        sent = dict(headers or {})
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._exchange(method, url, sent, body, timeout)
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            url = urljoin(url, location)
+            if _origin(url) != origin:
+                # Credentials were meant for the first origin only.
+                sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
+                origin = _origin(url)
+            status = response.status_code
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                # As browsers and requests do: the target is fetched, the body not resent.
+                method, body = "GET", None
+                sent = {k: v for k, v in sent.items() if k.lower() != "content-type"}
+        raise HttpConnectionError(f"more than {MAX_REDIRECTS} redirects")
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: Timeout,
+    ) -> Response:
+        return self.request("GET", url, headers=headers, params=params, timeout=timeout)
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+
+__all__ = [
+    "HttpConnectionError",
+    "HttpError",
+    "HttpTimeout",
+    "HttpTlsError",
+    "Response",
+    "Session",
+    "Transport",
+    "basic_auth",
+    "failure",
+    "is_loopback",
+    "proxy_for",
+]

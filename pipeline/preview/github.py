@@ -1,0 +1,194 @@
+"""Create or update the preview comment on a pull request through GitHub's REST API.
+
+The comment is found by its hidden marker on any page of the pull request's comments (the
+listing is paginated through ``Link: rel="next"``), so a re-run edits it instead of posting
+a duplicate. The token comes from ``GITHUB_TOKEN``; the API base from ``GITHUB_API_URL``
+(default https://api.github.com, or a GitHub Enterprise ``https://host/api/v3``).
+HTTP goes through ``pipeline.io.http`` (kept-alive connection, connect/read timeouts,
+verified TLS, proxies from the environment, no ``~/.netrc``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pipeline.errors import PipelineError, UsageError
+from pipeline.io.http import USER_AGENT, HttpError, Response, Session, Transport, failure
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
+MAX_PAGES = 50  # 5,000 comments: far past any real pull request
+_REF = re.compile(
+    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)$"
+)
+
+
+class GitHubError(PipelineError):
+    """GitHub refused or failed a request; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    owner: str
+    repo: str
+    number: int
+
+    @classmethod
+    def parse(cls, text: str) -> PullRequest:
+        match = _REF.match(text.strip())
+        # "." and ".." are no repository: in a URL path they would climb out of /repos/OWNER.
+        if not match or match["repo"] in (".", ".."):
+            raise UsageError(f"--post-github {text!r}: expected OWNER/REPO#NUMBER, e.g. acme/cv#42")
+        return cls(match["owner"], match["repo"], int(match["n"]))
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True)
+class Posted:
+    action: Literal["created", "updated", "unchanged"]
+    comment_id: int
+    url: str
+
+
+def token_from_env(env: Mapping[str, str] | None = None) -> str:
+    token = (env if env is not None else os.environ).get("GITHUB_TOKEN", "").strip()
+    if not token:
+        raise PipelineError(
+            "GITHUB_TOKEN is not set: export a token that may write pull-request comments "
+            "to use --post-github"
+        )
+    return token
+
+
+def api_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    url = (env if env is not None else os.environ).get("GITHUB_API_URL", "") or DEFAULT_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PipelineError(f"GITHUB_API_URL {url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        session: Transport | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        self._api = api_url.rstrip("/")
+        self._timeout = timeout
+        self._session = session or Session()
+        self._headers = {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+        }
+
+    def _request(
+        self, method: str, url: str, what: str, payload: dict[str, Any] | None = None
+    ) -> Response:
+        if not url.startswith(self._api + "/"):
+            # Never send the token to a host the API did not come from.
+            raise GitHubError(f"{what}: GitHub pointed to {url}, outside {self._api}")
+        headers = dict(self._headers)
+        body = None
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
+        try:
+            response = self._session.request(
+                method, url, headers=headers, body=body, timeout=self._timeout
+            )
+        except HttpError as exc:
+            raise GitHubError(f"{what}: {failure(exc, f'GitHub API at {self._api}')}") from None
+        if response.status_code >= 400:
+            raise GitHubError(_explain(response, what))
+        return response
+
+    def _comments(self, pr: PullRequest) -> Iterator[dict[str, Any]]:
+        url: str | None = (
+            f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/{pr.number}/comments?per_page=100"
+        )
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            response = self._request("GET", url, f"listing comments of {pr}")
+            page = _json(response, f"listing comments of {pr}")
+            if not isinstance(page, list):
+                raise GitHubError(f"listing comments of {pr}: GitHub returned no list")
+            yield from (c for c in page if isinstance(c, dict))
+            url = response.links.get("next")
+        raise GitHubError(f"listing comments of {pr}: more than {MAX_PAGES} pages")
+
+    def find_comment(self, pr: PullRequest, marker: str) -> dict[str, Any] | None:
+        for comment in self._comments(pr):
+            if str(comment.get("body") or "").lstrip().startswith(marker):
+                return comment
+        return None
+
+    def upsert_comment(self, pr: PullRequest, body: str, marker: str) -> Posted:
+        """Update the comment that starts with ``marker``, or create it."""
+        existing = self.find_comment(pr, marker)
+        if existing is not None:
+            cid = int(existing["id"])
+            if existing.get("body") == body:
+                return Posted("unchanged", cid, str(existing.get("html_url", "")))
+            url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/comments/{cid}"
+            response = self._request(
+                "PATCH", url, f"updating comment {cid} on {pr}", {"body": body}
+            )
+            data = _json(response, f"updating comment {cid} on {pr}")
+            return Posted("updated", cid, str(data.get("html_url", "")))
+        url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/{pr.number}/comments"
+        response = self._request("POST", url, f"commenting on {pr}", {"body": body})
+        data = _json(response, f"commenting on {pr}")
+        return Posted("created", int(data.get("id", 0)), str(data.get("html_url", "")))
+
+
+def _json(response: Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise GitHubError(f"{what}: GitHub returned a non-JSON response") from None
+
+
+def _explain(response: Response, what: str) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    message = str(payload.get("message", "")) if isinstance(payload, dict) else ""
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if isinstance(errors, list) and errors:
+        detail = "; ".join(
+            str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
+            for e in errors[:3]
+        )
+        message = f"{message}: {detail}" if message else detail
+    status = response.status_code
+    said = f" ({message})" if message else ""
+    if status == 401:
+        return f"{what}: GitHub rejected the token (401{said}): check GITHUB_TOKEN"
+    if status == 403:
+        return (
+            f"{what}: forbidden (403{said}): the token needs write access to pull requests "
+            "or issues, or the rate limit was hit"
+        )
+    if status == 404:
+        return (
+            f"{what}: not found (404{said}): check OWNER/REPO#NUMBER and that the token can see it"
+        )
+    if status == 422:
+        return f"{what}: GitHub refused the request (422{said})"
+    return f"{what}: GitHub answered {status}{said}"
