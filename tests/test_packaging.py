@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.records import Deployment
-from pipeline.store import open_store
+from pipeline.records.model import Deployment
+from pipeline.records.stores import open_store
 from tests.conftest import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
