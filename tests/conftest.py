@@ -9,7 +9,30 @@ from typing import Any
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+
+def _checkouts(root: Path) -> list[Path]:
+    """``root``, and the main checkout when ``root`` is a git worktree of it (its .git
+    file names the worktree's git dir, whose ``commondir`` leads to the main .git)."""
+    found = [root]
+    dot_git = root / ".git"
+    if dot_git.is_file() and dot_git.read_text().startswith("gitdir: "):
+        gitdir = Path(dot_git.read_text().removeprefix("gitdir: ").strip())
+        common = gitdir / "commondir"
+        if common.is_file():
+            found.append((gitdir / common.read_text().strip()).resolve().parent)
+    return found
+
+
+# ../shared/fixtures beside the checkout (or beside the main checkout of a worktree).
+SHARED_FIXTURES = next(
+    (
+        c.parent / "shared" / "fixtures"
+        for c in _checkouts(PROJECT_ROOT)
+        if (c.parent / "shared" / "fixtures" / "SOURCES.md").is_file()
+    ),
+    PROJECT_ROOT.parent / "shared" / "fixtures",
+)
 
 
 @pytest.fixture(scope="session")

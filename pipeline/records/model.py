@@ -1,7 +1,10 @@
-"""The record model: what was built, deployed, promoted and rolled back.
+"""The record model: what was built, deployed, promoted and rolled back, and the
+evidence each image carries (its model card, its vulnerability scans, waivers).
 
 Plain frozen dataclasses shared by the record stores (``pipeline.records.stores``),
 the promotion gates and the metrics. Every timestamp is an aware UTC ``datetime``.
+Evidence is append-only and judged as a whole: a later scan or card never
+replaces an earlier one, it is added beside it.
 
 Times are read in one place, ``read_time``, with one rule: ISO 8601, ``Z`` for UTC,
 and a time without a zone is read as UTC and said to be (``zone_note``), whether it
@@ -17,6 +20,17 @@ from typing import Literal, Protocol
 DeployResult = Literal["succeeded", "failed"]
 HoldAction = Literal["placed", "released"]
 DEPLOY_RESULTS: tuple[DeployResult, ...] = ("succeeded", "failed")
+# A finding's severity, as the scanner labelled it; most severe first. "negligible"
+# (Grype) ranks below low; "unknown" means the scanner did not settle it.
+FindingSeverity = Literal["critical", "high", "medium", "low", "negligible", "unknown"]
+FINDING_SEVERITIES: tuple[FindingSeverity, ...] = (
+    "critical",
+    "high",
+    "medium",
+    "low",
+    "negligible",
+    "unknown",
+)
 
 
 def utc(value: datetime) -> datetime:
@@ -142,7 +156,90 @@ class Hold:
     actor: str = ""
 
 
-Record = CiRun | Deployment | Promotion | Rollback | Hold
+@dataclass(frozen=True)
+class Finding:
+    """One vulnerability a scanner found in an image (one package, one place)."""
+
+    id: str  # CVE-2019-18224, GHSA-..., as the scanner names it
+    severity: FindingSeverity
+    package: str | None
+    installed_version: str | None = None
+    fixed_version: str | None = None  # None: no fix known; several joined with ", "
+    target: str | None = None  # where in the image (Trivy's Target, Grype's path)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One vulnerability report of an image, every finding kept."""
+
+    image: str
+    digest: str
+    format: str  # trivy | grype | sarif
+    scanner: str | None
+    scanner_version: str | None
+    artifact: str | None  # what the report says was scanned
+    os: str | None  # the OS the scanner detected ("debian 12.5")
+    findings: tuple[Finding, ...] = ()
+    source: str = "cli"
+    # The digest and a hash of the report: recording the same report twice adds nothing.
+    key: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What an image's model card says: the model, its quality and its signature."""
+
+    image: str
+    digest: str
+    name: str
+    version: str  # semantic version; a new major version declares a breaking change
+    accuracy: float  # held-out, 0..1
+    inputs: str  # MLflow's JSON-encoded signature strings, as in an MLmodel file
+    outputs: str
+    params: str | None = None
+    latency_p50_ms: float | None = None  # one image
+    latency_p95_ms: float | None = None
+    card: str = "{}"  # the whole card (JSON), unknown fields kept
+    source: str = "cli"
+    # The digest and a hash of the card: recording the same card twice adds nothing.
+    key: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A finding accepted for one digest until it expires, with the reason why."""
+
+    digest: str
+    finding: str  # the finding's id (every package it was found in)
+    reason: str
+    expires: datetime
+    at: datetime
+    actor: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.at <= now < self.expires
+
+
+@dataclass(frozen=True)
+class Readmission:
+    """A digest rejected from a stack (rolled back, failed verification) admitted again."""
+
+    stack: str
+    digest: str
+    reason: str
+    at: datetime
+    actor: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+Record = CiRun | Deployment | Promotion | Rollback | Hold | Scan | ModelCard | Waiver | Readmission
 
 
 @dataclass(frozen=True)
@@ -165,6 +262,7 @@ class Records:
     promotions: tuple[Promotion, ...] = ()
     rollbacks: tuple[Rollback, ...] = ()
     holds: tuple[Hold, ...] = field(default=())
+    model_cards: tuple[ModelCard, ...] = ()
 
 
 class RecordStore(Protocol):
@@ -188,5 +286,13 @@ class RecordStore(Protocol):
     def rollbacks(self, stack: str | None = None) -> list[Rollback]: ...
 
     def holds(self, stack: str) -> list[Hold]: ...
+
+    def scans(self, digest: str | None = None) -> list[Scan]: ...
+
+    def model_cards(self, digest: str | None = None) -> list[ModelCard]: ...
+
+    def waivers(self, digest: str | None = None) -> list[Waiver]: ...
+
+    def readmissions(self, stack: str | None = None) -> list[Readmission]: ...
 
     def close(self) -> None: ...

@@ -12,7 +12,19 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.project import Project
-from pipeline.records.model import Deployment, Hold, Promotion, Record, Rollback, Window
+from pipeline.records.model import (
+    Deployment,
+    Finding,
+    Hold,
+    ModelCard,
+    Promotion,
+    Readmission,
+    Record,
+    Rollback,
+    Scan,
+    Waiver,
+    Window,
+)
 from pipeline.records.stores import Store, open_store
 from pipeline.records.stores.codec import KINDS
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
@@ -68,6 +80,79 @@ def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) 
         *store.holds("prod"),
     ]
     assert read_back == stored
+    assert (store.scans(), store.model_cards(), store.waivers()) == ([], [], [])
+
+
+INPUTS = '[{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 64]}}]'
+
+
+def scan(digest: str = DIGEST_A, key: str | None = "scan:a:1", *findings: Finding) -> Scan:
+    return Scan(
+        image=f"r/m:v1@{digest}",
+        digest=digest,
+        format="trivy",
+        scanner="Trivy",
+        scanner_version="0.73.0",
+        artifact=f"r/m@{digest}",
+        os="debian 12.5",
+        findings=findings
+        or (
+            Finding("CVE-2019-18224", "critical", "libidn2-0", "2.0.5-1", "2.0.5-1+deb10u1", "x"),
+            Finding("CVE-2019-18276", "low", "bash", "5.0-4", None, "x"),
+        ),
+        key=key,
+    )
+
+
+def card(
+    digest: str = DIGEST_A, accuracy: float = 0.9733, key: str | None = "card:a:1"
+) -> ModelCard:
+    return ModelCard(
+        image=f"r/m:v1@{digest}",
+        digest=digest,
+        name="digits",
+        version="1.0.0+3f2a9c1b2d4e",
+        accuracy=accuracy,
+        inputs=INPUTS,
+        outputs='[{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 10]}}]',
+        latency_p50_ms=0.031,
+        latency_p95_ms=0.052,
+        card='{"model": {"name": "digits"}, "owner": "cv-team"}',
+        key=key,
+    )
+
+
+def test_every_evidence_kind_round_trips_and_is_found_by_digest(store: Store) -> None:
+    evidence: list[Record] = [
+        scan(),
+        scan(DIGEST_B, "scan:b:1", Finding("GHSA-x", "unknown", None)),
+        card(),
+        card(DIGEST_B, 0.95, "card:b:1"),
+        Waiver(DIGEST_A, "CVE-2019-18224", "no fix upstream", T0 + timedelta(days=30), T0, "ana"),
+        Readmission("prod", DIGEST_A, "fixed in config, INC-31", T0, "ana"),
+    ]
+    stored = store.add_many(evidence)
+    for given, got in zip(evidence, stored, strict=True):
+        assert got.id is not None
+        assert without_identity(got) == given
+    assert store.scans(DIGEST_A) == [stored[0]]
+    assert sorted(s.digest for s in store.scans()) == [DIGEST_A, DIGEST_B]  # one batch
+    assert store.scans(DIGEST_B)[0].findings == (Finding("GHSA-x", "unknown", None),)
+    assert store.model_cards(DIGEST_B) == [stored[3]]
+    assert store.model_cards(DIGEST_B)[0].accuracy == 0.95
+    assert store.waivers(DIGEST_A) == [stored[4]]
+    assert store.waivers(DIGEST_B) == []
+    assert store.readmissions("prod") == [stored[5]]
+    assert store.readmissions("staging") == []
+
+
+def test_the_same_report_recorded_again_adds_nothing_and_a_new_one_adds_beside_it(
+    store: Store,
+) -> None:
+    first = store.add(scan())
+    assert store.add(scan()) == first
+    clean = store.add(scan(DIGEST_A, "scan:a:2", Finding("CVE-0", "low", "zlib")))
+    assert store.scans(DIGEST_A) == [first, clean]  # a later report never replaces one
 
 
 def test_lists_come_back_oldest_first_whatever_the_insertion_order(store: Store) -> None:

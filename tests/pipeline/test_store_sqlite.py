@@ -6,14 +6,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.records.model import Hold, Promotion
+from pipeline.records.model import Hold, Promotion, Waiver
 from pipeline.records.stores import open_store
 from pipeline.records.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
@@ -49,7 +49,7 @@ def test_a_v1_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
     path = tmp_path / "records.db"
     write_v1_store(path)
     store = SqliteStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION
     (old,) = store.promotions("prod")
     assert old.skipped_gates == ("soak",)
     assert old.previous_digest is None
@@ -69,7 +69,38 @@ def test_a_v1_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
     assert store.holds("prod")[0].reason == "freeze"
     store.close()
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(1,), (2,)]
+    assert versions == [(version,) for version, _ in MIGRATIONS]
+
+
+def _version_adding(table: str) -> int:
+    """The migration that creates ``table`` (found, never hardcoded: versions are added)."""
+    return next(v for v, sql in MIGRATIONS if any(f"CREATE TABLE {table} " in s for s in sql))
+
+
+def test_a_store_from_before_the_evidence_tables_gains_them_and_keeps_its_records(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "records.db"
+    write_v1_store(path)
+    evidence = _version_adding("scans")
+    db = sqlite3.connect(path)
+    for version, statements in MIGRATIONS[1 : evidence - 1]:
+        for statement in statements:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version VALUES (?, '2026-01-02T00:00:00+00:00')", (version,))
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert [p.digest for p in store.promotions("prod")] == [DIGEST_A]
+    assert (store.scans(DIGEST_A), store.model_cards(), store.waivers()) == ([], [], [])
+    waiver = store.add(
+        Waiver(DIGEST_A, "CVE-2019-18224", "no fix yet", T0 + timedelta(days=30), T0)
+    )
+    assert store.waivers(DIGEST_A) == [waiver]
+    store.close()
+    for table in ("scans", "model_cards", "waivers", "readmissions"):
+        assert _version_adding(table) == evidence
 
 
 def test_a_store_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
@@ -81,6 +112,20 @@ def test_a_store_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="schema version 99 is newer"):
         open_store(str(path), None)
+
+
+def test_every_kind_has_its_table_and_refuses_update_and_delete(tmp_path: Path) -> None:
+    from pipeline.records.stores.codec import KINDS
+
+    path = tmp_path / "records.db"
+    open_store(str(path), None).close()
+    db = sqlite3.connect(path)
+    triggers = {
+        row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    }
+    db.close()
+    for kind in KINDS:
+        assert {f"{kind.name}_no_update", f"{kind.name}_no_delete"} <= triggers, kind.name
 
 
 def test_records_cannot_be_changed_or_deleted(tmp_path: Path) -> None:
@@ -305,6 +350,6 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(tmp_path: Path) 
         _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err.decode()
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(1,), (2,)]
+    assert versions == [(version,) for version, _ in MIGRATIONS]
     holds = open_store(str(path), None).holds("prod")
     assert sorted(h.reason for h in holds) == ["freeze", "p0", "p1", "p2", "p3", "p4"]

@@ -1,4 +1,5 @@
-"""The record store: where CI runs, deployments, promotions, rollbacks and holds live.
+"""The record store: where CI runs, deployments, promotions, rollbacks and holds live,
+and the evidence each image carries (scans, model cards, waivers, readmissions).
 
 ``open_store(location, project)`` picks the backend from the location:
 
@@ -16,7 +17,8 @@ store is created on first use either way.
 Both stores implement ``pipeline.records.model.RecordStore`` and add ``add_many``
 (bulk append) and ``ci_runs_for_digest``. Every list comes back sorted oldest
 first: CI runs by start time (recording time when unknown), deployments by
-finish time, promotions, rollbacks and holds by ``at``.
+finish time, promotions, rollbacks, holds, waivers and readmissions by ``at``,
+scans and model cards by when they were recorded.
 """
 
 from __future__ import annotations

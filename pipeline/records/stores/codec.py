@@ -20,9 +20,25 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, utc
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Finding,
+    Hold,
+    ModelCard,
+    Promotion,
+    Readmission,
+    Record,
+    Rollback,
+    Scan,
+    Waiver,
+    utc,
+)
 
-FieldType = Literal["text", "time", "int", "real", "tuple"]
+# "tuple": a tuple of strings, stored as a JSON array; "findings": a scan's findings,
+# stored as a JSON array of objects (one per Finding, its fields by name).
+FieldType = Literal["text", "time", "int", "real", "tuple", "findings"]
+_JSON_TYPES = ("tuple", "findings")
 
 
 @dataclass(frozen=True)
@@ -137,7 +153,87 @@ HOLDS = Kind(
     stack_fields=("stack",),
 )
 
-KINDS: tuple[Kind, ...] = (CI_RUNS, DEPLOYMENTS, PROMOTIONS, ROLLBACKS, HOLDS)
+SCANS = Kind(
+    name="scans",
+    cls=Scan,
+    columns=(
+        ("image", "text"),
+        ("digest", "text"),
+        ("format", "text"),
+        ("scanner", "text"),
+        ("scanner_version", "text"),
+        ("artifact", "text"),
+        ("os", "text"),
+        ("findings", "findings"),
+        ("source", "text"),
+        ("key", "text"),
+    ),
+    # Evidence is ordered by when it was recorded.
+    sort_field="recorded_at",
+    keyed=True,
+)
+
+MODEL_CARDS = Kind(
+    name="model_cards",
+    cls=ModelCard,
+    columns=(
+        ("image", "text"),
+        ("digest", "text"),
+        ("name", "text"),
+        ("version", "text"),
+        ("accuracy", "real"),
+        ("inputs", "text"),
+        ("outputs", "text"),
+        ("params", "text"),
+        ("latency_p50_ms", "real"),
+        ("latency_p95_ms", "real"),
+        ("card", "text"),
+        ("source", "text"),
+        ("key", "text"),
+    ),
+    sort_field="recorded_at",
+    keyed=True,
+)
+
+WAIVERS = Kind(
+    name="waivers",
+    cls=Waiver,
+    columns=(
+        ("digest", "text"),
+        ("finding", "text"),
+        ("reason", "text"),
+        ("expires", "time"),
+        ("at", "time"),
+        ("actor", "text"),
+    ),
+    sort_field="at",
+)
+
+READMISSIONS = Kind(
+    name="readmissions",
+    cls=Readmission,
+    columns=(
+        ("stack", "text"),
+        ("digest", "text"),
+        ("reason", "text"),
+        ("at", "time"),
+        ("actor", "text"),
+    ),
+    sort_field="at",
+    stack_fields=("stack",),
+)
+
+KINDS: tuple[Kind, ...] = (
+    CI_RUNS,
+    DEPLOYMENTS,
+    PROMOTIONS,
+    ROLLBACKS,
+    HOLDS,
+    SCANS,
+    MODEL_CARDS,
+    WAIVERS,
+    READMISSIONS,
+)
 KIND_OF: dict[type[Any], Kind] = {kind.cls: kind for kind in KINDS}
 
 
@@ -153,6 +249,14 @@ def iso(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = utc(value)
     return value.isoformat(timespec="microseconds")
+
+
+def dump_findings(findings: Iterable[Finding]) -> str:
+    return json.dumps([f.__dict__ for f in findings], separators=(",", ":"))
+
+
+def load_findings(text: str) -> tuple[Finding, ...]:
+    return tuple(Finding(**item) for item in json.loads(text))
 
 
 def sort_time(kind: Kind, record: Record, recorded_at: datetime) -> datetime:
@@ -171,6 +275,8 @@ def encode_values(kind: Kind, record: Record) -> list[Any]:
             out.append(iso(value))
         elif ftype == "tuple":
             out.append(json.dumps(list(value)))
+        elif ftype == "findings":
+            out.append(dump_findings(value))
         else:
             out.append(value)
     return out
@@ -199,6 +305,8 @@ def make_encoder(kind: Kind) -> Callable[[Record, str], tuple[Any, ...]]:
             parts.append(f"(None if {ref} is None else iso({ref}))")
         elif ftype == "tuple":
             parts.append(f"dumps(list({ref}))")
+        elif ftype == "findings":
+            parts.append(f"dump_findings({ref})")
         else:
             parts.append(ref)
     sort = f"d[{kind.sort_field!r}]"
@@ -207,7 +315,7 @@ def make_encoder(kind: Kind) -> Callable[[Record, str], tuple[Any, ...]]:
         f"def encode(record, stamp):\n    d = record.__dict__\n    return ({', '.join(parts)},)\n"
     )
     encode: Callable[[Record, str], tuple[Any, ...]] = _compile(
-        "encode", source, {"iso": iso, "dumps": json.dumps}
+        "encode", source, {"iso": iso, "dumps": json.dumps, "dump_findings": dump_findings}
     )
     return encode
 
@@ -223,6 +331,8 @@ def make_decoder(kind: Kind) -> Callable[[Iterable[Row]], list[Any]]:
             value = f"(None if {var} is None else fromiso({var}))"
         elif types[name] == "tuple":
             value = f"(() if {var} is None else tuple(loads({var})))"
+        elif types[name] == "findings":
+            value = f"(() if {var} is None else load_findings({var}))"
         else:
             value = var
         items.append(f"{name!r}: {value}")
@@ -242,6 +352,7 @@ def make_decoder(kind: Kind) -> Callable[[Iterable[Row]], list[Any]]:
         "cls": kind.cls,
         "fromiso": datetime.fromisoformat,
         "loads": json.loads,
+        "load_findings": load_findings,
     }
     decode: Callable[[Iterable[Row]], list[Any]] = _compile("decode", source, env)
     return decode
@@ -266,7 +377,7 @@ JSON_SCHEMA = 2
 def to_json(kind: Kind, record: Record, recorded_at: datetime) -> dict[str, Any]:
     body: dict[str, Any] = {"schema": JSON_SCHEMA, "kind": kind.name}
     for (name, ftype), value in zip(kind.columns, encode_values(kind, record), strict=True):
-        body[name] = json.loads(value) if ftype == "tuple" and value is not None else value
+        body[name] = json.loads(value) if ftype in _JSON_TYPES and value is not None else value
     body["recorded_at"] = iso(recorded_at)
     return body
 
@@ -291,12 +402,12 @@ def from_json(kind: Kind, body: dict[str, Any], record_id: int) -> Any:
     for name, ftype in kind.columns:
         if name in body:
             value = body[name]
-            row.append(json.dumps(value) if ftype == "tuple" and value is not None else value)
+            row.append(json.dumps(value) if ftype in _JSON_TYPES and value is not None else value)
         elif defaults[name] is MISSING:
             raise ValueError(f"{kind.name} object lacks {name!r}")
         else:
             # An object written before this field existed: the model's default.
-            row.append(None if ftype == "tuple" else defaults[name])
+            row.append(None if ftype in _JSON_TYPES else defaults[name])
     if "recorded_at" not in body:
         raise ValueError(f"{kind.name} object lacks 'recorded_at'")
     row.append(body["recorded_at"])

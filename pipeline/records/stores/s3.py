@@ -30,14 +30,31 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StoreError
-from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, Window, utc
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    ModelCard,
+    Promotion,
+    Readmission,
+    Record,
+    Rollback,
+    Scan,
+    Waiver,
+    Window,
+    utc,
+)
 from pipeline.records.stores.codec import (
     CI_RUNS,
     DEPLOYMENTS,
     HOLDS,
     JSON_SCHEMA,
+    MODEL_CARDS,
     PROMOTIONS,
+    READMISSIONS,
     ROLLBACKS,
+    SCANS,
+    WAIVERS,
     Kind,
     from_json,
     kind_of,
@@ -254,6 +271,19 @@ class S3Store:
 
     def holds(self, stack: str) -> list[Hold]:
         return self._read(HOLDS, stack=stack)
+
+    # Evidence is read whole and filtered here: an image has a handful of each.
+    def scans(self, digest: str | None = None) -> list[Scan]:
+        return [r for r in self._read(SCANS) if digest is None or r.digest == digest]
+
+    def model_cards(self, digest: str | None = None) -> list[ModelCard]:
+        return [r for r in self._read(MODEL_CARDS) if digest is None or r.digest == digest]
+
+    def waivers(self, digest: str | None = None) -> list[Waiver]:
+        return [r for r in self._read(WAIVERS) if digest is None or r.digest == digest]
+
+    def readmissions(self, stack: str | None = None) -> list[Readmission]:
+        return self._read(READMISSIONS, stack=stack)
 
     def close(self) -> None:
         self._s3.close()

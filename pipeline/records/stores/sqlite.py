@@ -24,7 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StoreError
-from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, Window
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    ModelCard,
+    Promotion,
+    Readmission,
+    Record,
+    Rollback,
+    Scan,
+    Waiver,
+    Window,
+)
 from pipeline.records.stores.codec import (
     CI_RUNS,
     DEPLOYMENTS,
@@ -38,18 +50,11 @@ from pipeline.records.stores.codec import (
     make_encoder,
     with_identity,
 )
+from pipeline.records.stores.evidence_schema import V3
+from pipeline.records.stores.evidence_schema import append_only as _append_only
 
 BUSY_TIMEOUT_SECONDS = 30.0
 ALL_TIME = Window()
-
-
-def _append_only(table: str) -> tuple[str, str]:
-    return (
-        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
-        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
-    )
 
 
 # Migrations, applied in order; never edit one that has shipped, add the next.
@@ -145,7 +150,7 @@ _V2: tuple[str, ...] = (
     "ALTER TABLE holds ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -177,6 +182,10 @@ _STATEMENTS = {kind.cls: _Statements(kind) for kind in KINDS}
 
 def _batch_of(record: Record) -> tuple[type[Any], bool]:
     return type(record), getattr(record, "key", None) is not None
+
+
+def _digest_is(digest: str | None) -> tuple[str, tuple[Any, ...]] | None:
+    return None if digest is None else ("digest = ?", (digest,))
 
 
 def _where(clauses: list[str]) -> str:
@@ -374,6 +383,18 @@ class SqliteStore:
 
     def holds(self, stack: str) -> list[Hold]:
         return self._read(Hold, stack=stack)
+
+    def scans(self, digest: str | None = None) -> list[Scan]:
+        return self._read(Scan, extra=_digest_is(digest))
+
+    def model_cards(self, digest: str | None = None) -> list[ModelCard]:
+        return self._read(ModelCard, extra=_digest_is(digest))
+
+    def waivers(self, digest: str | None = None) -> list[Waiver]:
+        return self._read(Waiver, extra=_digest_is(digest))
+
+    def readmissions(self, stack: str | None = None) -> list[Readmission]:
+        return self._read(Readmission, stack=stack)
 
     def close(self) -> None:
         self._db.close()
