@@ -1,11 +1,12 @@
-"""``record deploy`` and ``record ci``: append what happened to the record store.
+"""``record deploy``, ``record ci`` and ``record scan``: append what happened to the store.
 
 The flags choose a source: plain figures, JUnit reports (``--junit``), a Jenkins
 build (``--from-jenkins``) or ``pulumi stack history`` (``--from-pulumi``). The
 command checks the flags (a source that supplies a figure refuses the flag for
 it), reads everything through ``pipeline.records.sources`` before the store is
 opened, prints the notes the sources return, and appends the records in one go,
-so a source that fails records nothing.
+so a source that fails records nothing. An image's evidence (a model card, scan
+reports) is read by ``record_evidence``, also before the store is opened.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from pipeline.commands import record_evidence
 from pipeline.commands.options import ISO, add_command, count, examples, seconds
 
 TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
@@ -47,8 +49,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     kinds = parser.add_subparsers(dest="record_kind", metavar="KIND", required=True)
     summary = "record a finished deployment (or read them from `pulumi stack history`)"
     _register_deploy(add_command(kinds, "deploy", summary))
-    summary = "record a CI run (build/test times, test counts, scan counts)"
+    summary = "record a CI run (build/test times, test counts, its image's evidence)"
     _register_ci(add_command(kinds, "ci", summary))
+    record_evidence.register_scan(kinds)
 
 
 def _register_deploy(d: argparse.ArgumentParser) -> None:
@@ -79,13 +82,16 @@ def _register_ci(c: argparse.ArgumentParser) -> None:
     c.description = (
         "Record one CI run: build and test times, test counts and scan counts, given as "
         "flags, counted from JUnit reports (--junit), or read from a Jenkins build "
-        "(--from-jenkins; credentials from JENKINS_USER and JENKINS_TOKEN)."
+        "(--from-jenkins; credentials from JENKINS_USER and JENKINS_TOKEN); with its "
+        "image's evidence: a model card (--model-card) and scan reports (--scan-report)."
     )
     c.epilog = examples(
         "record ci --image REPO:TAG@DIGEST --build-seconds 312 --test-seconds 88 --passed 212",
         "record ci --junit 'build/junit/*.xml' --build-seconds 312 --image REPO:TAG@DIGEST "
         "--commit 9f3c2ab",
         "record ci --from-jenkins https://jenkins.example.internal/job/cv-platform/job/main/42/",
+        "record ci --junit build/junit/model.xml --image REPO:TAG@DIGEST "
+        "--model-card build/ci/model-card.json --scan-report build/scan/trivy.json",
     )
     c.add_argument(
         "--image",
@@ -111,8 +117,10 @@ def _register_ci(c: argparse.ArgumentParser) -> None:
             f"--scan-{severity}",
             type=count,
             metavar="N",
-            help=f"{severity} findings of the image's vulnerability scan",
+            help=f"{severity} findings of a scan in no format --scan-report reads",
         )
+    record_evidence.add_scan_flags(c)
+    record_evidence.add_card_flags(c)
     c.add_argument(
         "--commit",
         metavar="SHA",
@@ -358,6 +366,8 @@ def _reader(args: argparse.Namespace) -> Reader:
     from pipeline.errors import UsageError
 
     kind = args.record_kind
+    if kind == "scan":
+        return record_evidence.scan_from_flags
     chosen = " with ".join(flag for attr, flag in _SOURCE_FLAGS[kind] if getattr(args, attr, None))
     if not chosen:
         return _deployment_from_flags if kind == "deploy" else _ci_run_from_flags
@@ -366,29 +376,13 @@ def _reader(args: argparse.Namespace) -> Reader:
     raise UsageError(f"record {kind}: {chosen} is not supported by this version")
 
 
-def _describe(record: Record) -> str:
-    from pipeline.records.model import CiRun, Deployment
-
-    if isinstance(record, Deployment):
-        digest = record.digest or "no digest"
-        return (
-            f"deployment #{record.id}: {record.stack} {record.result} {digest} "
-            f"({record.duration_seconds:.0f} s)"
-        )
-    if isinstance(record, CiRun):
-        total = record.passed + record.failed + record.errors
-        return (
-            f"CI run #{record.id}: {record.digest or record.image or 'no image'} "
-            f"({record.passed}/{total} tests passed)"
-        )
-    return f"{type(record).__name__} #{record.id}"
-
-
 def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from datetime import UTC, datetime
 
     from pipeline.project import locate_project
 
+    # Local files first: a bad card or report fails before any source is asked.
+    evidence = record_evidence.ci_evidence(args) if args.record_kind == "ci" else []
     records = _reader(args)(args, adapters)
     project = locate_project(args.project_dir, args.store)
     if project is not None and args.record_kind == "deploy":
@@ -396,17 +390,21 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     store = adapters.open_store(args.store, project)
     try:
         started = datetime.now(UTC)
-        stored = store.add_many(records)
+        stored = store.add_many([*records, *evidence])
     finally:
         store.close()
+    stored, added = stored[: len(records)], stored[len(records) :]
     # A keyed record that was stored before keeps its earlier recording time.
     fresh = [r for r in stored if r.recorded_at is not None and r.recorded_at >= started]
     if len(stored) == 1:
         verb = "recorded" if fresh else "already recorded"
-        print(f"{verb} {_describe(stored[0])} in {store.location}")
+        print(f"{verb} {record_evidence.describe(stored[0])} in {store.location}")
     else:
         print(
             f"recorded {len(fresh)} of {len(stored)} records in {store.location} "
             f"({len(stored) - len(fresh)} already present)"
         )
+    for record in added:
+        again = record.recorded_at is None or record.recorded_at < started
+        print(f"{'already recorded' if again else 'recorded'} {record_evidence.describe(record)}")
     return 0
