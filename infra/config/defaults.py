@@ -111,5 +111,7 @@ PIPELINE_KEYS: Final = (
     "promotionSoakMinutes",
     "promotionMinPassPercent",
     "promotionBlockSeverity",
+    "promotionMaxAccuracyDrop",
+    "promotionMaxLatencyMs",
 )
 PROGRAM_KEYS: Final = (*DEFAULTS, *REQUIRED_KEYS)

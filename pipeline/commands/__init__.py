@@ -17,6 +17,7 @@ COMMANDS = {
         "return a stack to an earlier successfully deployed digest, and hold it",
     ),
     "hold": ("hold", "place or release a hold that blocks promotion to a stack"),
+    "waive": ("waive", "accept a finding of a digest's scans until a date, with a reason"),
     "history": ("history", "a stack's deployments, promotions, rollbacks and holds, newest first"),
     "record": ("record", "record a deployment or a CI run in the record store"),
     "metrics": ("metrics", "M_CI, M_CD and the DORA keys over a time window"),

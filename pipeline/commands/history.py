@@ -1,4 +1,6 @@
-"""``history STACK``: a stack's deployments, promotions, rollbacks and holds, newest first."""
+"""``history STACK``: a stack's deployments, promotions, rollbacks and holds, newest first,
+with the model (version and accuracy, from its card) beside each digest, and the waivers
+and readmissions of the digests the stack ran."""
 
 from __future__ import annotations
 
@@ -13,17 +15,26 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pipeline.commands.adapters import Adapters
-    from pipeline.records.model import Record
+    from pipeline.records.model import ModelCard, Record
 
 
-_EVENT_ORDER = {"deployment": 0, "promotion": 1, "rollback": 2, "hold": 3}
+_EVENT_ORDER = {
+    "deployment": 0,
+    "promotion": 1,
+    "rollback": 2,
+    "hold": 3,
+    "waiver": 4,
+    "readmission": 5,
+}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Every event the record store holds for STACK, newest first: deployments (with "
         "their result and duration), promotions into and out of it (with skipped gates), "
-        "rollbacks, and holds placed and released. --json prints every field."
+        "rollbacks, holds placed and released, waivers of its digests' findings and "
+        "readmissions; the model (version and accuracy, from the image's model card) beside "
+        "each digest. --json prints every field."
     )
     parser.epilog = examples(
         "history prod",
@@ -44,7 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _event(record: Record, stack: str) -> tuple[datetime, str, str, str]:
     """(time, event, digest, detail) of one record, for the table."""
     from pipeline.images.refs import short_digest as short
-    from pipeline.records.model import Deployment, Hold, Promotion, Rollback
+    from pipeline.records.model import Deployment, Hold, Promotion, Readmission, Rollback, Waiver
 
     if isinstance(record, Deployment):
         return (
@@ -61,16 +72,37 @@ def _event(record: Record, stack: str) -> tuple[datetime, str, str, str]:
         return record.at, "promote", short(record.digest), detail
     if isinstance(record, Rollback):
         return record.at, "rollback", short(record.to_digest), f"from {short(record.from_digest)}"
+    if isinstance(record, Waiver):
+        detail = f"{record.finding} until {record.expires:%Y-%m-%d %H:%M}: {record.reason}"
+        return record.at, "waive", short(record.digest), detail
+    if isinstance(record, Readmission):
+        return record.at, "readmit", short(record.digest), record.reason
     assert isinstance(record, Hold)
     name = "hold" if record.action == "placed" else "release"
     return record.at, name, "-", record.reason
 
 
-def _jsonable(record: Record) -> dict[str, Any]:
+def _digest(record: Record) -> str | None:
+    """The digest an event is about (a rollback's: the one it returned to)."""
+    found = getattr(record, "to_digest", None) or getattr(record, "digest", None)
+    return found if isinstance(found, str) else None
+
+
+def _model(card: ModelCard | None) -> str:
+    return "-" if card is None else f"{card.name} {card.version} ({card.accuracy:.4f})"
+
+
+def _jsonable(record: Record, card: ModelCard | None) -> dict[str, Any]:
     from dataclasses import fields
     from datetime import datetime
 
     out: dict[str, Any] = {"event": type(record).__name__.lower()}
+    if _digest(record) is not None:
+        out["model"] = (
+            None
+            if card is None
+            else {"name": card.name, "version": card.version, "accuracy": card.accuracy}
+        )
     for item in fields(record):
         value = getattr(record, item.name)
         if isinstance(value, datetime):
@@ -96,7 +128,12 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             *store.promotions(args.stack),
             *store.rollbacks(args.stack),
             *store.holds(args.stack),
+            *store.readmissions(args.stack),
         ]
+        ran = {d for d in map(_digest, records) if d is not None}
+        records += [w for w in store.waivers() if w.digest in ran]
+        # The newest card of each digest (lists come back oldest first).
+        cards = {card.digest: card for card in store.model_cards() if card.digest in ran}
     finally:
         store.close()
 
@@ -108,7 +145,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     records.sort(key=newest_first, reverse=True)
     shown = records[: args.limit]
     if args.json:
-        print(json.dumps([_jsonable(r) for r in shown], indent=2))
+        print(json.dumps([_jsonable(r, cards.get(_digest(r) or "")) for r in shown], indent=2))
         return 0
     if not shown:
         print(f"no history for {args.stack} in {store.location}")
@@ -116,8 +153,9 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     rows = []
     for record in shown:
         when, event, digest, detail = _event(record, args.stack)
-        rows.append((f"{when:%Y-%m-%d %H:%M:%S}", event, digest, detail))
-    print(table(("TIME (UTC)", "EVENT", "DIGEST", "DETAIL"), rows))
+        model = _model(cards.get(_digest(record) or "")) if _digest(record) else "-"
+        rows.append((f"{when:%Y-%m-%d %H:%M:%S}", event, digest, model, detail))
+    print(table(("TIME (UTC)", "EVENT", "DIGEST", "MODEL", "DETAIL"), rows))
     if len(records) > len(shown):
         print(f"({len(records) - len(shown)} older events not shown; --limit N)")
     return 0

@@ -30,14 +30,17 @@ if TYPE_CHECKING:
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Promote the digest of the last successful deployment of --from to --to, never the "
-        "newest tag. Seven gates decide: source succeeded, soak time, digest still resolves, "
-        "tests passed, vulnerabilities, target not on hold, not already deployed. Exit 3 "
-        "when a gate refuses; the target file is then untouched."
+        "newest tag. Ten gates decide: source succeeded, soak time, digest still resolves, "
+        "tests passed, vulnerabilities (every scan of the digest, waivers), model quality "
+        "and compatibility (its model card against the one --to runs), not rejected by "
+        "--to, target not on hold, not already deployed. Exit 3 when a gate refuses; the "
+        "target file is then untouched."
     )
     parser.epilog = examples(
         "promote --from staging --to prod --dry-run",
         "promote --from staging --to prod",
         "promote --from staging --to prod --skip-gate soak",
+        'promote --from staging --to prod --readmit "INC-31 fixed in config 4e1d07c"',
     )
     parser.add_argument(
         "--from",
@@ -63,6 +66,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="skip a gate by name (recorded); may be repeated",
     )
+    parser.add_argument(
+        "--readmit",
+        metavar="REASON",
+        default="",
+        help="admit a digest the target rejected (rolled back) again, saying why (recorded)",
+    )
 
 
 _RESULT_COLOURS: Mapping[str, Colour] = {"pass": "green", "FAIL": "red", "skipped": "yellow"}
@@ -85,32 +94,35 @@ def _target_policy(project: Project, target: str) -> PromotionPolicy:
     from pipeline.stacks.config import load_stack_config
 
     cfg = load_stack_config(project, target)
-    keys = ("promotionSoakMinutes", "promotionMinPassPercent", "promotionBlockSeverity")
+    from pipeline.promotion.policy import POLICY_KEYS
+
     return policy_from_config(
-        {key: cfg.get(key) for key in keys if cfg.get(key) is not None}, target
+        {key: cfg.get(key) for key in POLICY_KEYS if cfg.get(key) is not None}, target
     )
 
 
 def _findings(
-    adapters: Adapters, digest: str | None, image: ImageRef | None, run: CiRun | None, block: str
+    adapters: Adapters, image: ImageRef | None, runs: Sequence[CiRun], block: str
 ) -> tuple[ScanFindings | None, str]:
-    """Scan findings for the candidate: ECR's own scan, else the CI run's recorded counts."""
+    """Counted findings for the candidate: ECR's own scan, else every CI run's recorded
+    counts (the gate adds the recorded scan reports); the reason when there are none."""
     from pipeline.errors import RegistryError
     from pipeline.images.refs import ecr_host, short_digest
-    from pipeline.promotion.gates import findings_from_ci_run
+    from pipeline.promotion.gates import findings_from_ci_runs
 
-    if block == "none" or image is None or digest is None:
+    if block == "none" or image is None or image.digest is None:
         return None, "no candidate digest"
     if ecr_host(image.registry) is not None:
         try:
             return adapters.ecr_findings(image), ""
         except RegistryError as exc:
             return None, str(exc)
-    if run is None:
-        return None, f"no CI run recorded for {short_digest(digest)}, so no scan counts"
-    findings = findings_from_ci_run(run)
+    findings = findings_from_ci_runs(runs)
     if findings is None:
-        return None, f"CI run #{run.id} recorded no scan counts (--scan-critical/--scan-high)"
+        return None, (
+            f"no scan recorded for {short_digest(image.digest)} (record scan, record ci "
+            "--scan-report, or --scan-critical/--scan-high)"
+        )
     return findings, ""
 
 
@@ -126,12 +138,12 @@ def _facts(
     target_digest: str | None,
 ) -> PromotionFacts:
     """Everything the gates decide from, asked of the store, the registry and the scanner."""
+    from pipeline.commands.promote_evidence import evidence_facts
     from pipeline.promotion.gates import (
         DIGEST_RESOLVES,
         TESTS_PASSED,
         VULNERABILITIES,
         PromotionFacts,
-        producing_ci_run,
     )
 
     skip = frozenset(args.skip_gate)
@@ -145,8 +157,8 @@ def _facts(
     findings: ScanFindings | None = None
     findings_error = ""
     if VULNERABILITIES not in skip:
-        run = producing_ci_run(digest, runs) if digest is not None else None
-        findings, findings_error = _findings(adapters, digest, image, run, policy.block_severity)
+        findings, findings_error = _findings(adapters, image, runs, policy.block_severity)
+    evidence = evidence_facts(store, digest, args.target, skip, " ".join(args.readmit.split()))
     return PromotionFacts(
         source_stack=args.source,
         target_stack=args.target,
@@ -159,12 +171,14 @@ def _facts(
         findings_error=findings_error,
         target_holds=tuple(store.holds(args.target)),
         target_digest=target_digest,
+        **evidence,
     )
 
 
 def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pipeline.commands.common import pinned_setting, record_after_write
     from pipeline.commands.output import print_diff
+    from pipeline.commands.promote_evidence import model_table, readmission
     from pipeline.errors import GateRefused, UsageError
     from pipeline.images.refs import short_digest
     from pipeline.project import find_project
@@ -210,6 +224,9 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         results = evaluate_gates(facts, skip)
         print(f"promote {args.source} -> {args.target}: {image if image else 'nothing'}")
         print(gate_table(results))
+        models = model_table(facts, image.digest if image is not None else None)
+        if models is not None:
+            print(models)
         failed = refused(results)
         if failed:
             names = ", ".join(r.name for r in failed)
@@ -235,8 +252,14 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             previous_digest=current.digest,
             actor=adapters.actor(),
         )
-        (stored,) = record_after_write(
-            store, [promotion], target_file, "promotion", current.digest, image.digest
+        readmitted = readmission(facts, promotion.digest, promotion.actor)
+        stored, *_ = record_after_write(
+            store,
+            [promotion, *([readmitted] if readmitted else [])],
+            target_file,
+            "promotion",
+            current.digest,
+            image.digest,
         )
     finally:
         store.close()
@@ -246,9 +269,10 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         if isinstance(stored, Promotion) and stored.skipped_gates
         else ""
     )
+    again = f", re-admitted ({readmitted.reason})" if readmitted else ""
     print(
         f"promoted {short_digest(current.digest)} -> {short_digest(image.digest)} in "
-        f"{target_file.name}; recorded promotion #{stored.id}{skipped}. "
+        f"{target_file.name}; recorded promotion #{stored.id}{skipped}{again}. "
         f"Next: pulumi up -s {args.target}"
     )
     return 0

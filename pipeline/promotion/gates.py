@@ -6,25 +6,41 @@ findings -- into a ``PromotionFacts``; everything here decides from those
 facts alone, so every gate is tested without a registry, a store or a clock.
 
 The digest promoted is the one of the last *successful* deployment of the
-source stack, never the newest tag.
+source stack, never the newest tag. The evidence gates judge every record of the
+candidate's digest at once: ``findings`` (scans and waivers), ``models`` (model
+cards) and ``rejection`` (rollbacks and readmissions) hold their rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.images.refs import short_digest
-from pipeline.records.model import CiRun, Deployment, Hold
+from pipeline.promotion.counts import (
+    ScanFindings,
+    findings_from_ci_run,
+    findings_from_ci_runs,
+    findings_from_counts,
+    judge_counts,
+)
+from pipeline.promotion.findings import judge_scans
+from pipeline.promotion.models import ModelSide, judge_compatibility, judge_quality
+from pipeline.promotion.policy import SEVERITIES, PromotionPolicy, Severity, policy_from_config
+from pipeline.promotion.rejection import Rejection, judge_rejection
+from pipeline.records.model import CiRun, Deployment, Hold, ModelCard, Readmission, Scan, Waiver
 
 SOURCE_SUCCEEDED = "source-succeeded"
 SOAK = "soak"
 DIGEST_RESOLVES = "digest-resolves"
 TESTS_PASSED = "tests-passed"
 VULNERABILITIES = "vulnerabilities"
+MODEL_QUALITY = "model-quality"
+MODEL_COMPATIBLE = "model-compatible"
+NOT_REJECTED = "not-rejected"
 NOT_ON_HOLD = "not-on-hold"
 NOT_ALREADY_DEPLOYED = "not-already-deployed"
 
@@ -35,17 +51,14 @@ GATE_NAMES = (
     DIGEST_RESOLVES,
     TESTS_PASSED,
     VULNERABILITIES,
+    MODEL_QUALITY,
+    MODEL_COMPATIBLE,
+    NOT_REJECTED,
     NOT_ON_HOLD,
     NOT_ALREADY_DEPLOYED,
 )
 
 GateStatus = Literal["pass", "FAIL", "skipped"]
-Severity = Literal["none", "low", "medium", "high", "critical"]
-# promotionBlockSeverity values, lowest first; "none" blocks nothing.
-SEVERITIES: tuple[Severity, ...] = ("none", "low", "medium", "high", "critical")
-_LEVEL = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-# Findings whose severity the scanner did not settle: they block at any threshold.
-_UNSETTLED = frozenset({"undefined", "untriaged"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,72 +75,11 @@ class GateResult:
 
 
 @dataclass(frozen=True)
-class PromotionPolicy:
-    """The target stack's promotion settings (``promotion*`` config keys)."""
-
-    soak_minutes: int = 30
-    min_pass_percent: int = 100
-    block_severity: Severity = "critical"
-
-
-def policy_from_config(values: Mapping[str, object], stack: str) -> PromotionPolicy:
-    """Validate the ``promotion*`` keys (given without the project prefix)."""
-
-    def integer(key: str, default: int, low: int, high: int | None) -> int:
-        value = values.get(key, default)
-        # YAML may give 30.0 or "30"; bool is an int subclass and never meant here.
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"stack {stack}: cv-platform:{key} must be a whole number")
-        try:
-            number = int(str(value).strip()) if isinstance(value, str) else int(value)
-        except ValueError:
-            raise ConfigError(
-                f"stack {stack}: cv-platform:{key} must be a whole number, got {value!r}"
-            ) from None
-        if number != value and not isinstance(value, str):
-            raise ConfigError(f"stack {stack}: cv-platform:{key} must be a whole number")
-        if number < low or (high is not None and number > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
-            raise ConfigError(f"stack {stack}: cv-platform:{key} must be {bounds}, got {number}")
-        return number
-
-    severity = values.get("promotionBlockSeverity", "critical")
-    level = next(
-        (s for s in SEVERITIES if isinstance(severity, str) and severity.lower() == s), None
-    )
-    if level is None:
-        raise ConfigError(
-            f"stack {stack}: cv-platform:promotionBlockSeverity must be one of "
-            f"{'|'.join(SEVERITIES)}, got {severity!r}"
-        )
-    return PromotionPolicy(
-        soak_minutes=integer("promotionSoakMinutes", 30, 0, None),
-        min_pass_percent=integer("promotionMinPassPercent", 100, 0, 100),
-        block_severity=level,
-    )
-
-
-@dataclass(frozen=True)
 class DigestCheck:
     """The registry's answer: does the digest still serve the same manifest?"""
 
     matches: bool
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class ScanFindings:
-    """Vulnerability counts for the candidate image, from one source.
-
-    ``counts`` maps lowercase severity to a count; ``covers`` is the lowest
-    severity the source counts at all (an ECR scan counts every level; a CI
-    run records only critical and high), so a threshold below it cannot be
-    checked from this source.
-    """
-
-    source: str
-    counts: tuple[tuple[str, int], ...]
-    covers: str = "low"
 
 
 @dataclass(frozen=True)
@@ -149,6 +101,19 @@ class PromotionFacts:
     target_holds: tuple[Hold, ...] = ()
     # The digest the target's stack file pins now.
     target_digest: str | None = None
+    # Every scan recorded for the candidate's digest, and its waivers.
+    scans: tuple[Scan, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+    # The candidate's model cards, and the model the target runs now (the digest of its
+    # last successful deployment, with that digest's cards).
+    candidate_cards: tuple[ModelCard, ...] = ()
+    current_digest: str | None = None
+    current_cards: tuple[ModelCard, ...] = ()
+    # Why digests were refused by the target (rollbacks, failed verifications), and
+    # the readmissions since; ``readmit_reason``: this promotion re-admits (--readmit).
+    rejections: tuple[Rejection, ...] = ()
+    readmissions: tuple[Readmission, ...] = ()
+    readmit_reason: str = ""
 
 
 def _when(value: datetime) -> str:
@@ -269,36 +234,44 @@ def _tests_passed(facts: PromotionFacts, digest: str) -> GateResult:
 
 
 def _vulnerabilities(facts: PromotionFacts) -> GateResult:
+    """Every source at once: the recorded scans (with waivers) and the counted sources."""
     threshold = facts.policy.block_severity
     if threshold == "none":
         return GateResult(VULNERABILITIES, True, "promotionBlockSeverity is none")
-    findings = facts.findings
-    if findings is None:
+    parts: list[tuple[bool, str]] = []
+    if facts.scans:
+        verdict = judge_scans(facts.scans, facts.waivers, threshold, facts.now)
+        parts.append((verdict.passed, verdict.reason))
+    if facts.findings is not None:
+        parts.append(judge_counts(facts.findings, threshold))
+    if not parts:
         return GateResult(VULNERABILITIES, False, facts.findings_error or "no scan findings")
-    if _LEVEL[findings.covers] > _LEVEL[threshold]:
-        return GateResult(
-            VULNERABILITIES,
-            False,
-            f"{findings.source} counts only {findings.covers} and above; "
-            f"cannot check findings at {threshold}",
-        )
-    blocking = [
-        (severity, count)
-        for severity, count in findings.counts
-        if count > 0 and (severity in _UNSETTLED or _LEVEL.get(severity, 0) >= _LEVEL[threshold])
-    ]
-    if blocking:
-        listed = ", ".join(f"{count} {severity}" for severity, count in blocking)
-        return GateResult(
-            VULNERABILITIES, False, f"{findings.source}: {listed} (blocks at {threshold})"
-        )
-    counted = ", ".join(f"{count} {severity}" for severity, count in findings.counts if count)
     return GateResult(
-        VULNERABILITIES,
-        True,
-        f"{findings.source}: nothing at {threshold} or above"
-        + (f" ({counted})" if counted else ""),
+        VULNERABILITIES, all(ok for ok, _ in parts), "; ".join(reason for _, reason in parts)
     )
+
+
+def _model(facts: PromotionFacts, name: str, digest: str) -> GateResult:
+    candidate = ModelSide(digest, facts.candidate_cards)
+    current = ModelSide(facts.current_digest, facts.current_cards)
+    if name == MODEL_QUALITY:
+        verdict = judge_quality(
+            candidate,
+            current,
+            facts.target_stack,
+            facts.policy.max_accuracy_drop,
+            facts.policy.max_latency_ms,
+        )
+    else:
+        verdict = judge_compatibility(candidate, current, facts.target_stack)
+    return GateResult(name, verdict.passed, verdict.reason)
+
+
+def _not_rejected(facts: PromotionFacts, digest: str) -> GateResult:
+    verdict = judge_rejection(
+        facts.target_stack, digest, facts.rejections, facts.readmissions, facts.readmit_reason
+    )
+    return GateResult(NOT_REJECTED, verdict.passed, verdict.reason)
 
 
 def _not_on_hold(facts: PromotionFacts) -> GateResult:
@@ -354,6 +327,10 @@ def evaluate_gates(facts: PromotionFacts, skip: Iterable[str] = ()) -> tuple[Gat
             results.append(_digest_resolves(facts, candidate))
         elif name == TESTS_PASSED:
             results.append(_tests_passed(facts, digest))
+        elif name in (MODEL_QUALITY, MODEL_COMPATIBLE):
+            results.append(_model(facts, name, digest))
+        elif name == NOT_REJECTED:
+            results.append(_not_rejected(facts, digest))
         else:
             results.append(_not_already_deployed(facts, digest))
     return tuple(results)
@@ -364,38 +341,22 @@ def refused(results: Iterable[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.passed and not r.skipped]
 
 
-def findings_from_counts(source: str, counts: Mapping[str, int]) -> ScanFindings:
-    """Scanner counts (any case, e.g. ECR's ``findingSeverityCounts``) as ScanFindings."""
-    order = {**_LEVEL, "undefined": -1, "untriaged": -1}
-    merged: dict[str, int] = {}
-    for severity, count in counts.items():
-        merged[severity.lower()] = merged.get(severity.lower(), 0) + int(count)
-    ranked = sorted(merged.items(), key=lambda item: -order.get(item[0], -1))
-    return ScanFindings(source, tuple(ranked), covers="low")
-
-
-def findings_from_ci_run(run: CiRun) -> ScanFindings | None:
-    """The scan counts recorded with a CI run (critical, and high when recorded)."""
-    if run.scan_critical is None:
-        return None
-    counts = [("critical", run.scan_critical)]
-    if run.scan_high is not None:
-        counts.append(("high", run.scan_high))
-    covers = "high" if run.scan_high is not None else "critical"
-    return ScanFindings(f"CI run #{run.id} scan", tuple(counts), covers=covers)
-
-
 __all__ = [
     "GATE_NAMES",
+    "MODEL_COMPATIBLE",
+    "MODEL_QUALITY",
+    "NOT_REJECTED",
     "SEVERITIES",
     "DigestCheck",
     "GateResult",
     "PromotionFacts",
     "PromotionPolicy",
     "ScanFindings",
+    "Severity",
     "current_hold",
     "evaluate_gates",
     "findings_from_ci_run",
+    "findings_from_ci_runs",
     "findings_from_counts",
     "last_successful",
     "policy_from_config",

@@ -105,10 +105,12 @@ def test_the_commands_are_all_there() -> None:
         "promote",
         "rollback",
         "hold",
+        "waive",
         "history",
         "record",
         "record deploy",
         "record ci",
+        "record scan",
         "metrics",
         "preview",
     ]

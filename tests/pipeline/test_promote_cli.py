@@ -12,7 +12,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.project import Project
-from pipeline.records.model import CiRun, Deployment, Hold, Record
+from pipeline.promotion.gates import GATE_NAMES
+from pipeline.records.model import CiRun, Deployment, Hold, ModelCard, Record, Rollback
 from pipeline.records.stores import open_store
 from pipeline.stacks.edit import unified_diff
 from pipeline.stacks.image import ImageSetting
@@ -36,9 +37,14 @@ class Setup:
     def image(self) -> str:
         return f"{self.images.name}:v1@{self.images.v1.digest}"
 
-    def add(self, *records: Record) -> None:
+    def add(self, *records: Record, cards: bool = True) -> None:
+        """Append ``records``; each CI run also records its image's model card, as CI does
+        (``cards=False``: without)."""
+        made = [
+            model_card(r.digest) for r in records if cards and isinstance(r, CiRun) and r.digest
+        ]
         store = open_store(None, Project(self.root))
-        store.add_many(records)
+        store.add_many([*records, *made])
         store.close()
 
     def promotions(self) -> list[object]:
@@ -86,7 +92,31 @@ def setup(tmp_path: Path, registry_images: PushedImages, monkeypatch: pytest.Mon
         "DOCKER_CONFIG", str(registry_images.server.docker_config(tmp_path / "docker"))
     )
     monkeypatch.delenv("PIPELINE_STORE", raising=False)
+    current_model(root)
     return Setup(root, registry_images)
+
+
+def model_card(digest: str, **changes: object) -> ModelCard:
+    from tests.pipeline.recordkit import model_card as card
+
+    return card(digest, **changes)
+
+
+def current_model(root: Path) -> None:
+    """Prod runs a model already: its last successful deployment (the digest the committed
+    Pulumi.prod.yaml pins) and that image's model card."""
+    digest = read_image(root / "Pulumi.prod.yaml").digest
+    assert digest is not None
+    finished = datetime.now(UTC) - timedelta(days=3)
+    store = open_store(None, Project(root))
+    store.add_many(
+        [
+            Deployment("prod", "succeeded", f"registry.example.internal/cv/model@{digest}", digest,
+                       finished - timedelta(minutes=4), finished),
+            model_card(digest),
+        ]
+    )  # fmt: skip
+    store.close()
 
 
 def promote(setup: Setup, *extra: str) -> int:
@@ -112,7 +142,7 @@ def test_promotion_with_every_gate_passing_pins_prod_and_is_recorded(
     assert promote(setup) == 0
     out = capsys.readouterr().out
     assert set(gate_rows(out).values()) == {"pass"}
-    assert len(gate_rows(out)) == 7
+    assert list(gate_rows(out)) == list(GATE_NAMES)
     assert read_image(setup.prod) == ImageSetting(setup.images.name, "v1", setup.images.v1.digest)
     (promotion,) = setup.promotions()
     assert promotion.digest == setup.images.v1.digest  # type: ignore[attr-defined]
@@ -152,6 +182,30 @@ def gone_from_registry(setup: Setup) -> None:
     )
 
 
+def rolled_back(setup: Setup) -> None:
+    # prod ran v1 once and was rolled back from it; the hold is released, the rejection stays.
+    now = datetime.now(UTC)
+    v1 = setup.images.v1.digest
+    setup.add(
+        setup.deployed(),
+        setup.built(),
+        Rollback("prod", v1, "sha256:" + "9" * 64, setup.image, now - timedelta(hours=1)),
+        Hold("prod", "placed", now - timedelta(hours=1), "rolled back"),
+        Hold("prod", "released", now - timedelta(minutes=30)),
+    )
+
+
+def worse_model(setup: Setup) -> None:
+    setup.add(setup.deployed(), setup.built(), cards=False)
+    setup.add(model_card(setup.images.v1.digest, accuracy=0.95))
+
+
+def other_signature(setup: Setup) -> None:
+    setup.add(setup.deployed(), setup.built(), cards=False)
+    outputs = '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 10]}}]'
+    setup.add(model_card(setup.images.v1.digest, outputs=outputs, version="1.1.0"))
+
+
 FAILURES: dict[str, Callable[[Setup], None]] = {
     "source-succeeded": lambda s: s.add(s.deployed(), s.deployed(30, result="failed"), s.built()),
     "soak": lambda s: s.add(s.deployed(minutes_ago=5), s.built()),
@@ -160,6 +214,9 @@ FAILURES: dict[str, Callable[[Setup], None]] = {
     "vulnerabilities": lambda s: s.add(s.deployed(), s.built(scan_critical=1)),
     "not-on-hold": held,
     "not-already-deployed": already_there,
+    "model-quality": worse_model,
+    "model-compatible": other_signature,
+    "not-rejected": rolled_back,
 }
 
 
@@ -251,9 +308,12 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
             Deployment("staging", "succeeded", f"{repo}:c@{candidate}", candidate,
                        finished - timedelta(minutes=3), finished),
             CiRun(image=repo, digest=candidate, passed=10, scan_critical=0, scan_high=0),
+            model_card(candidate),
         ]
     )  # fmt: skip
     store.close()
+    if pinned:
+        current_model(tmp_path)
 
     def someone_else_writes_meanwhile(ref: object, insecure: object) -> DigestCheck:
         write_image(prod, ImageSetting(repo, "d", theirs))
@@ -261,6 +321,8 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
 
     adapters = Adapters(check_digest=someone_else_writes_meanwhile)
     argv = ["--project-dir", str(tmp_path), "promote", "--from", "staging", "--to", "prod"]
+    if not pinned:  # prod never ran a model: the model gates refuse unless skipped
+        argv += ["--skip-gate", "model-quality", "--skip-gate", "model-compatible"]
     code = main(argv, adapters)
     assert code == 1
     assert "nothing written" in capsys.readouterr().err

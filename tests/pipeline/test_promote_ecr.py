@@ -84,6 +84,11 @@ def promote(root: Path) -> int:
             "prod",
             "--skip-gate",
             "digest-resolves",
+            # The model gates have their own tests: prod here has never run a model.
+            "--skip-gate",
+            "model-quality",
+            "--skip-gate",
+            "model-compatible",
         ]
     )
 

@@ -23,7 +23,7 @@ from pipeline.promotion.gates import (
     refused,
 )
 from pipeline.records.model import Hold
-from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
+from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment, model_card
 
 NOW = T0 + timedelta(hours=2)
 
@@ -42,6 +42,10 @@ def good_facts(**changes: object) -> PromotionFacts:
         findings=findings_from_ci_run(run),
         target_holds=(),
         target_digest=DIGEST_B,
+        # prod runs DIGEST_B's model; the candidate's card is as good, with the same signature.
+        candidate_cards=(model_card(DIGEST_A),),
+        current_digest=DIGEST_B,
+        current_cards=(model_card(DIGEST_B),),
     )
     return dataclasses.replace(facts, **changes)  # type: ignore[arg-type]
 

@@ -133,7 +133,8 @@ def test_a_rolled_back_stack_refuses_promotion_until_released(
     store.add(deployed(B, 1, stack="staging"))
     store.close()
     assert cli(root, "rollback", "prod") == 0  # back to A; staging's candidate is B
-    others = ["source-succeeded", "soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    others = ["source-succeeded", "soak", "digest-resolves", "tests-passed", "vulnerabilities",
+              "model-quality", "model-compatible"]  # fmt: skip
     promote = ["promote", "--from", "staging", "--to", "prod"]
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     before = (root / "Pulumi.prod.yaml").read_bytes()
@@ -280,7 +281,8 @@ def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
     assert cli(root, "rollback", "prod") == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, B)
     assert cli(root, "hold", "prod", "--release") == 0
-    others = ["soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    others = ["soak", "digest-resolves", "tests-passed", "vulnerabilities", "model-quality",
+              "model-compatible"]  # fmt: skip
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, A)
@@ -381,7 +383,8 @@ def test_a_store_failure_after_the_write_says_the_file_was_written(
         assert project is not None
         return DiskFull(project.default_store)
 
-    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
+    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities",
+                              "model-quality", "model-compatible")
              for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["rollback", "prod"] if command == "rollback" else ["promote", "--from", "staging",
                                                                "--to", "prod", *skips]  # fmt: skip
