@@ -68,9 +68,8 @@ def model_card(digest: str = DIGEST_A, **changes: object) -> ModelCard:
 def finding(
     id_: str, severity: FindingSeverity, package: str = "libidn2-0", **changes: object
 ) -> Finding:
-    return dataclasses.replace(
-        Finding(id_, severity, package, "2.0.5-1", "2.0.5-1+deb10u1"), **changes
-    )  # type: ignore[arg-type]
+    base = Finding(id_, severity, package, "2.0.5-1", "2.0.5-1+deb10u1")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def scan(digest: str = DIGEST_A, *findings: Finding, **changes: object) -> Scan:
