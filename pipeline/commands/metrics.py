@@ -17,10 +17,12 @@ from pipeline.commands.options import ISO, examples
 TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime, timedelta
     from typing import Literal
 
     from pipeline.commands.adapters import Adapters
+    from pipeline.metrics.by_model import ModelFigures
     from pipeline.metrics.compute import Metrics
     from pipeline.records.model import Records, Window
     from pipeline.records.stores import Store
@@ -42,6 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "metrics --since 2026-01-01T00:00:00Z --format json",
         "metrics --format prometheus > /var/lib/node_exporter/cv-platform.prom",
         "metrics --stack prod --plot weekly.png --push-cloudwatch CvPlatform/Delivery",
+        "metrics --stack prod --by-model",
     )
     parser.add_argument(
         "--stack",
@@ -59,6 +62,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="write a weekly chart")
     parser.add_argument(
         "--push-cloudwatch", metavar="NAMESPACE", help="put the metrics to CloudWatch"
+    )
+    parser.add_argument(
+        "--by-model",
+        action="store_true",
+        help="also break M_CD down per model version (from the images' model cards; "
+        "table, markdown and json)",
     )
 
 
@@ -109,30 +118,44 @@ def load_records(store: Store, window: Window) -> Records:
         ci_runs=tuple(store.ci_runs(upto)),
         deployments=tuple(store.deployments(None, upto)),
         rollbacks=tuple(r for r in store.rollbacks(None) if until is None or utc(r.at) < until),
+        model_cards=tuple(store.model_cards()),
     )
 
 
-def render(metrics: Metrics, fmt: MetricsFormat) -> str:
-    """The report in ``fmt``, ending with a line break."""
+def render(
+    metrics: Metrics, fmt: MetricsFormat, models: Sequence[ModelFigures] | None = None
+) -> str:
+    """The report in ``fmt``, ending with a line break; ``models``: the per-model breakdown."""
     if fmt == "json":
         import json
 
-        return json.dumps(metrics.to_json(), indent=2) + "\n"
+        data = metrics.to_json()
+        if models is not None:
+            data["by_model"] = [row.to_json() for row in models]
+        return json.dumps(data, indent=2) + "\n"
     if fmt == "prometheus":
         from pipeline.metrics.prometheus import render_prometheus
 
         return render_prometheus(metrics)
+    from pipeline.metrics.by_model import render_by_model
     from pipeline.metrics.report import render_markdown, render_table
 
-    return (render_markdown(metrics) if fmt == "markdown" else render_table(metrics)) + "\n"
+    markdown = fmt == "markdown"
+    text = render_markdown(metrics) if markdown else render_table(metrics)
+    if models is not None:
+        text += "\n" + render_by_model(models, markdown=markdown)
+    return text + "\n"
 
 
 def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pathlib import Path
 
+    from pipeline.errors import UsageError
     from pipeline.metrics.compute import compute, weekly
     from pipeline.project import locate_project
 
+    if args.by_model and args.format == "prometheus":
+        raise UsageError("--by-model: the Prometheus format has no per-model breakdown")
     window, notes = resolve_window(args.since, args.window, adapters.now())
     # Refuse bad --plot / --push-cloudwatch values before anything is read or printed.
     plot = namespace = None
@@ -172,7 +195,12 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         assert window.until is not None
         write_plot(plot, weekly(records, window.since, window.until, stacks), metrics)
         done.append(f"wrote {plot}")
-    sys.stdout.write(render(metrics, args.format))
+    models = None
+    if args.by_model:
+        from pipeline.metrics.by_model import by_model
+
+        models = by_model(records, window, stacks)
+    sys.stdout.write(render(metrics, args.format, models))
     # Machine formats keep stdout clean; progress goes to stderr there.
     progress = sys.stderr if args.format in ("json", "prometheus") else sys.stdout
     for line in done:

@@ -169,3 +169,14 @@ def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     assert metrics["p_d"] == pytest.approx(2 / 3)
     assert metrics["m_cd"] == pytest.approx(2 / 3)
     assert metrics["deployments"] == 3
+
+    # M_CD per model version: the model whose prod deployment failed shows it.
+    args = ("metrics", "--stack", "prod", "--format", "json", "--by-model")
+    by_model = json.loads(flow.ok(*args))["by_model"]
+    assert [(m["model"], m["m_cd"], m["deployments"]) for m in by_model] == [
+        ("digits 1.1.0", 1.0, 2),
+        ("digits 1.2.0", 0.0, 1),
+    ]
+    table = flow.ok("metrics", "--stack", "prod", "--by-model").splitlines()
+    start = table.index("M_CD by model version")
+    assert table[start + 2].split() == ["digits", "1.1.0", "1.000", "1.000", "1.000", "1", "2"]
