@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,11 @@ class TrainingResult:
     accuracy: float  # on the held-out split
     train_size: int
     test_size: int
+    # The held-out split (the model card's per-class figures) and a hash of the
+    # training split (its data fingerprint).
+    x_test: FloatArray = field(repr=False, default_factory=lambda: np.zeros((0, PIXELS)))
+    y_test: npt.NDArray[np.int64] = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    train_sha256: str = ""
 
 
 def train(test_size: float = 0.25, seed: int = 0) -> TrainingResult:
@@ -158,4 +163,15 @@ def train(test_size: float = 0.25, seed: int = 0) -> TrainingResult:
             "seed": seed,
         },
     )
-    return TrainingResult(model, accuracy, len(y_train), len(y_test))
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(x_train, dtype="<f8").tobytes())
+    digest.update(np.ascontiguousarray(y_train, dtype="<i8").tobytes())
+    return TrainingResult(
+        model,
+        accuracy,
+        len(y_train),
+        len(y_test),
+        x_test=np.asarray(x_test, dtype=np.float64),
+        y_test=np.asarray(y_test, dtype=np.int64),
+        train_sha256=digest.hexdigest(),
+    )

@@ -39,7 +39,8 @@ def test_every_base_image_is_pinned_by_digest(model_dir: Path) -> None:
             ref = parts[1]
             if ref.startswith("${"):
                 ref = args[ref[2:-1]]
-            assert ref in stages or DIGEST_PINNED.match(ref), ln
+            # scratch is the empty image, nothing to pin.
+            assert ref in stages or ref == "scratch" or DIGEST_PINNED.match(ref), ln
             if len(parts) == 4 and parts[2].upper() == "AS":
                 stages.add(parts[3])
 
@@ -54,6 +55,24 @@ def test_final_stage_runs_as_uid_10001_and_probes_healthz(model_dir: Path) -> No
     # Nothing after USER writes to the image (it must work read-only).
     after_user = final[final.index(users[0]) :]
     assert not any(ln.startswith(("RUN ", "COPY ", "ADD ")) for ln in after_user)
+
+
+def test_the_served_image_carries_the_card_and_labels_its_figures(model_dir: Path) -> None:
+    lines = _dockerfile(model_dir)
+    final = lines[max(i for i, ln in enumerate(lines) if ln.startswith("FROM ")) :]
+    assert any("/out/model-card.json" in ln and "/opt/model/" in ln for ln in final)
+    (label,) = [ln for ln in final if ln.startswith("LABEL ")]
+    for field in ("name", "version", "accuracy", "card-sha256"):
+        assert f"io.cv-platform.model.{field}=" in label
+    args = {ln.split()[1].split("=")[0] for ln in final if ln.startswith("ARG ")}
+    assert args == {
+        "MODEL_CARD_NAME",
+        "MODEL_CARD_VERSION",
+        "MODEL_CARD_ACCURACY",
+        "MODEL_CARD_SHA256",
+    }
+    card = lines[lines.index("FROM scratch AS card") + 1]
+    assert card == "COPY --from=train /out/model-card.json /model-card.json"
 
 
 def _free_port() -> int:

@@ -144,11 +144,14 @@ def test_begin_empties_build_and_starts_the_state(agent: Agent) -> None:
 
 def test_build_with_buildkit_writes_the_oci_archive(ci: Agent) -> None:
     through(ci, "Build")
-    (call,) = ci.stub_calls("buildctl")
-    argv = call["argv"]
+    card, image = ci.stub_calls("buildctl")
+    assert "target=card" in card["argv"]
+    assert "type=local,dest=build/card" in card["argv"]
+    argv = image["argv"]
     assert argv[:3] == ["--addr", "tcp://buildkitd:1234", "build"]
     assert "context=model" in argv
     assert "dockerfile=model" in argv
+    assert not any(a.startswith("target=") for a in argv)  # the served image: the last stage
     tag = ci.state("image-tag")
     assert (
         f"type=oci,dest=build/model-image.oci.tar,name={ci.agent_env['IMAGE_REPOSITORY']}:{tag}"
@@ -157,6 +160,35 @@ def test_build_with_buildkit_writes_the_oci_archive(ci: Agent) -> None:
     assert (ci.workspace / "build" / "model-image.oci.tar").stat().st_size > 0
     assert ci.state("image-source") == "oci-archive:build/model-image.oci.tar"
     assert float(ci.state("build-seconds")) >= 0
+
+
+def test_build_labels_the_image_with_its_model_card(ci: Agent) -> None:
+    import hashlib
+
+    through(ci, "Build")
+    card = ci.workspace / "build" / "ci" / "model-card.json"
+    assert json.loads(card.read_text())["model"]["version"] == "1.0.0+0123456789ab"
+    _, image = ci.stub_calls("buildctl")
+    build_args = [a.removeprefix("build-arg:") for a in image["argv"] if a.startswith("build-arg:")]
+    assert build_args == [
+        "MODEL_CARD_NAME=digits",
+        "MODEL_CARD_VERSION=1.0.0+0123456789ab",
+        "MODEL_CARD_ACCURACY=0.9711",
+        f"MODEL_CARD_SHA256={hashlib.sha256(card.read_bytes()).hexdigest()}",
+    ]
+
+
+def test_a_malformed_model_card_fails_the_build_in_one_line(ci: Agent) -> None:
+    bad = ci.root / "bad-card.json"
+    bad.write_text('{"model": {"name": "digits", "version": "1.0"}, "metrics": {"accuracy": 0.9}}')
+    begin(ci)
+    done = ci.stage("Build", STUB_MODEL_CARD=str(bad))
+    clean(done)
+    assert done.returncode == 1
+    assert last_error(done) == (
+        "ci/build: the model card is not usable: model-card.json: signature is required"
+    )
+    assert len(ci.stub_calls("buildctl")) == 1  # the image itself is not built
 
 
 def test_build_without_image_repository_names_it(ci: Agent) -> None:
@@ -461,6 +493,35 @@ def test_record_ci_records_the_reports_times_image_and_commit(
     finally:
         db.close()
     assert rows == [(2, ci.state("image-digest"), ci.state("commit"), 88.5)]
+
+
+def test_record_ci_records_the_model_card_of_the_pushed_image(ci: Agent) -> None:
+    through(ci, "Build", "Push")
+    write_junit(ci)
+    done = ci.sh("ci/record-ci")
+    assert done.returncode == 0, done.stderr
+    assert "recorded model card #1 of sha256:" in done.stdout
+    db = sqlite3.connect(ci.root / "records.db")
+    try:
+        rows = db.execute("SELECT digest, name, version, accuracy FROM model_cards").fetchall()
+    finally:
+        db.close()
+    assert rows == [(ci.state("image-digest"), "digits", "1.0.0+0123456789ab", 0.9711)]
+
+
+def test_record_ci_without_a_pushed_image_leaves_the_card_out_saying_why(ci: Agent) -> None:
+    through(ci, "Build")
+    write_junit(ci)
+    done = ci.sh("ci/record-ci")
+    assert done.returncode == 0, done.stderr
+    assert "the model card is not recorded: the image was not pushed" in done.stdout
+
+
+def write_junit(agent: Agent) -> None:
+    (agent.workspace / "build" / "junit" / "model.xml").write_text(
+        '<testsuite name="m" tests="1" failures="0" errors="0" skipped="0" time="1.5">'
+        '<testcase classname="a" name="b" time="1"/></testsuite>'
+    )
 
 
 # --- Commit back -------------------------------------------------------------------------

@@ -295,3 +295,47 @@ def test_jsonschema_agrees_on_the_same_cards(card: Any) -> None:
     theirs = {tuple(str(p) for p in e.absolute_path) for e in validator.iter_errors(card)}
     ours = {p.at for p in card_problems(copy.deepcopy(card))}
     assert ours == theirs
+
+
+# ---- the reference model's own card -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_card(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """model-card.json as the image build writes it (model/model_server/train.py --card)."""
+    import sys
+
+    model_dir = str(PROJECT_ROOT / "model")
+    sys.path.insert(0, model_dir)
+    try:
+        from model_server.train import main as train_main
+    finally:
+        sys.path.remove(model_dir)
+    out = tmp_path_factory.mktemp("card")
+    assert (
+        train_main(["--out", str(out / "digits.npz"), "--card", str(out / "model-card.json")]) == 0
+    )
+    return (out / "model-card.json").read_bytes()
+
+
+def test_the_reference_models_card_is_valid_by_the_schema_and_the_reader(
+    reference_card: bytes,
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="the jsonschema package is not installed")
+    doc = json.loads(reference_card)
+    jsonschema.Draft202012Validator(_schema()).validate(doc)
+    assert card_problems(doc) == ()
+    card = load_model_card(reference_card)
+    assert card.name == "digits"
+    assert card.version.startswith("1.0.0+")
+    assert 0.95 <= card.accuracy <= 1
+    assert len(card.per_class) == 10
+    assert card.latency_p95_ms is not None
+    assert card.batch_latency is not None
+    assert card.batch_latency.size == 64
+    assert card.data_fingerprint is not None
+    assert card.file_size_bytes is not None
+    assert card.file_size_bytes > 0
+    (inputs,) = card.signature().inputs
+    assert inputs.describe() == "tensor float64 [-1, 64]"
+    assert card.raw["data"]["dataset"] == "sklearn.datasets.load_digits"  # type: ignore[index]
