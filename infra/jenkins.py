@@ -10,7 +10,8 @@ CiDockerHost), on the tooling network:
   (default 127.0.0.1:8080);
 - the agent, built from infra/jenkins/agent/Dockerfile, connecting over
   WebSocket through the controller's HTTP port (the TCP agent port is off);
-- a rootless BuildKit daemon that the agent's buildctl builds images with.
+- a rootless BuildKit daemon that the agent's buildctl builds images with;
+- the scanner's DB on a disposable volume the agent mounts at /var/cache/trivy.
 
 No container mounts the Docker socket. Secrets reach the controller only as
 files under /run/secrets, uploaded from Pulumi secrets at container creation;
@@ -55,6 +56,8 @@ SECRETS_DIR: Final = "/run/secrets"
 AGENT_SECRET_DIR: Final = "/run/agent-secret"  # noqa: S105 - a path, not a secret
 JENKINS_HOME: Final = "/var/jenkins_home"
 RECORDS_DIR: Final = "/var/lib/cv-platform"
+# Trivy's DB (refreshed by the cv-platform-scanner-db job; ci/scan reads it).
+SCANNER_DB_DIR: Final = "/var/cache/trivy"
 PLATFORM: Final = "linux/amd64"
 # The agent's entrypoint: waits up to 5 minutes for the secret file (then exits, and
 # the restart policy tries again), then starts the inbound agent.
@@ -177,6 +180,10 @@ class JenkinsServer(pulumi.ComponentResource):
         )
         buildkit_cache = docker.Volume(
             f"{name}-buildkit-cache", name=f"{name}-buildkit-cache", labels=scratch, opts=child
+        )
+        # The scanner's vulnerability DB: downloaded again by the next refresh if lost.
+        scanner_db = docker.Volume(
+            f"{name}-scanner-db", name=f"{name}-scanner-db", labels=scratch, opts=child
         )
 
         def secret_files(
@@ -333,6 +340,7 @@ class JenkinsServer(pulumi.ComponentResource):
                 f"BUILDKIT_HOST=tcp://{buildkit_alias}:{BUILDKIT_PORT}",
                 f"IMAGE_REPOSITORY={args.image_repository}",
                 f"PIPELINE_STORE={RECORDS_DIR}/records.db",
+                f"TRIVY_CACHE_DIR={SCANNER_DB_DIR}",
                 f"PULUMI_BACKEND_URL={s.pulumi_backend_url}",
                 *([f"STAGING_SMOKE_URL={s.staging_smoke_url}"] if s.staging_smoke_url else []),
             ],
@@ -342,6 +350,9 @@ class JenkinsServer(pulumi.ComponentResource):
                 ),
                 docker.ContainerVolumeArgs(
                     volume_name=self.records_volume.name, container_path=RECORDS_DIR
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=scanner_db.name, container_path=SCANNER_DB_DIR
                 ),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],

@@ -14,7 +14,7 @@ from tests.registry_fixture import registry_images, registry_server  # noqa: F40
 
 @pytest.fixture(scope="session")
 def groovy_files(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The Groovy this project ships: the Jenkinsfile, the seed job, the init script."""
+    """The Groovy this project ships: the Jenkinsfiles, the seed job, the init script."""
     casc = yaml.safe_load((project_root / "infra/jenkins/casc.yaml").read_text())
     seed = tmp_path_factory.mktemp("seed") / "seed.groovy"
     seed.write_text(casc["jobs"][0]["script"])
@@ -22,6 +22,7 @@ def groovy_files(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -
         "jenkinsfile": project_root / "Jenkinsfile",
         "seed": seed,
         "init": project_root / "infra/jenkins/init.groovy.d/publish-agent-secret.groovy.override",
+        "scanner-db": project_root / "Jenkinsfile.scanner-db",
     }
 
 

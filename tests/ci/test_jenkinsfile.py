@@ -22,6 +22,7 @@ LEAF_STAGES = [
     "Build",
     "Test",
     "Push",
+    "Scan",
     "Set image (staging)",
     "Deploy staging",
     "Commit staging",
@@ -34,7 +35,7 @@ LEAF_STAGES = [
 ]
 GROUPS = {"CI", "Release"}
 MAIN_ONLY = ["Commit staging", "Approve", "Release"]
-NOT_FOR_PULL_REQUESTS = ["Push", "Set image (staging)", "Deploy staging", "Smoke test"]
+NOT_FOR_PULL_REQUESTS = ["Push", "Scan", "Set image (staging)", "Deploy staging", "Smoke test"]
 SECRET_VARIABLES = (
     "REGISTRY_PASSWORD",
     "GITHUB_TOKEN",
@@ -76,7 +77,7 @@ def test_every_stage_exists_in_order(jenkinsfile: Jenkinsfile) -> None:
     names = [s["name"] for s in jenkinsfile.ast["stages"]]
     assert [n for n in names if n not in GROUPS] == LEAF_STAGES
     stages = jenkinsfile.stages
-    assert {stages[n].parent for n in LEAF_STAGES[:9]} == {"CI"}
+    assert {stages[n].parent for n in LEAF_STAGES[:10]} == {"CI"}
     assert {stages[n].parent for n in ("Promote", "Deploy prod", "Commit prod")} == {"Release"}
 
 
@@ -143,11 +144,12 @@ def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: 
 
 def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
     assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
-    for name in ("Deploy staging", "Promote", "Deploy prod"):
+    for name in ("Deploy staging", "Promote", "Deploy prod", "Scan"):
         assert "lock" in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
         "cv-platform-staging",
         "cv-platform-prod",
+        "cv-platform-scanner-db",
     }
     promote = jenkinsfile.text[jenkinsfile.text.index("stage('Promote')") :]
     # Always staging first: no lock-order deadlock with a staging deploy.
@@ -180,7 +182,7 @@ def test_credentials_only_through_bindings_per_step(jenkinsfile: Jenkinsfile) ->
     }
     bound = {name: {b.credential for b in jenkinsfile.stage_bindings(name)} for name in LEAF_STAGES}
     assert bound["Build"] == bound["Test"] == bound["Checkout"] == set()
-    for name in ("Push", "Set image (staging)", "Promote"):
+    for name in ("Push", "Scan", "Set image (staging)", "Promote"):
         assert bound[name] == {"registry-push"}, name
     for name in ("Deploy staging", "Deploy prod", "Smoke test"):
         assert "pulumi-config-passphrase" in bound[name], name
@@ -210,6 +212,44 @@ def test_junit_is_published_and_the_ci_run_recorded_always(jenkinsfile: Jenkinsf
     assert "junit testResults: 'build/junit/*.xml', allowEmptyResults: true" in always
     catch = always.index("catchError(buildResult: 'UNSTABLE'")
     assert catch < always.index("sh 'ci/record-ci'")
+
+
+def test_the_image_evidence_is_archived_always(jenkinsfile: Jenkinsfile) -> None:
+    ci = jenkinsfile.text[
+        jenkinsfile.text.index("stage('CI')") : jenkinsfile.text.index("stage('Approve')")
+    ]
+    always = ci[ci.rindex("            post {") :]
+    assert "archiveArtifacts artifacts: 'build/ci/model-card.json, build/scan/*.json'," in always
+    assert "allowEmptyArchive: true" in always
+
+
+def test_the_pushed_digest_is_scanned_before_staging_runs_it(jenkinsfile: Jenkinsfile) -> None:
+    names = [s["name"] for s in jenkinsfile.ast["stages"]]
+    assert names.index("Push") < names.index("Scan") < names.index("Set image (staging)")
+    assert jenkinsfile.stages["Scan"].sh == ("ci/scan",)
+    scan = jenkinsfile.text[jenkinsfile.text.index("stage('Scan')") :]
+    assert scan.index("lock('cv-platform-scanner-db')") < scan.index("sh 'ci/scan'")
+
+
+def test_the_scanner_db_job_refreshes_under_the_scan_lock_on_a_schedule(
+    parsed: dict[str, Any], groovy_files: dict[str, Path]
+) -> None:
+    tree = parsed[str(groovy_files["scanner-db"])]
+    assert isinstance(tree, dict)
+    job = Jenkinsfile(groovy_files["scanner-db"].read_text(), tree)
+    (stage,) = job.stages.values()
+    assert stage.sh == ("ci/scanner-db",)
+    assert "timeout" in stage.options
+    assert {"lock", "checkout"} <= set(stage.calls)
+    assert job.ast["pipelineAgent"] == "label:cv-platform"
+    assert {"disableConcurrentBuilds", "timeout"} <= set(job.ast["pipelineOptions"])
+    assert "lock('cv-platform-scanner-db')" in job.text
+    assert all(SCRIPT_STEP.fullmatch(s) for s in job.ast["shScripts"])
+    seed = groovy_files["seed"].read_text()
+    block = seed[seed.index("pipelineJob('cv-platform-scanner-db')") :]
+    assert "cron { spec('H H/6 * * *') }" in block
+    assert "scriptPath('Jenkinsfile.scanner-db')" in block
+    assert "branch('*/main')" in block
 
 
 def test_preview_artifact_is_archived_even_when_the_preview_fails(
@@ -263,6 +303,8 @@ def _pipeline_commands(project_root: Path) -> list[tuple[str, list[str]]]:
         '"$finished"': "2026-01-01T00:05:00Z",
         '"$commit"': "0123456789abcdef0123456789abcdef01234567",
         '"${args[@]}"': "--post-github example/cv-platform#7",
+        '"$ref"': "registry.example.internal/cv-platform/model-server:9f3c2ab@sha256:" + "0" * 64,
+        '"$report"': "build/scan/trivy.json",
     }
     per_script = {
         "record-ci": {'"${args[@]}"': "--junit build/junit/model.xml"},
@@ -289,6 +331,7 @@ def test_every_pipeline_command_of_the_scripts_is_accepted_by_the_cli(project_ro
         ("promote", "promote"),
         ("preview", "preview"),
         ("record-ci", "record"),
+        ("scan", "record"),
     }
     parser = build_parser()
     for script, words in commands:

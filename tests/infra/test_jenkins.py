@@ -297,6 +297,7 @@ def test_data_volumes_are_protected_and_retained(project: Project, recorder: Rec
         assert opts.retain_on_delete is True, name
     # Caches and the agent-secret volume may go with the stack.
     assert not recorder.volume_opts["cv-platform-jenkins-buildkit-cache"].protect  # type: ignore[union-attr]
+    assert not recorder.volume_opts["cv-platform-jenkins-scanner-db"].protect  # type: ignore[union-attr]
 
 
 def test_volumes_are_mounted_where_the_data_lives(tooling_run: ProgramRun) -> None:
@@ -313,6 +314,13 @@ def test_volumes_are_mounted_where_the_data_lives(tooling_run: ProgramRun) -> No
         v for v in agent.inputs["volumes"] if v["containerPath"] == "/run/agent-secret"
     )
     assert secret_mount["readOnly"] is True
+    # The scanner's DB: where TRIVY_CACHE_DIR says, on a volume labelled disposable.
+    assert (
+        mounts("cv-platform-jenkins-agent")["/var/cache/trivy"] == "cv-platform-jenkins-scanner-db"
+    )
+    assert "TRIVY_CACHE_DIR=/var/cache/trivy" in agent.inputs["envs"]
+    (volume,) = [r for r in tooling_run.resources if r.name == "cv-platform-jenkins-scanner-db"]
+    assert volume.inputs["labels"] == [{"label": "cv-platform.io/disposable", "value": "true"}]
 
 
 def test_registry_binds_loopback_without_tls(tooling_run: ProgramRun) -> None:
@@ -596,6 +604,23 @@ def test_agent_dockerfile_has_python_pulumi_skopeo_buildctl(project_root: Path) 
         assert needle in text, needle
     assert "docker.io" not in text.replace("docker.io/", "")  # no Docker engine package
     assert dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")[-1] == "USER jenkins"
+
+
+def test_agent_installs_trivy_pinned_by_version_and_checksum(project_root: Path) -> None:
+    args = _agent_args(project_root)
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", args["TRIVY_VERSION"])
+    assert re.fullmatch(r"[0-9a-f]{64}", args["TRIVY_SHA256"])
+    lines = dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")
+    (install,) = [ln for ln in lines if "trivy_${TRIVY_VERSION}_Linux-64bit.tar.gz" in ln]
+    steps = [s.strip() for s in install.split(";")]
+    # Downloaded, checked against the pinned sum, and only then unpacked.
+    check = steps.index('echo "${TRIVY_SHA256}  ${tarball}" | sha256sum -c -')
+    unpack = next(i for i, s in enumerate(steps) if s.startswith("tar -xzf"))
+    assert check < unpack
+    assert "releases/download/v${TRIVY_VERSION}/${tarball}" in install
+    # Where the agent mounts the scanner's DB exists, owned by the agent's user.
+    (dirs,) = [ln for ln in lines if "install -d -o jenkins" in ln]
+    assert "/var/cache/trivy" in dirs
 
 
 def _agent_args(project_root: Path) -> dict[str, str]:
