@@ -124,6 +124,7 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
         "environments": environments(rehearsal),
         "metrics": facts.get("metrics"),
         "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
+        "model": facts.get("model"),
     }
     return data
 
@@ -148,6 +149,12 @@ def print_report(data: dict[str, Any]) -> None:
     if image.get("bytes") and image.get("base_bytes"):
         mib = image["bytes"] / 2**20, image["base_bytes"] / 2**20
         print(f"image {mib[0]:.0f} MiB on a {mib[1]:.0f} MiB base")
+    model = data.get("model") or {}
+    if model:
+        print(
+            f"model {model['name']} {model['version']}, accuracy {model['accuracy']}, "
+            f"p95 {model.get('latency_p95_ms')} ms (card recorded, image labelled)"
+        )
     cold = "warm (base cached)" if data["base_image_cached"] else "cold (base made)"
     print(f"{data['result']} in {data['seconds']:.0f} s, {cold}")
 

@@ -105,8 +105,16 @@ class Rehearsal:
             f"{name}: passed in {stage.seconds:.1f} s{f' ({stage.detail})' if stage.detail else ''}"
         )
 
-    def ci(self, script: str, *args: str, timeout: float = 900, **extra: str | None) -> str:
-        """One ci/ script in the worktree, as a Jenkins sh step would run it."""
+    def ci(
+        self,
+        script: str,
+        *args: str,
+        timeout: float = 900,
+        codes: tuple[int, ...] = (0,),
+        **extra: str | None,
+    ) -> str:
+        """One ci/ script in the worktree, as a Jenkins sh step would run it; an exit code
+        outside ``codes`` fails the stage."""
         assert self.login is not None
         env = jenkins_env(
             {k: v for k, v in os.environ.items() if k not in ("PULUMI_BACKEND_URL",)},
@@ -129,7 +137,7 @@ class Rehearsal:
         done = run(
             ["bash", script, *args], timeout=timeout, env=env, cwd=self.run.worktree, log=log
         )
-        if done.returncode != 0:
+        if done.returncode not in codes:
             raise StageFailed(f"{script} {' '.join(args)}: {last_line(done.stderr or done.stdout)}")
         for line in done.stdout.splitlines():
             if line.startswith("rehearsal: "):
@@ -197,7 +205,31 @@ class Rehearsal:
         image = self.state("image-source").removeprefix("docker-daemon:")
         self.run.facts["image_bytes"] = self.engine.image_size(image)
         self.run.facts["base_bytes"] = self.engine.image_size(self.base)
-        return f"{self.state('build-seconds')} s"
+        model = self.labelled_model(image)
+        return f"{self.state('build-seconds')} s, {model['name']} {model['version']}"
+
+    def labelled_model(self, image: str) -> dict[str, Any]:
+        """The card ci/build kept, and the built image's labels saying the same."""
+        card = json.loads((self.run.worktree / "build" / "ci" / "model-card.json").read_text())
+        done = self.engine.docker(
+            "image", "inspect", "--format", "{{json .Config.Labels}}", image, timeout=30
+        )
+        labels = json.loads(done.stdout or "null") or {}
+        model = {
+            "name": card["model"]["name"],
+            "version": card["model"]["version"],
+            "accuracy": card["metrics"]["accuracy"],
+            "latency_p95_ms": card.get("latency_ms", {}).get("p95"),
+        }
+        said = {
+            "name": labels.get("io.cv-platform.model.name"),
+            "version": labels.get("io.cv-platform.model.version"),
+            "accuracy": float(labels.get("io.cv-platform.model.accuracy") or "nan"),
+        }
+        if said != {k: model[k] for k in said}:
+            raise StageFailed(f"the image's labels {said} do not say what its card does {model}")
+        self.run.facts["model"] = model
+        return model
 
     def test(self) -> str:
         """The model's tests inside an image of the same Dockerfile (stage test)."""
@@ -286,7 +318,33 @@ class Rehearsal:
             "Pulumi.prod.yaml (a rehearsal setting; the committed prod stack keeps its own)"
         )
         say("no vulnerability scanner here: the vulnerabilities gate is skipped (and recorded)")
-        out = self.ci("ci/promote", "staging", "prod", "--skip-gate", "vulnerabilities")
+        # The model gates run for real on the recorded card: prod has never run a model,
+        # so they must refuse (no card to compare with); then they are skipped, recorded.
+        dry = self.ci(
+            "ci/promote",
+            "staging",
+            "prod",
+            "--skip-gate",
+            "vulnerabilities",
+            "--dry-run",
+            codes=(3,),
+        )
+        refused = sorted(ln.split()[0] for ln in dry.splitlines() if ln.split()[1:2] == ["FAIL"])
+        if refused != ["model-compatible", "model-quality"]:
+            raise StageFailed(f"the dry run was refused by {refused}, not by the model gates")
+        model = self.run.facts.get("model", {})
+        if f"{model.get('accuracy', 0):.4f}" not in dry:
+            raise StageFailed("the gate table does not show the candidate's recorded model card")
+        say(
+            "model gates: the candidate's card is recorded ("
+            f"{model.get('name')} {model.get('version')}, accuracy {model.get('accuracy')}), "
+            "but prod has never run a model to compare it with: they refuse, so this first "
+            "promotion skips them (and records that it did)"
+        )
+        skips = ("vulnerabilities", "model-quality", "model-compatible")
+        out = self.ci(
+            "ci/promote", "staging", "prod", *(arg for g in skips for arg in ("--skip-gate", g))
+        )
         return last_line(out)
 
     # --- the whole ----------------------------------------------------------------------
