@@ -56,6 +56,7 @@ def test_the_docs_show_commands() -> None:
     assert shown == {"set-image", "promote", "rollback", "hold", "history", "record"} | {
         "metrics",
         "preview",
+        "waive",
     }
 
 

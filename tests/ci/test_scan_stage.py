@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,9 +39,9 @@ def scanner(ci: Agent) -> Agent:
     return ci
 
 
-def refresh(agent: Agent, **extra: str | None) -> object:
+def refresh(agent: Agent, **extra: str | None) -> subprocess.CompletedProcess[str]:
     agent.log.with_name("trivy-downloads").unlink(missing_ok=True)
-    return agent.sh("ci/scanner-db", **extra)
+    return agent.sh("ci/scanner-db", None, **extra)
 
 
 def scans(agent: Agent) -> list[tuple[str, str]]:
@@ -72,7 +73,7 @@ def test_the_db_is_refreshed_then_the_digest_scanned_and_recorded_with_its_findi
     scanner: Agent, registry_server: RegistryServer
 ) -> None:
     done = refresh(scanner)
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
+    assert done.returncode == 0, done.stderr
     through(scanner, "Build", "Push")
     findings = json.dumps([CRITICAL, LOW])
     done = scanner.stage("Scan", STUB_TRIVY_FINDINGS=findings)
@@ -105,7 +106,7 @@ def test_the_db_is_refreshed_then_the_digest_scanned_and_recorded_with_its_findi
 
 
 def test_a_scan_the_registry_refuses_fails_closed_and_records_nothing(scanner: Agent) -> None:
-    assert refresh(scanner).returncode == 0  # type: ignore[attr-defined]
+    assert refresh(scanner).returncode == 0
     through(scanner, "Build", "Push")
     scanner.credentials["registry-push"] = None
     done = scanner.stage("Scan")
@@ -119,7 +120,7 @@ def test_a_scan_the_registry_refuses_fails_closed_and_records_nothing(scanner: A
 
 
 def test_an_image_in_which_trivy_found_no_os_is_not_a_clean_scan(scanner: Agent) -> None:
-    assert refresh(scanner).returncode == 0  # type: ignore[attr-defined]
+    assert refresh(scanner).returncode == 0
     through(scanner, "Build", "Push")
     done = scanner.stage("Scan", STUB_TRIVY_NO_OS="1")
     assert done.returncode == 1
@@ -128,7 +129,7 @@ def test_an_image_in_which_trivy_found_no_os_is_not_a_clean_scan(scanner: Agent)
 
 
 def test_a_stale_db_is_not_trusted(scanner: Agent) -> None:
-    assert refresh(scanner).returncode == 0  # type: ignore[attr-defined]
+    assert refresh(scanner).returncode == 0
     meta_path = Path(scanner.agent_env["TRIVY_CACHE_DIR"] or "") / "db" / "metadata.json"
     meta = json.loads(meta_path.read_text())
     old = (datetime.now(UTC) - timedelta(days=5)).isoformat().replace("+00:00", "Z")
@@ -154,14 +155,14 @@ def test_scan_before_push_says_what_to_run(scanner: Agent) -> None:
 def test_the_refresh_retries_a_rate_limit_and_keeps_the_old_db_when_it_gives_up(
     scanner: Agent,
 ) -> None:
-    assert refresh(scanner).returncode == 0  # type: ignore[attr-defined]
+    assert refresh(scanner).returncode == 0
     meta_path = Path(scanner.agent_env["TRIVY_CACHE_DIR"] or "") / "db" / "metadata.json"
     before = meta_path.read_bytes()
     done = refresh(
         scanner, STUB_TRIVY_DOWNLOAD_FAILS="9", SCANNER_DB_ATTEMPTS="3", CI_RETRY_SECONDS="0"
     )
-    assert done.returncode == 1  # type: ignore[attr-defined]
-    message = last_error(done)  # type: ignore[arg-type]
+    assert done.returncode == 1
+    message = last_error(done)
     assert message.startswith("ci/scanner-db: could not download the db after 3 tries (exit 1): ")
     assert "TOOMANYREQUESTS" in message
     assert message.endswith("unchanged")
@@ -169,8 +170,8 @@ def test_the_refresh_retries_a_rate_limit_and_keeps_the_old_db_when_it_gives_up(
     assert not [p for p in meta_path.parent.parent.iterdir() if p.name.startswith(".refresh")]
     # One rate-limited try, then it works.
     done = refresh(scanner, STUB_TRIVY_DOWNLOAD_FAILS="1", CI_RETRY_SECONDS="0")
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
-    assert "the db download failed (try 1 of 4, exit 1); again in 0 s" in done.stderr  # type: ignore[attr-defined]
+    assert done.returncode == 0, done.stderr
+    assert "the db download failed (try 1 of 4, exit 1); again in 0 s" in done.stderr
     assert meta_path.read_bytes() != before
     java = meta_path.parent.parent / "java-db" / "metadata.json"
     assert json.loads(java.read_text())["Version"] == 1
@@ -179,12 +180,12 @@ def test_the_refresh_retries_a_rate_limit_and_keeps_the_old_db_when_it_gives_up(
 def test_the_refresh_needs_the_volume(scanner: Agent) -> None:
     scanner.agent_env["TRIVY_CACHE_DIR"] = None
     done = refresh(scanner)
-    assert done.returncode == 1  # type: ignore[attr-defined]
-    assert last_error(done).startswith("ci/scanner-db: TRIVY_CACHE_DIR is not set:")  # type: ignore[arg-type]
+    assert done.returncode == 1
+    assert last_error(done).startswith("ci/scanner-db: TRIVY_CACHE_DIR is not set:")
 
 
 def test_a_critical_finding_recorded_by_the_scan_refuses_promotion(scanner: Agent) -> None:
-    assert refresh(scanner).returncode == 0  # type: ignore[attr-defined]
+    assert refresh(scanner).returncode == 0
     through(scanner, "Build", "Push")
     assert scanner.stage("Scan", STUB_TRIVY_FINDINGS=json.dumps([CRITICAL])).returncode == 0
     through_rest = ("Set image (staging)", "Deploy staging")
