@@ -1,4 +1,4 @@
-"""The record model: what was built, deployed, promoted and rolled back.
+"""The record model: what was built, deployed, verified, promoted and rolled back.
 
 Plain frozen dataclasses shared by the record stores (``pipeline.records.stores``),
 the promotion gates and the metrics. Every timestamp is an aware UTC ``datetime``.
@@ -16,7 +16,10 @@ from typing import Literal, Protocol
 
 DeployResult = Literal["succeeded", "failed"]
 HoldAction = Literal["placed", "released"]
+# A verification that could not judge (too few requests) is "inconclusive": never a pass.
+VerifyResult = Literal["passed", "failed", "inconclusive"]
 DEPLOY_RESULTS: tuple[DeployResult, ...] = ("succeeded", "failed")
+VERIFY_RESULTS: tuple[VerifyResult, ...] = ("passed", "failed", "inconclusive")
 
 
 def utc(value: datetime) -> datetime:
@@ -90,10 +93,27 @@ class Deployment:
     key: str | None = None
     id: int | None = None
     recorded_at: datetime | None = None
+    # The commits this deployment brought to the stack, as "SHA TIME" (committer time,
+    # ISO 8601 UTC), read from git when it was recorded; empty when unknown.
+    changes: tuple[str, ...] = ()
 
     @property
     def duration_seconds(self) -> float:
         return (self.finished - self.started).total_seconds()
+
+
+def change_entry(sha: str, committed: datetime) -> str:
+    """One ``Deployment.changes`` entry: the commit and its committer time."""
+    return f"{sha} {utc(committed).isoformat().replace('+00:00', 'Z')}"
+
+
+def read_change(entry: str) -> tuple[str, datetime] | None:
+    """``(sha, committed)`` of a ``Deployment.changes`` entry, or None when unreadable."""
+    sha, _, when = entry.partition(" ")
+    try:
+        return sha, parse_time(when)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -142,7 +162,34 @@ class Hold:
     actor: str = ""
 
 
-Record = CiRun | Deployment | Promotion | Rollback | Hold
+@dataclass(frozen=True)
+class Verification:
+    """A deployed digest judged against its metrics (``pipeline verify``).
+
+    ``since``/``until`` is the window measured; the measured values are None when
+    Prometheus had no data for them. The thresholds are the ones it was judged by.
+    """
+
+    stack: str
+    digest: str
+    image: str
+    result: VerifyResult
+    since: datetime
+    until: datetime
+    requests: float | None = None
+    error_ratio: float | None = None
+    p95_seconds: float | None = None
+    min_requests: int = 0
+    max_error_ratio: float | None = None
+    max_p95_ms: float | None = None
+    selector: str = ""
+    reason: str = ""
+    actor: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+Record = CiRun | Deployment | Promotion | Rollback | Hold | Verification
 
 
 @dataclass(frozen=True)
@@ -165,6 +212,7 @@ class Records:
     promotions: tuple[Promotion, ...] = ()
     rollbacks: tuple[Rollback, ...] = ()
     holds: tuple[Hold, ...] = field(default=())
+    verifications: tuple[Verification, ...] = ()
 
 
 class RecordStore(Protocol):
@@ -188,5 +236,7 @@ class RecordStore(Protocol):
     def rollbacks(self, stack: str | None = None) -> list[Rollback]: ...
 
     def holds(self, stack: str) -> list[Hold]: ...
+
+    def verifications(self, stack: str | None = None) -> list[Verification]: ...
 
     def close(self) -> None: ...

@@ -20,7 +20,16 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, utc
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    Promotion,
+    Record,
+    Rollback,
+    Verification,
+    utc,
+)
 
 FieldType = Literal["text", "time", "int", "real", "tuple"]
 
@@ -84,6 +93,7 @@ DEPLOYMENTS = Kind(
         ("commit_time", "time"),
         ("source", "text"),
         ("key", "text"),
+        ("changes", "tuple"),
     ),
     sort_field="finished",
     stack_fields=("stack",),
@@ -137,7 +147,32 @@ HOLDS = Kind(
     stack_fields=("stack",),
 )
 
-KINDS: tuple[Kind, ...] = (CI_RUNS, DEPLOYMENTS, PROMOTIONS, ROLLBACKS, HOLDS)
+VERIFICATIONS = Kind(
+    name="verifications",
+    cls=Verification,
+    columns=(
+        ("stack", "text"),
+        ("digest", "text"),
+        ("image", "text"),
+        ("result", "text"),
+        ("since", "time"),
+        ("until", "time"),
+        ("requests", "real"),
+        ("error_ratio", "real"),
+        ("p95_seconds", "real"),
+        ("min_requests", "int"),
+        ("max_error_ratio", "real"),
+        ("max_p95_ms", "real"),
+        ("selector", "text"),
+        ("reason", "text"),
+        ("actor", "text"),
+    ),
+    # Judged at the window's end.
+    sort_field="until",
+    stack_fields=("stack",),
+)
+
+KINDS: tuple[Kind, ...] = (CI_RUNS, DEPLOYMENTS, PROMOTIONS, ROLLBACKS, HOLDS, VERIFICATIONS)
 KIND_OF: dict[type[Any], Kind] = {kind.cls: kind for kind in KINDS}
 
 
@@ -260,7 +295,8 @@ def with_identity(record: Record, record_id: int | None, recorded_at: datetime) 
 # JSON objects (S3) ------------------------------------------------------------
 
 # Version of the JSON object layout; readers upgrade older objects in memory.
-JSON_SCHEMA = 2
+# 3: deployments carry their changes; verifications are a kind of their own.
+JSON_SCHEMA = 3
 
 
 def to_json(kind: Kind, record: Record, recorded_at: datetime) -> dict[str, Any]:

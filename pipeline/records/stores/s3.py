@@ -30,7 +30,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StoreError
-from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, Window, utc
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    Promotion,
+    Record,
+    Rollback,
+    Verification,
+    Window,
+    utc,
+)
 from pipeline.records.stores.codec import (
     CI_RUNS,
     DEPLOYMENTS,
@@ -38,6 +48,7 @@ from pipeline.records.stores.codec import (
     JSON_SCHEMA,
     PROMOTIONS,
     ROLLBACKS,
+    VERIFICATIONS,
     Kind,
     from_json,
     kind_of,
@@ -254,6 +265,10 @@ class S3Store:
 
     def holds(self, stack: str) -> list[Hold]:
         return self._read(HOLDS, stack=stack)
+
+    def verifications(self, stack: str | None = None) -> list[Verification]:
+        """Verifications oldest first, by the end of the window they measured."""
+        return self._read(VERIFICATIONS, stack=stack)
 
     def close(self) -> None:
         self._s3.close()
