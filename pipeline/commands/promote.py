@@ -2,9 +2,10 @@
 
 The command gathers the facts (stack files, records, the registry's answer, scan
 findings), lets ``pipeline.promotion.gates`` decide, prints the gate table, and
-only then writes: first the target's stack file (a locked compare-and-swap on
-the digest read at the start), then the promotion record. A refused or failed
-promotion leaves every stack file byte-identical.
+only then writes, under the target stack file's lock: the holds are checked again
+(a rollback places its hold under the same lock), the file is written (a
+compare-and-swap on the digest read at the start), then the promotion recorded.
+A refused or failed promotion leaves every stack file byte-identical.
 """
 
 from __future__ import annotations
@@ -168,10 +169,17 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pipeline.errors import GateRefused, UsageError
     from pipeline.images.refs import short_digest
     from pipeline.project import find_project
-    from pipeline.promotion.gates import GATE_NAMES, evaluate_gates, last_successful, refused
+    from pipeline.promotion.gates import (
+        GATE_NAMES,
+        NOT_ON_HOLD,
+        current_hold,
+        evaluate_gates,
+        last_successful,
+        refused,
+    )
     from pipeline.records.model import Promotion
     from pipeline.stacks.policy import stack_policy
-    from pipeline.stacks.stackfile import NO_DIGEST, read_image, write_image
+    from pipeline.stacks.stackfile import NO_DIGEST, locked_stack, read_image, write_image
 
     unknown = sorted(set(args.skip_gate) - set(GATE_NAMES))
     if unknown:
@@ -224,20 +232,29 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             print_diff(edit.diff)
             print(f"dry run: {target_file.name} not written, nothing recorded")
             return 0
-        edit = write_image(target_file, setting, expect_digest=expected)
-        promotion = Promotion(
-            source_stack=args.source,
-            target_stack=args.target,
-            image=str(image),
-            digest=candidate.digest or "",
-            at=facts.now,
-            skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
-            previous_digest=current.digest,
-            actor=adapters.actor(),
-        )
-        (stored,) = record_after_write(
-            store, [promotion], target_file, "promotion", current.digest, image.digest
-        )
+        # Under the target's lock: a rollback holds the stack under the same lock before it
+        # writes, so a hold placed since the gates ran is seen here.
+        with locked_stack(target_file) as stack:
+            held = None if NOT_ON_HOLD in skip else current_hold(store.holds(args.target))
+            if held is not None:
+                raise GateRefused(
+                    f"{args.target} was placed on hold while the gates were evaluated"
+                    f"{f': {held.reason}' if held.reason else ''}; {target_file.name} unchanged"
+                )
+            edit = stack.write(setting, expect_digest=expected)
+            promotion = Promotion(
+                source_stack=args.source,
+                target_stack=args.target,
+                image=str(image),
+                digest=candidate.digest or "",
+                at=facts.now,
+                skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
+                previous_digest=current.digest,
+                actor=adapters.actor(),
+            )
+            (stored,) = record_after_write(
+                store, [promotion], target_file, "promotion", current.digest, image.digest
+            )
     finally:
         store.close()
     print_diff(edit.diff)
