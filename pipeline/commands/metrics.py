@@ -109,6 +109,9 @@ def load_records(store: Store, window: Window) -> Records:
         ci_runs=tuple(store.ci_runs(upto)),
         deployments=tuple(store.deployments(None, upto)),
         rollbacks=tuple(r for r in store.rollbacks(None) if until is None or utc(r.at) < until),
+        verifications=tuple(
+            v for v in store.verifications(None) if until is None or utc(v.until) <= until
+        ),
     )
 
 
