@@ -9,7 +9,22 @@ from typing import Any
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+
+def _shared_fixtures(root: Path) -> Path:
+    """``../shared/fixtures`` beside the checkout; for a linked git worktree (its ``.git``
+    is a file naming the main repository's), beside the main checkout when not here."""
+    here = root.parent / "shared" / "fixtures"
+    dot_git = root / ".git"
+    if here.is_dir() or not dot_git.is_file():
+        return here
+    gitdir = Path(dot_git.read_text().removeprefix("gitdir:").strip())
+    # <main checkout>/.git/worktrees/<name>
+    main = gitdir.parent.parent.parent if gitdir.parent.name == "worktrees" else None
+    return main.parent / "shared" / "fixtures" if main is not None else here
+
+
+SHARED_FIXTURES = _shared_fixtures(PROJECT_ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,18 @@ def _labels(pairs: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs.items()) + "}"
 
 
+def _by_stack_and_result(
+    totals: dict[str, int], kind: str
+) -> list[tuple[dict[str, str], float | None]]:
+    """Samples of the totals keyed ``KIND:STACK:RESULT``."""
+    samples: list[tuple[dict[str, str], float | None]] = []
+    for key, value in sorted(totals.items()):
+        if key.startswith(f"{kind}:"):
+            _, stack, result = key.split(":", 2)
+            samples.append(({"stack": stack, "result": result}, float(value)))
+    return samples
+
+
 def render_prometheus(metrics: Metrics) -> str:
     """Text exposition format 0.0.4; metrics with no data are left out (never NaN)."""
     out: list[str] = []
@@ -155,27 +167,22 @@ def render_prometheus(metrics: Metrics) -> str:
         "CI runs recorded up to the window's end",
         [({}, float(m.totals.get("ci_runs", 0)))],
     )
-    deploy_samples: list[tuple[dict[str, str], float | None]] = []
-    for key, value in sorted(m.totals.items()):
-        if key.startswith("deployments:"):
-            _, stack, result = key.split(":", 2)
-            deploy_samples.append(({"stack": stack, "result": result}, float(value)))
-    family("deployments", "counter", "deployments recorded up to the window's end", deploy_samples)
+    family(
+        "deployments",
+        "counter",
+        "deployments recorded up to the window's end",
+        _by_stack_and_result(m.totals, "deployments"),
+    )
     family(
         "rollbacks",
         "counter",
         "rollbacks recorded up to the window's end",
         [({}, float(m.totals.get("rollbacks", 0)))],
     )
-    verify_samples: list[tuple[dict[str, str], float | None]] = []
-    for key, value in sorted(m.totals.items()):
-        if key.startswith("verifications:"):
-            _, stack, result = key.split(":", 2)
-            verify_samples.append(({"stack": stack, "result": result}, float(value)))
     family(
         "verifications",
         "counter",
         "verifications recorded up to the window's end",
-        verify_samples,
+        _by_stack_and_result(m.totals, "verifications"),
     )
     return "\n".join(out) + "\n"
