@@ -16,6 +16,10 @@ COMMANDS = {
         "rollback",
         "return a stack to an earlier successfully deployed digest, and hold it",
     ),
+    "verify": (
+        "verify",
+        "judge a stack's deployed digest by its metrics in Prometheus (and roll back on failure)",
+    ),
     "hold": ("hold", "place or release a hold that blocks promotion to a stack"),
     "history": ("history", "a stack's deployments, promotions, rollbacks and holds, newest first"),
     "record": ("record", "record a deployment or a CI run in the record store"),

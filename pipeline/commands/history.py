@@ -1,4 +1,5 @@
-"""``history STACK``: a stack's deployments, promotions, rollbacks and holds, newest first."""
+"""``history STACK``: a stack's deployments, verifications, promotions, rollbacks and holds,
+newest first."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ if TYPE_CHECKING:
     from pipeline.records.model import Record
 
 
-_EVENT_ORDER = {"deployment": 0, "promotion": 1, "rollback": 2, "hold": 3}
+_EVENT_ORDER = {"deployment": 0, "verification": 1, "promotion": 2, "rollback": 3, "hold": 4}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Every event the record store holds for STACK, newest first: deployments (with "
-        "their result and duration), promotions into and out of it (with skipped gates), "
-        "rollbacks, and holds placed and released. --json prints every field."
+        "their result and duration), verifications (with what they measured), promotions "
+        "into and out of it (with skipped gates), rollbacks, and holds placed and released. "
+        "--json prints every field."
     )
     parser.epilog = examples(
         "history prod",
@@ -44,8 +46,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _event(record: Record, stack: str) -> tuple[datetime, str, str, str]:
     """(time, event, digest, detail) of one record, for the table."""
     from pipeline.images.refs import short_digest as short
-    from pipeline.records.model import Deployment, Hold, Promotion, Rollback
+    from pipeline.records.model import Deployment, Hold, Promotion, Rollback, Verification
 
+    if isinstance(record, Verification):
+        from pipeline.verification.decide import summary
+
+        return record.until, "verify", short(record.digest), summary(record)
     if isinstance(record, Deployment):
         return (
             record.finished,
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             *store.promotions(args.stack),
             *store.rollbacks(args.stack),
             *store.holds(args.stack),
+            *store.verifications(args.stack),
         ]
     finally:
         store.close()
