@@ -24,16 +24,18 @@ if TYPE_CHECKING:
     from pipeline.images.refs import ImageRef
     from pipeline.project import Project
     from pipeline.promotion.gates import GateResult, PromotionFacts, PromotionPolicy, ScanFindings
-    from pipeline.records.model import CiRun, Deployment
+    from pipeline.records.model import CiRun, Deployment, Verification
     from pipeline.records.stores import Store
+    from pipeline.verification.settings import VerificationPolicy
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Promote the digest of the last successful deployment of --from to --to, never the "
-        "newest tag. Seven gates decide: source succeeded, soak time, digest still resolves, "
-        "tests passed, vulnerabilities, target not on hold, not already deployed. Exit 3 "
-        "when a gate refuses; the target file is then untouched."
+        "newest tag. Eight gates decide: source succeeded, soak time, verified (when the "
+        "source requires it), digest still resolves, tests passed, vulnerabilities, target "
+        "not on hold, not already deployed. Exit 3 when a gate refuses; the target file is "
+        "then untouched."
     )
     parser.epilog = examples(
         "promote --from staging --to prod --dry-run",
@@ -92,6 +94,14 @@ def _target_policy(project: Project, target: str) -> PromotionPolicy:
     )
 
 
+def _source_verification(project: Project, source: str) -> VerificationPolicy:
+    """The source stack's ``cv-platform:verification`` (is a verification required?)."""
+    from pipeline.stacks.config import load_stack_config
+    from pipeline.verification.settings import policy_from_config
+
+    return policy_from_config(load_stack_config(project, source).get("verification"), source)
+
+
 def _findings(
     adapters: Adapters, digest: str | None, image: ImageRef | None, run: CiRun | None, block: str
 ) -> tuple[ScanFindings | None, str]:
@@ -125,11 +135,13 @@ def _facts(
     image: ImageRef | None,
     insecure: Sequence[str],
     target_digest: str | None,
+    source_verification: VerificationPolicy,
 ) -> PromotionFacts:
     """Everything the gates decide from, asked of the store, the registry and the scanner."""
     from pipeline.promotion.gates import (
         DIGEST_RESOLVES,
         TESTS_PASSED,
+        VERIFIED,
         VULNERABILITIES,
         PromotionFacts,
         producing_ci_run,
@@ -148,6 +160,11 @@ def _facts(
     if VULNERABILITIES not in skip:
         run = producing_ci_run(digest, runs) if digest is not None else None
         findings, findings_error = _findings(adapters, digest, image, run, policy.block_severity)
+    required = False
+    verifications: tuple[Verification, ...] = ()
+    if VERIFIED not in skip:
+        required = source_verification.required
+        verifications = tuple(store.verifications(args.source)) if required else ()
     return PromotionFacts(
         source_stack=args.source,
         target_stack=args.target,
@@ -160,6 +177,8 @@ def _facts(
         findings_error=findings_error,
         target_holds=tuple(store.holds(args.target)),
         target_digest=target_digest,
+        verification_required=required,
+        source_verifications=verifications,
     )
 
 
@@ -213,6 +232,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             image=image,
             insecure=insecure,
             target_digest=current.digest,
+            source_verification=_source_verification(project, args.source),
         )
         skip = frozenset(args.skip_gate)
         results = evaluate_gates(facts, skip)

@@ -18,10 +18,12 @@ from typing import Literal
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.images.refs import short_digest
-from pipeline.records.model import CiRun, Deployment, Hold
+from pipeline.promotion.verified import verified
+from pipeline.records.model import CiRun, Deployment, Hold, Verification
 
 SOURCE_SUCCEEDED = "source-succeeded"
 SOAK = "soak"
+VERIFIED = "verified"
 DIGEST_RESOLVES = "digest-resolves"
 TESTS_PASSED = "tests-passed"
 VULNERABILITIES = "vulnerabilities"
@@ -32,6 +34,7 @@ NOT_ALREADY_DEPLOYED = "not-already-deployed"
 GATE_NAMES = (
     SOURCE_SUCCEEDED,
     SOAK,
+    VERIFIED,
     DIGEST_RESOLVES,
     TESTS_PASSED,
     VULNERABILITIES,
@@ -149,6 +152,9 @@ class PromotionFacts:
     target_holds: tuple[Hold, ...] = ()
     # The digest the target's stack file pins now.
     target_digest: str | None = None
+    # The source's cv-platform:verification.required, and its verifications (any order).
+    verification_required: bool = False
+    source_verifications: tuple[Verification, ...] = ()
 
 
 def _when(value: datetime) -> str:
@@ -350,6 +356,14 @@ def evaluate_gates(facts: PromotionFacts, skip: Iterable[str] = ()) -> tuple[Gat
             results.append(GateResult(name, False, no_candidate))
         elif name == SOAK:
             results.append(_soak(facts, candidate))
+        elif name == VERIFIED:
+            ok, why = verified(
+                facts.verification_required,
+                facts.source_stack,
+                candidate,
+                facts.source_verifications,
+            )
+            results.append(GateResult(VERIFIED, ok, why))
         elif name == DIGEST_RESOLVES:
             results.append(_digest_resolves(facts, candidate))
         elif name == TESTS_PASSED:

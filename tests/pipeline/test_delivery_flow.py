@@ -85,6 +85,9 @@ def flow(
     return Flow(root, registry_images, capsys)
 
 
+UNVERIFIED = ("--skip-gate", "verified")
+
+
 def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     v1, v2 = flow.images.v1.digest, flow.images.v2.digest
 
@@ -93,7 +96,9 @@ def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     flow.ok("set-image", "staging", f"{flow.images.name}:v1")
     assert flow.digest("staging") == v1
     flow.deployed("staging", "v1", "succeeded", hours_ago=7)
-    flow.ok("promote", "--from", "staging", "--to", "prod")
+    # Staging requires a verification, which needs a Prometheus: that stage runs end to end
+    # in tests/monitoring/test_live.py; here the gate is skipped, and the skip recorded.
+    flow.ok("promote", "--from", "staging", "--to", "prod", *UNVERIFIED)
     assert flow.digest("prod") == v1
     flow.deployed("prod", "v1", "succeeded", hours_ago=6)
 
@@ -102,7 +107,7 @@ def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     flow.ok("set-image", "staging", "v2")  # a bare tag: the stack's repository
     assert flow.digest("staging") == v2
     flow.deployed("staging", "v2", "succeeded", hours_ago=4)
-    flow.ok("promote", "--from", "staging", "--to", "prod")
+    flow.ok("promote", "--from", "staging", "--to", "prod", *UNVERIFIED)
     assert flow.digest("prod") == v2
     flow.deployed("prod", "v2", "failed", hours_ago=3)
 
@@ -110,7 +115,7 @@ def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     flow.ok("rollback", "prod")
     assert flow.digest("prod") == v1
     before = (flow.root / "Pulumi.prod.yaml").read_bytes()
-    code, out, err = flow.run("promote", "--from", "staging", "--to", "prod")
+    code, out, err = flow.run("promote", "--from", "staging", "--to", "prod", *UNVERIFIED)
     assert code == 3
     assert any(line.split()[:2] == ["not-on-hold", "FAIL"] for line in out.splitlines() if line)
     assert "refused by not-on-hold" in err

@@ -133,7 +133,8 @@ def test_a_rolled_back_stack_refuses_promotion_until_released(
     store.add(deployed(B, 1, stack="staging"))
     store.close()
     assert cli(root, "rollback", "prod") == 0  # back to A; staging's candidate is B
-    others = ["source-succeeded", "soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    others = ["source-succeeded", "soak", "verified", "digest-resolves", "tests-passed"]
+    others.append("vulnerabilities")
     promote = ["promote", "--from", "staging", "--to", "prod"]
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     before = (root / "Pulumi.prod.yaml").read_bytes()
@@ -280,7 +281,7 @@ def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
     assert cli(root, "rollback", "prod") == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, B)
     assert cli(root, "hold", "prod", "--release") == 0
-    others = ["soak", "digest-resolves", "tests-passed", "vulnerabilities"]
+    others = ["soak", "verified", "digest-resolves", "tests-passed", "vulnerabilities"]
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, A)
@@ -402,8 +403,8 @@ def test_a_store_failure_after_the_promotion_write_says_the_file_was_written(
     store = open_store(None, Project(root))
     store.add(deployed(B, 1, stack="staging"))
     store.close()
-    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
-             for arg in ("--skip-gate", gate)]  # fmt: skip
+    skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",
+                              "vulnerabilities") for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["promote", "--from", "staging", "--to", "prod", *skips]
     assert cli(root, *argv, adapters=Adapters(open_store=opener(refuse=Promotion))) == 1
     err = capsys.readouterr().err
@@ -474,8 +475,8 @@ def test_promote_checks_holds_again_under_the_lock(
         return HoldsLate(open_store(location, project, create=create))  # type: ignore[return-value]
 
     before = (root / "Pulumi.prod.yaml").read_bytes()
-    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities")
-             for arg in ("--skip-gate", gate)]  # fmt: skip
+    skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",
+                              "vulnerabilities") for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["promote", "--from", "staging", "--to", "prod", *skips]
     assert cli(root, *argv, adapters=Adapters(open_store=open_late)) == 3
     assert calls == 2
