@@ -11,6 +11,9 @@ import pytest
 
 from pipeline.project import Project
 from tests.infra.conftest import by_kind, run_stack_file, unwrap
+from tests.registry_fixture import registry_images, registry_server
+
+__all__ = ["registry_images", "registry_server"]  # fixtures, imported
 
 STACKS = ("staging", "prod")
 
