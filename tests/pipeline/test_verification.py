@@ -372,3 +372,68 @@ def test_an_unreachable_prometheus_records_nothing(
         "python -m pipeline verify: error: cannot reach Prometheus at "
         "prom.example.internal:9090: connection refused; nothing recorded\n"
     )
+
+
+# --- --rollback-on-failure ------------------------------------------------------------------
+
+OLD = "sha256:" + "0a" * 32
+NEWER = "sha256:" + "0b" * 32
+REPO = "registry.example.internal/cv/model"
+
+
+def pin(root: Path, tag: str, digest: str) -> None:
+    from pipeline.stacks.image import ImageSetting
+    from pipeline.stacks.stackfile import write_image
+
+    text = (root / "Pulumi.prod.yaml").read_text()
+    if "cv-platform:image" not in text:
+        text += (
+            f"  cv-platform:image:\n    repository: {REPO}\n    tag: {tag}\n    digest: {digest}\n"
+        )
+        (root / "Pulumi.prod.yaml").write_text(text)
+    write_image(root / "Pulumi.prod.yaml", ImageSetting(REPO, tag, digest))
+
+
+def failing(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    prom = FakeProm({"requests": "500", "ratio": "0.5", "p95": "0.004"})
+    clock = [T0 + timedelta(hours=1)]
+    argv = ["--project-dir", str(root), "verify", "prod", "--rollback-on-failure"]
+    code = main(argv, adapters(prom, clock))
+    return code, capsys.readouterr().err
+
+
+def test_without_a_verified_digest_the_rollback_goes_to_the_deployment_before(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(None, Project(root))
+    earlier = T0 - timedelta(hours=5)
+    store.add(Deployment("prod", "succeeded", f"{REPO}:old@{OLD}", OLD, earlier, earlier))
+    store.close()
+    pin(root, "4e1d07c", DIGEST)
+    code, err = failing(root, capsys)
+    assert code == 3
+    assert (
+        "to the deployment before it (no earlier digest of the stack passed a verification)" in err
+    )
+    from pipeline.stacks.stackfile import read_image
+
+    assert read_image(root / "Pulumi.prod.yaml").digest == OLD
+    store = open_store(None, Project(root))
+    (hold,) = store.holds("prod")
+    assert hold.reason.startswith("verification failed (error ratio 50.00% > 1.00%); rolled back")
+    (rollback,) = store.rollbacks("prod")
+    assert (rollback.from_digest, rollback.to_digest) == (DIGEST, OLD)
+
+
+def test_a_stack_file_that_moved_on_is_held_not_rolled_back(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(root, "next", NEWER)  # promoted, not yet deployed
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    code, err = failing(root, capsys)
+    assert code == 3
+    assert "Pulumi.prod.yaml pins sha256:0b0b0b0b0b0b, not the deployed sha256:4d4d4d4d4d4d" in err
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    store = open_store(None, Project(root))
+    assert store.rollbacks("prod") == []
+    assert [h.action for h in store.holds("prod")] == ["placed"]
