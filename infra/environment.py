@@ -9,7 +9,6 @@ operator's shell happens to point at. The workload follows the Pod Security
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -17,21 +16,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.apps.v1 import (
     Deployment,
 )
 from pulumi_kubernetes.apps.v1.outputs import DeploymentSpec
-from pulumi_kubernetes.autoscaling.v2 import (
-    CrossVersionObjectReferenceArgs,
-    HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehaviorArgs,
-    HorizontalPodAutoscalerSpecArgs,
-    HPAScalingPolicyArgs,
-    HPAScalingRulesArgs,
-    MetricSpecArgs,
-    MetricTargetArgs,
-    ResourceMetricSourceArgs,
-)
+from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscaler
 from pulumi_kubernetes.core.v1 import (
     ConfigMap,
     LimitRange,
@@ -59,6 +49,7 @@ from infra.config import (
     IngressSettings,
     KubernetesSettings,
     ModelSettings,
+    MonitoringSettings,
     NetworkSettings,
     RegistrySettings,
     ResourceSettings,
@@ -66,11 +57,24 @@ from infra.config import (
     ServerSettings,
     Settings,
 )
+from infra.monitoring.objects import (
+    GRAFANA_DASHBOARD_LABEL,
+    MONITORING_API,
+    monitoring_objects,
+)
 from infra.network import ingress_spec, network_policies
-from infra.workload import Pod, config_data, deployment_spec, limits_spec, quota_spec
+from infra.workload import (
+    Pod,
+    autoscaler_spec,
+    config_checksum,
+    config_data,
+    deployment_spec,
+    limits_spec,
+    quota_spec,
+)
+from pipeline.verification.labels import POD_VERSION_LABEL, version_label
 
 _Meta = Callable[..., ObjectMetaArgs]
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 # The Pod Security Standards version the namespace enforces; warn/audit follow
 # "latest" so rules of newer releases show up as warnings before they bite.
@@ -95,6 +99,8 @@ class ModelEnvironmentArgs:
     ingress: IngressSettings | None
     # Credentials for the image pull secret; None (or no username): no secret.
     registry: RegistrySettings | None
+    # ServiceMonitor, PrometheusRule, dashboard and the scrape's NetworkPolicy; None: none.
+    monitoring: MonitoringSettings | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelEnvironmentArgs:
@@ -114,13 +120,8 @@ class ModelEnvironmentArgs:
             network=settings.network,
             ingress=settings.ingress,
             registry=settings.registry,
+            monitoring=settings.monitoring,
         )
-
-
-def config_checksum(data: Mapping[str, str]) -> str:
-    """sha256 of the ConfigMap data, stable across runs (sorted keys, no whitespace)."""
-    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -212,7 +213,12 @@ class ModelEnvironment(pulumi.ComponentResource):
 
         pod = Pod(args.app_name, args.image, args.server, args.resources, args.gpu, args.model)
         policies = network_policies(
-            app, self.selector, args.network, args.ingress, args.server.container_port
+            app,
+            self.selector,
+            args.network,
+            args.ingress,
+            args.server.container_port,
+            args.monitoring,
         )
         for suffix, object_name, policy in policies:
             NetworkPolicy(f"{name}-{suffix}", metadata=meta(object_name), spec=policy, opts=child)
@@ -262,6 +268,8 @@ class ModelEnvironment(pulumi.ComponentResource):
         )
 
         self._scaling(name, meta, child, deployment)
+        if args.monitoring is not None:
+            self._monitoring(name, meta, child, args.monitoring)
 
         if args.ingress is not None:
             annotations, spec = ingress_spec(
@@ -312,11 +320,36 @@ class ModelEnvironment(pulumi.ComponentResource):
 
     def _version_label(self) -> dict[str, str]:
         """The tag (the git sha) when it is a valid label value, else the digest's start."""
-        image = self._args.image
-        for candidate in (image.tag, image.digest[len("sha256:") :][:12]):
-            if candidate and _LABEL_VALUE.match(candidate):
-                return {"app.kubernetes.io/version": candidate}
-        return {}
+        version = version_label(self._args.image.tag, self._args.image.digest)
+        return {POD_VERSION_LABEL: version} if version else {}
+
+    def _monitoring(
+        self, name: str, meta: _Meta, child: pulumi.ResourceOptions, monitoring: MonitoringSettings
+    ) -> None:
+        """ServiceMonitor, PrometheusRule and (optionally) the Grafana dashboard ConfigMap."""
+        args = self._args
+        objects = monitoring_objects(
+            args.app_name, args.namespace, args.stack, self.selector, args.server, monitoring
+        )
+        labels = {**self.labels, **objects.extra_labels}
+        for suffix, kind, object_name, spec in objects.custom:
+            CustomResource(
+                f"{name}-{suffix}",
+                api_version=MONITORING_API,
+                kind=kind,
+                metadata=meta(object_name, labels=labels),
+                spec=spec,
+                opts=child,
+            )
+        if objects.dashboard is not None:
+            object_name, data = objects.dashboard
+            dashboard_labels = {**self.labels, GRAFANA_DASHBOARD_LABEL: "1"}
+            ConfigMap(
+                f"{name}-dashboard",
+                metadata=meta(object_name, labels=dashboard_labels),
+                data=data,
+                opts=child,
+            )
 
     def _scaling(
         self, name: str, meta: _Meta, child: pulumi.ResourceOptions, deployment: Deployment
@@ -327,35 +360,7 @@ class ModelEnvironment(pulumi.ComponentResource):
         HorizontalPodAutoscaler(
             f"{name}-autoscaler",
             metadata=meta(app),
-            spec=HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=CrossVersionObjectReferenceArgs(
-                    api_version="apps/v1",
-                    kind="Deployment",
-                    name=deployment.metadata.apply(lambda m: m.name or app),
-                ),
-                min_replicas=args.scaling.replicas,
-                max_replicas=args.scaling.max_replicas,
-                metrics=[
-                    MetricSpecArgs(
-                        type="Resource",
-                        resource=ResourceMetricSourceArgs(
-                            name="cpu",
-                            target=MetricTargetArgs(
-                                type="Utilization",
-                                average_utilization=args.scaling.target_cpu_utilization,
-                            ),
-                        ),
-                    )
-                ],
-                # Scale up at once, scale down slowly: model pods are slow to start.
-                behavior=HorizontalPodAutoscalerBehaviorArgs(
-                    scale_down=HPAScalingRulesArgs(
-                        stabilization_window_seconds=300,
-                        select_policy="Max",
-                        policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=60)],
-                    ),
-                ),
-            ),
+            spec=autoscaler_spec(args.scaling, deployment.metadata.apply(lambda m: m.name or app)),
             opts=child,
         )
 

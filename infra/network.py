@@ -2,9 +2,11 @@
 
 A default deny for every pod of the namespace; the serving port open only to the
 namespaces and pod labels the settings name (and the ingress controller when the
-Ingress is on); DNS to kube-dns; and only the egress the settings list. With no
-peer there is no allow rule at all: an empty ``from`` would admit everyone. The
-Ingress publishes the prediction endpoint alone, over TLS. Pure: it builds Args.
+Ingress is on); with monitoring on, the Prometheus pods of its namespace admitted
+to the port that serves the metrics path (the server's one port); DNS to kube-dns;
+and only the egress the settings list. With no peer there is no allow rule at
+all: an empty ``from`` would admit everyone. The Ingress publishes the prediction
+endpoint alone, over TLS. Pure: it builds Args.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pulumi_kubernetes.networking.v1 import (
     ServiceBackendPortArgs,
 )
 
-from infra.config import IngressSettings, NetworkSettings, ServerSettings
+from infra.config import IngressSettings, MonitoringSettings, NetworkSettings, ServerSettings
 
 # (suffix of the Pulumi resource name, Kubernetes object name, spec)
 Policy = tuple[str, str, NetworkPolicySpecArgs]
@@ -64,12 +66,28 @@ def _ingress_peers(
     return peers
 
 
+def _prometheus_rule(monitoring: MonitoringSettings, port: int) -> NetworkPolicyIngressRuleArgs:
+    """Prometheus' pods (by label, in their namespace) to the metrics port, nothing else."""
+    namespace = LabelSelectorArgs(
+        match_labels={"kubernetes.io/metadata.name": monitoring.prometheus_namespace}
+    )
+    label = monitoring.prometheus_pod_label
+    peer = NetworkPolicyPeerArgs(
+        namespace_selector=namespace,
+        pod_selector=LabelSelectorArgs(match_labels=dict([label])) if label else None,
+    )
+    return NetworkPolicyIngressRuleArgs(
+        from_=[peer], ports=[NetworkPolicyPortArgs(protocol="TCP", port=port)]
+    )
+
+
 def network_policies(
     app: str,
     selector: Mapping[str, str],
     network: NetworkSettings,
     ingress: IngressSettings | None,
     container_port: int,
+    monitoring: MonitoringSettings | None = None,
 ) -> list[Policy]:
     """Every NetworkPolicy of the namespace, in the order they are declared."""
     pods = LabelSelectorArgs(match_labels=dict(selector))
@@ -90,6 +108,13 @@ def network_policies(
         )
         spec = NetworkPolicySpecArgs(pod_selector=pods, policy_types=["Ingress"], ingress=[serving])
         policies.append(("allow-ingress", f"{app}-allow-ingress", spec))
+    if monitoring is not None:
+        spec = NetworkPolicySpecArgs(
+            pod_selector=pods,
+            policy_types=["Ingress"],
+            ingress=[_prometheus_rule(monitoring, container_port)],
+        )
+        policies.append(("allow-prometheus", f"{app}-allow-prometheus", spec))
     dns = NetworkPolicyEgressRuleArgs(
         to=[
             NetworkPolicyPeerArgs(

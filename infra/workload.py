@@ -9,6 +9,8 @@ Pure: it builds Args, the component declares the resources.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +20,16 @@ from pulumi_kubernetes.apps.v1 import (
     DeploymentSpecArgs,
     DeploymentStrategyArgs,
     RollingUpdateDeploymentArgs,
+)
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscalerBehaviorArgs,
+    HorizontalPodAutoscalerSpecArgs,
+    HPAScalingPolicyArgs,
+    HPAScalingRulesArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    ResourceMetricSourceArgs,
 )
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
@@ -53,6 +65,7 @@ from infra.config import (
     ImageSettings,
     ModelSettings,
     ResourceSettings,
+    ScalingSettings,
     ServerSettings,
 )
 
@@ -307,6 +320,44 @@ def limits_spec(pod: Pod) -> LimitRangeSpecArgs:
     )
 
 
+def config_checksum(data: Mapping[str, str]) -> str:
+    """sha256 of the ConfigMap data, stable across runs (sorted keys, no whitespace)."""
+    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def autoscaler_spec(
+    scaling: ScalingSettings, deployment: pulumi.Input[str]
+) -> HorizontalPodAutoscalerSpecArgs:
+    """The autoscaler owns the replica count: CPU-driven, up at once, down slowly."""
+    return HorizontalPodAutoscalerSpecArgs(
+        scale_target_ref=CrossVersionObjectReferenceArgs(
+            api_version="apps/v1", kind="Deployment", name=deployment
+        ),
+        min_replicas=scaling.replicas,
+        max_replicas=scaling.max_replicas,
+        metrics=[
+            MetricSpecArgs(
+                type="Resource",
+                resource=ResourceMetricSourceArgs(
+                    name="cpu",
+                    target=MetricTargetArgs(
+                        type="Utilization", average_utilization=scaling.target_cpu_utilization
+                    ),
+                ),
+            )
+        ],
+        # Scale up at once, scale down slowly: model pods are slow to start.
+        behavior=HorizontalPodAutoscalerBehaviorArgs(
+            scale_down=HPAScalingRulesArgs(
+                stabilization_window_seconds=300,
+                select_policy="Max",
+                policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=60)],
+            ),
+        ),
+    )
+
+
 __all__ = [
     "GPU_RESOURCE",
     "MODEL_CACHE_DIR",
@@ -314,6 +365,7 @@ __all__ = [
     "RUN_AS_USER",
     "TMP_DIR",
     "Pod",
+    "autoscaler_spec",
     "config_data",
     "deployment_spec",
     "limits_spec",

@@ -36,3 +36,9 @@ class GateRefused(PipelineError):
     """A promotion gate failed; nothing was changed."""
 
     exit_code = EXIT_GATE_REFUSED
+
+
+class VerificationFailed(PipelineError):
+    """A verification measured a broken limit (like a refused gate: exit 3)."""
+
+    exit_code = EXIT_GATE_REFUSED

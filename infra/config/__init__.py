@@ -8,8 +8,9 @@ is the thin shell that reads ``pulumi.Config`` for the current stack.
 Split by concern, imported as one: ``defaults`` (the keys and Pulumi.yaml's
 defaults), ``values`` (typed reading of the engine's strings, ``SettingsError``),
 ``kubernetes`` (Kubernetes' own grammar: names, labels, quantities), ``settings``
-(the tree), ``parse`` (the model environment's rules) and ``tooling`` (the CI
-tooling, staging only). Callers import from ``infra.config``.
+(the tree), ``parse`` (the model environment's rules), ``monitoring`` (the
+monitor, rules and dashboard) and ``tooling`` (the CI tooling, staging only).
+Callers import from ``infra.config``.
 """
 
 from infra.config.defaults import (
@@ -19,6 +20,7 @@ from infra.config.defaults import (
     SECRET_KEYS,
 )
 from infra.config.kubernetes import cpu_millis, memory_bytes
+from infra.config.monitoring import LATENCY_BUCKETS_MS, MonitoringSettings, parse_monitoring
 from infra.config.parse import load_settings, parse_settings
 from infra.config.settings import (
     GpuSettings,
@@ -43,6 +45,7 @@ from infra.config.values import SettingsError
 
 __all__ = [
     "DEFAULTS",
+    "LATENCY_BUCKETS_MS",
     "PIPELINE_KEYS",
     "REQUIRED_KEYS",
     "SECRET_KEYS",
@@ -52,6 +55,7 @@ __all__ = [
     "JenkinsSettings",
     "KubernetesSettings",
     "ModelSettings",
+    "MonitoringSettings",
     "NetworkSettings",
     "RegistrySettings",
     "ResourceSettings",
@@ -64,6 +68,7 @@ __all__ = [
     "cpu_millis",
     "load_settings",
     "memory_bytes",
+    "parse_monitoring",
     "parse_settings",
     "parse_tooling",
 ]

@@ -2,8 +2,9 @@
 
 ``DEFAULTS`` mirrors the ``config:`` block of Pulumi.yaml (a test keeps them
 equal; unit tests never read Pulumi.yaml itself), ``TOOLING_DEFAULTS`` the
-``cv-platform:tooling`` object. The key lists say which keys the program reads,
-which are secrets, and which only the pipeline reads.
+``cv-platform:tooling`` object and ``MONITORING_DEFAULTS`` ``cv-platform:monitoring``.
+The key lists say which keys the program reads, which are secrets, and which only
+the pipeline reads.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ TOOLING_DEFAULTS: Final[Mapping[str, Any]] = {
         "pulumiBackendUrl": "",
         "stagingSmokeUrl": "",
     },
+}
+# cv-platform:monitoring: what ModelEnvironment declares for the Prometheus Operator
+# and Grafana (see parse_monitoring); enabled: false on clusters without the operator.
+MONITORING_DEFAULTS: Final[Mapping[str, Any]] = {
+    "enabled": True,
+    "prometheusNamespace": "monitoring",
+    "prometheusPodSelector": "app.kubernetes.io/name=prometheus",
+    "selectorLabel": "",
+    "scrapeInterval": "15s",
+    "alertErrorRatio": 0.05,
+    "alertP95LatencyMs": 250,
+    "alertP99LatencyMs": 500,
+    "dashboard": True,
 }
 TOOLING_SECRET_KEYS: Final = (
     "jenkinsAdminPassword",
@@ -101,6 +115,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "ingressTlsSecretName": "",
     "ingressControllerNamespace": "ingress-nginx",
     "registry": {"server": "", "username": ""},
+    "monitoring": MONITORING_DEFAULTS,
     "tooling": TOOLING_DEFAULTS,
 }
 REQUIRED_KEYS: Final = ("kubeContext",)
@@ -113,5 +128,6 @@ PIPELINE_KEYS: Final = (
     "promotionBlockSeverity",
     "promotionMaxAccuracyDrop",
     "promotionMaxLatencyMs",
+    "verification",
 )
 PROGRAM_KEYS: Final = (*DEFAULTS, *REQUIRED_KEYS)

@@ -36,6 +36,7 @@ from infra.config.kubernetes import (
     memory,
     qualified_name,
 )
+from infra.config.monitoring import parse_monitoring
 from infra.config.settings import (
     EgressRule,
     GpuSettings,
@@ -373,6 +374,7 @@ def parse_settings(
         ingress=_ingress(read),
         registry=_registry(read, image, secret),
         tooling=parse_tooling(read.raw("tooling"), environment=environment, secret=secret),
+        monitoring=parse_monitoring(read.raw("monitoring")),
     )
 
 

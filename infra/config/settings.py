@@ -13,6 +13,7 @@ import pulumi
 
 from infra.config.defaults import Environment
 from infra.config.kubernetes import TaintEffect, cpu_millis, memory_bytes
+from infra.config.monitoring import MonitoringSettings
 from infra.config.tooling import ToolingSettings
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -167,3 +168,5 @@ class Settings:
     # The CI tooling (Jenkins, registry on the CI Docker host) that the staging
     # stack owns; None when cv-platform:tooling is not enabled (always in prod).
     tooling: ToolingSettings | None = None
+    # The ServiceMonitor, PrometheusRule and dashboard; None when monitoring.enabled is false.
+    monitoring: MonitoringSettings | None = None

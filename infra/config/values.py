@@ -130,6 +130,10 @@ def config_object(value: Any, defaults: Mapping[str, Any], key: str) -> dict[str
             if isinstance(item, bool) or not isinstance(item, int):
                 raise SettingsError(f"{key}.{field}", f"must be an integer, got {item!r}")
             result[field] = item
+        elif want is float:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise SettingsError(f"{key}.{field}", f"must be a number, got {item!r}")
+            result[field] = float(item)
         else:
             # An all-digit git sha written unquoted reaches us as a YAML integer.
             if isinstance(item, int) and not isinstance(item, bool):

@@ -16,6 +16,10 @@ COMMANDS = {
         "rollback",
         "return a stack to an earlier successfully deployed digest, and hold it",
     ),
+    "verify": (
+        "verify",
+        "judge a stack's deployed digest by its metrics in Prometheus (and roll back on failure)",
+    ),
     "hold": ("hold", "place or release a hold that blocks promotion to a stack"),
     "waive": ("waive", "accept a finding of a digest's scans until a date, with a reason"),
     "history": ("history", "a stack's deployments, promotions, rollbacks and holds, newest first"),

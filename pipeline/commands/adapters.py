@@ -1,9 +1,10 @@
 """Every effect a command has outside its own process, in one replaceable bundle.
 
 ``Adapters()`` is the real world: processes, the record store, the registry, ECR,
-Jenkins, GitHub, CloudWatch, the clock and who is acting. Commands receive it from
-``pipeline.cli.main(argv, adapters=None)`` and never reach for those themselves,
-so a test passes ``Adapters(check_digest=fake)`` instead of patching a module.
+Jenkins, GitHub, CloudWatch, Prometheus, the clock (and waiting) and who is acting.
+Commands receive it from ``pipeline.cli.main(argv, adapters=None)`` and never reach
+for those themselves, so a test passes ``Adapters(check_digest=fake)`` instead of
+patching a module.
 Each real adapter imports what it needs when it is first called: building the
 bundle costs nothing, and ``--help`` stays light.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from pipeline.promotion.gates import DigestCheck, ScanFindings
     from pipeline.records.sources.jenkins import JenkinsClient
     from pipeline.records.stores import Store
+    from pipeline.verification.prometheus import PrometheusClient
 
 
 class StoreOpener(Protocol):
@@ -97,6 +99,19 @@ def cloudwatch() -> Any:
     return boto3.client("cloudwatch")
 
 
+def prometheus(base_url: str) -> PrometheusClient:
+    """A Prometheus HTTP API client (bearer token from ``PIPELINE_PROMETHEUS_TOKEN``)."""
+    from pipeline.verification.prometheus import client_from_env
+
+    return client_from_env(base_url)
+
+
+def sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
 def now() -> datetime:
     from datetime import UTC, datetime
 
@@ -128,7 +143,9 @@ class Adapters:
     jenkins: Callable[[], JenkinsClient] = jenkins
     github: Callable[[], GitHubClient] = github
     cloudwatch: Callable[[], Any] = cloudwatch
+    prometheus: Callable[[str], PrometheusClient] = prometheus
     now: Callable[[], datetime] = now
+    sleep: Callable[[float], None] = sleep
     actor: Callable[[], str] = actor
 
 

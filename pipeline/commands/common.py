@@ -1,16 +1,20 @@
-"""What ``promote``, ``rollback``, ``hold`` and ``history`` share: reading a recorded
-deployment back as a stack-file image, and recording after a stack file was written."""
+"""What ``promote``, ``rollback``, ``verify``, ``hold`` and ``history`` share: reading a
+recorded deployment back as a stack-file image, recording after a stack file was
+written, and a rollback (hold first, then the file, then the record, under the lock)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError, StoreError
 from pipeline.images.refs import ImageRef, InvalidReferenceError, parse_ref, short_digest
-from pipeline.records.model import Deployment, Record
+from pipeline.records.model import Deployment, Hold, Record, Rollback
 from pipeline.records.stores import Store
 from pipeline.stacks.image import ImageSetting
+from pipeline.stacks.stackfile import Expected, StackEdit, locked_stack
 
 
 def pinned_setting(
@@ -57,4 +61,48 @@ def record_after_write(
         ) from None
 
 
-__all__ = ["pinned_setting", "record_after_write"]
+@dataclass(frozen=True)
+class RollbackDone:
+    edit: StackEdit
+    rollback: Rollback
+    hold: Hold
+
+
+def roll_back(
+    store: Store,
+    path: Path,
+    rollback: Rollback,
+    setting: ImageSetting,
+    *,
+    expect_digest: Expected,
+    hold_reason: str,
+    at: datetime,
+) -> RollbackDone:
+    """Hold ``rollback.stack``, write its file back, record the rollback: under the file's lock.
+
+    The hold is recorded before the file changes, and ``promote`` checks holds under
+    the same lock, so no promotion can land between the rollback's write and its
+    hold. If the write then fails the hold stays (safe: promotion waits for a person);
+    if recording the rollback fails, the file is written and held, and the line says so.
+    """
+    with locked_stack(path) as stack:
+        # The compare-and-swap before anything is recorded: a refused rollback holds nothing.
+        stack.check(expect_digest)
+        (hold,) = store.add_many(
+            [Hold(rollback.stack, "placed", at, hold_reason, actor=rollback.actor)]
+        )
+        try:
+            edit = stack.write(setting, expect_digest=expect_digest)
+        except PipelineError as exc:
+            raise PipelineError(
+                f"{exc}; {rollback.stack} stays on hold (hold {rollback.stack} --release)"
+            ) from None
+        (stored,) = record_after_write(
+            store, [rollback], path, "rollback", rollback.from_digest, rollback.to_digest
+        )
+    assert isinstance(stored, Rollback)
+    assert isinstance(hold, Hold)
+    return RollbackDone(edit, stored, hold)
+
+
+__all__ = ["RollbackDone", "pinned_setting", "record_after_write", "roll_back"]

@@ -1,6 +1,6 @@
-"""``history STACK``: a stack's deployments, promotions, rollbacks and holds, newest first,
-with the model (version and accuracy, from its card) beside each digest, and the waivers
-and readmissions of the digests the stack ran."""
+"""``history STACK``: a stack's deployments, verifications, promotions, rollbacks and
+holds, newest first, with the model (version and accuracy, from its card) beside each
+digest, and the waivers and readmissions of the digests the stack ran."""
 
 from __future__ import annotations
 
@@ -20,21 +20,23 @@ if TYPE_CHECKING:
 
 _EVENT_ORDER = {
     "deployment": 0,
-    "promotion": 1,
-    "rollback": 2,
-    "hold": 3,
-    "waiver": 4,
-    "readmission": 5,
+    "verification": 1,
+    "promotion": 2,
+    "rollback": 3,
+    "hold": 4,
+    "waiver": 5,
+    "readmission": 6,
 }
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Every event the record store holds for STACK, newest first: deployments (with "
-        "their result and duration), promotions into and out of it (with skipped gates), "
-        "rollbacks, holds placed and released, waivers of its digests' findings and "
-        "readmissions; the model (version and accuracy, from the image's model card) beside "
-        "each digest. --json prints every field."
+        "their result and duration), verifications (with what they measured), promotions "
+        "into and out of it (with skipped gates), rollbacks, holds placed and released, "
+        "waivers of its digests' findings and readmissions; the model (version and "
+        "accuracy, from the image's model card) beside each digest. --json prints every "
+        "field."
     )
     parser.epilog = examples(
         "history prod",
@@ -55,8 +57,20 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _event(record: Record, stack: str) -> tuple[datetime, str, str, str]:
     """(time, event, digest, detail) of one record, for the table."""
     from pipeline.images.refs import short_digest as short
-    from pipeline.records.model import Deployment, Hold, Promotion, Readmission, Rollback, Waiver
+    from pipeline.records.model import (
+        Deployment,
+        Hold,
+        Promotion,
+        Readmission,
+        Rollback,
+        Verification,
+        Waiver,
+    )
 
+    if isinstance(record, Verification):
+        from pipeline.verification.decide import summary
+
+        return record.until, "verify", short(record.digest), summary(record)
     if isinstance(record, Deployment):
         return (
             record.finished,
@@ -129,6 +143,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             *store.rollbacks(args.stack),
             *store.holds(args.stack),
             *store.readmissions(args.stack),
+            *store.verifications(args.stack),
         ]
         ran = {d for d in map(_digest, records) if d is not None}
         records += [w for w in store.waivers() if w.digest in ran]

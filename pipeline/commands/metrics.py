@@ -119,6 +119,9 @@ def load_records(store: Store, window: Window) -> Records:
         deployments=tuple(store.deployments(None, upto)),
         rollbacks=tuple(r for r in store.rollbacks(None) if until is None or utc(r.at) < until),
         model_cards=tuple(store.model_cards()),
+        verifications=tuple(
+            v for v in store.verifications(None) if until is None or utc(v.until) <= until
+        ),
     )
 
 

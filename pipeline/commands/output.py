@@ -1,4 +1,4 @@
-"""What the commands print: aligned tables, coloured on a terminal.
+"""What the commands print: aligned tables, coloured on a terminal, and records in a line.
 
 Colour follows https://no-color.org: only when the stream is a terminal, and never
 when ``NO_COLOR`` is set to anything but the empty string. Widths are measured on
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
+
+if TYPE_CHECKING:
+    from pipeline.records.model import Record
 
 Colour = Literal["green", "red", "yellow", "bold"]
 _CODES: Mapping[Colour, str] = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
@@ -58,4 +61,40 @@ def print_diff(diff: str) -> None:
     print(diff, end="" if diff.endswith("\n") else "\n")
 
 
-__all__ = ["Colour", "paint", "print_diff", "table", "use_colour"]
+def describe(record: Record) -> str:
+    """One line for a stored record (``recorded deployment #12: ...``)."""
+    from collections import Counter
+
+    from pipeline.images.refs import short_digest
+    from pipeline.records.model import FINDING_SEVERITIES, CiRun, Deployment, ModelCard, Scan
+
+    if isinstance(record, Deployment):
+        digest = record.digest or "no digest"
+        return (
+            f"deployment #{record.id}: {record.stack} {record.result} {digest} "
+            f"({record.duration_seconds:.0f} s)"
+        )
+    if isinstance(record, CiRun):
+        total = record.passed + record.failed + record.errors
+        return (
+            f"CI run #{record.id}: {record.digest or record.image or 'no image'} "
+            f"({record.passed}/{total} tests passed)"
+        )
+
+    if isinstance(record, Scan):
+        tally = Counter(f.severity for f in record.findings)
+        counts = ", ".join(f"{tally[s]} {s}" for s in FINDING_SEVERITIES if tally[s])
+        tool = " ".join(p for p in (record.scanner, record.scanner_version) if p) or record.format
+        return (
+            f"scan #{record.id} of {short_digest(record.digest)}: {tool}, "
+            f"{len(record.findings)} finding(s){f' ({counts})' if counts else ''}"
+        )
+    if isinstance(record, ModelCard):
+        return (
+            f"model card #{record.id} of {short_digest(record.digest)}: {record.name} "
+            f"{record.version}, accuracy {record.accuracy:.4f}"
+        )
+    return f"{type(record).__name__} #{record.id}"
+
+
+__all__ = ["Colour", "describe", "paint", "print_diff", "table", "use_colour"]

@@ -2,9 +2,10 @@
 
 The command gathers the facts (stack files, records, the registry's answer, scan
 findings), lets ``pipeline.promotion.gates`` decide, prints the gate table, and
-only then writes: first the target's stack file (a locked compare-and-swap on
-the digest read at the start), then the promotion record. A refused or failed
-promotion leaves every stack file byte-identical.
+only then writes, under the target stack file's lock: the holds are checked again
+(a rollback places its hold under the same lock), the file is written (a
+compare-and-swap on the digest read at the start), then the promotion recorded.
+A refused or failed promotion leaves every stack file byte-identical.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ if TYPE_CHECKING:
     from pipeline.images.refs import ImageRef
     from pipeline.project import Project
     from pipeline.promotion.gates import GateResult, PromotionFacts, PromotionPolicy, ScanFindings
-    from pipeline.records.model import CiRun, Deployment
+    from pipeline.records.model import CiRun, Deployment, Verification
     from pipeline.records.stores import Store
+    from pipeline.verification.settings import VerificationPolicy
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Promote the digest of the last successful deployment of --from to --to, never the "
-        "newest tag. Ten gates decide: source succeeded, soak time, digest still resolves, "
-        "tests passed, vulnerabilities (every scan of the digest, waivers), model quality "
-        "and compatibility (its model card against the one --to runs), not rejected by "
-        "--to, target not on hold, not already deployed. Exit 3 when a gate refuses; the "
-        "target file is then untouched."
+        "newest tag. Eleven gates decide: source succeeded, soak time, verified (when the "
+        "source requires it), digest still resolves, tests passed, vulnerabilities (every "
+        "scan of the digest, waivers), model quality and compatibility (its model card "
+        "against the one --to runs), not rejected by --to, target not on hold, not already "
+        "deployed. Exit 3 when a gate refuses; the target file is then untouched."
     )
     parser.epilog = examples(
         "promote --from staging --to prod --dry-run",
@@ -101,6 +103,14 @@ def _target_policy(project: Project, target: str) -> PromotionPolicy:
     )
 
 
+def _source_verification(project: Project, source: str) -> VerificationPolicy:
+    """The source stack's ``cv-platform:verification`` (is a verification required?)."""
+    from pipeline.stacks.config import load_stack_config
+    from pipeline.verification.settings import policy_from_config
+
+    return policy_from_config(load_stack_config(project, source).get("verification"), source)
+
+
 def _findings(
     adapters: Adapters, image: ImageRef | None, runs: Sequence[CiRun], block: str
 ) -> tuple[ScanFindings | None, str]:
@@ -136,12 +146,14 @@ def _facts(
     image: ImageRef | None,
     insecure: Sequence[str],
     target_digest: str | None,
+    source_verification: VerificationPolicy,
 ) -> PromotionFacts:
     """Everything the gates decide from, asked of the store, the registry and the scanner."""
     from pipeline.commands.promote_evidence import evidence_facts
     from pipeline.promotion.gates import (
         DIGEST_RESOLVES,
         TESTS_PASSED,
+        VERIFIED,
         VULNERABILITIES,
         PromotionFacts,
     )
@@ -159,6 +171,11 @@ def _facts(
     if VULNERABILITIES not in skip:
         findings, findings_error = _findings(adapters, image, runs, policy.block_severity)
     evidence = evidence_facts(store, digest, args.target, skip, " ".join(args.readmit.split()))
+    required = False
+    verifications: tuple[Verification, ...] = ()
+    if VERIFIED not in skip:
+        required = source_verification.required
+        verifications = tuple(store.verifications(args.source)) if required else ()
     return PromotionFacts(
         source_stack=args.source,
         target_stack=args.target,
@@ -171,6 +188,8 @@ def _facts(
         findings_error=findings_error,
         target_holds=tuple(store.holds(args.target)),
         target_digest=target_digest,
+        verification_required=required,
+        source_verifications=verifications,
         **evidence,
     )
 
@@ -182,10 +201,17 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pipeline.errors import GateRefused, UsageError
     from pipeline.images.refs import short_digest
     from pipeline.project import find_project
-    from pipeline.promotion.gates import GATE_NAMES, evaluate_gates, last_successful, refused
+    from pipeline.promotion.gates import (
+        GATE_NAMES,
+        NOT_ON_HOLD,
+        current_hold,
+        evaluate_gates,
+        last_successful,
+        refused,
+    )
     from pipeline.records.model import Promotion
     from pipeline.stacks.policy import stack_policy
-    from pipeline.stacks.stackfile import NO_DIGEST, read_image, write_image
+    from pipeline.stacks.stackfile import NO_DIGEST, locked_stack, read_image, write_image
 
     unknown = sorted(set(args.skip_gate) - set(GATE_NAMES))
     if unknown:
@@ -219,6 +245,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             image=image,
             insecure=insecure,
             target_digest=current.digest,
+            source_verification=_source_verification(project, args.source),
         )
         skip = frozenset(args.skip_gate)
         results = evaluate_gates(facts, skip)
@@ -241,26 +268,35 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             print_diff(edit.diff)
             print(f"dry run: {target_file.name} not written, nothing recorded")
             return 0
-        edit = write_image(target_file, setting, expect_digest=expected)
-        promotion = Promotion(
-            source_stack=args.source,
-            target_stack=args.target,
-            image=str(image),
-            digest=candidate.digest or "",
-            at=facts.now,
-            skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
-            previous_digest=current.digest,
-            actor=adapters.actor(),
-        )
-        readmitted = readmission(facts, promotion.digest, promotion.actor)
-        stored, *_ = record_after_write(
-            store,
-            [promotion, *([readmitted] if readmitted else [])],
-            target_file,
-            "promotion",
-            current.digest,
-            image.digest,
-        )
+        # Under the target's lock: a rollback holds the stack under the same lock before it
+        # writes, so a hold placed since the gates ran is seen here.
+        with locked_stack(target_file) as stack:
+            held = None if NOT_ON_HOLD in skip else current_hold(store.holds(args.target))
+            if held is not None:
+                raise GateRefused(
+                    f"{args.target} was placed on hold while the gates were evaluated"
+                    f"{f': {held.reason}' if held.reason else ''}; {target_file.name} unchanged"
+                )
+            edit = stack.write(setting, expect_digest=expected)
+            promotion = Promotion(
+                source_stack=args.source,
+                target_stack=args.target,
+                image=str(image),
+                digest=candidate.digest or "",
+                at=facts.now,
+                skipped_gates=tuple(name for name in GATE_NAMES if name in skip),
+                previous_digest=current.digest,
+                actor=adapters.actor(),
+            )
+            readmitted = readmission(facts, promotion.digest, promotion.actor)
+            stored, *_ = record_after_write(
+                store,
+                [promotion, *([readmitted] if readmitted else [])],
+                target_file,
+                "promotion",
+                current.digest,
+                image.digest,
+            )
     finally:
         store.close()
     print_diff(edit.diff)

@@ -31,7 +31,10 @@ def evidence_facts(
         VULNERABILITIES,
         last_successful,
     )
-    from pipeline.promotion.rejection import rejections_from_rollbacks
+    from pipeline.promotion.rejection import (
+        rejections_from_rollbacks,
+        rejections_from_verifications,
+    )
 
     facts: dict[str, Any] = {"readmit_reason": readmit}
     if digest is None:
@@ -46,7 +49,10 @@ def evidence_facts(
             facts["current_digest"] = current.digest
             facts["current_cards"] = tuple(store.model_cards(current.digest))
     if NOT_REJECTED not in skip:
-        facts["rejections"] = rejections_from_rollbacks(store.rollbacks(target))
+        facts["rejections"] = (
+            *rejections_from_rollbacks(store.rollbacks(target)),
+            *rejections_from_verifications(store.verifications(target)),
+        )
         facts["readmissions"] = tuple(store.readmissions(target))
     return facts
 

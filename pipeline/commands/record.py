@@ -22,6 +22,7 @@ TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this al
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from pipeline.commands.adapters import Adapters
     from pipeline.records.model import Record
@@ -191,6 +192,13 @@ def image_and_digest(text: str) -> tuple[str, str | None]:
     return str(ref), ref.digest
 
 
+def _repo(args: argparse.Namespace) -> Path | None:
+    """The git checkout commit times are read from: the project, else the working directory."""
+    from pathlib import Path
+
+    return Path(args.project_dir) if args.project_dir else None
+
+
 def _started(args: argparse.Namespace) -> datetime | None:
     return None if args.started is None else flag_time("--started", args.started)
 
@@ -211,14 +219,11 @@ def _ci_facts(
         # still count in T_C, T_T and P_T.
         notes.append(f"record ci {source} without --image: the run is recorded with no image")
         image, digest = "", None
-    from pathlib import Path
-
-    repo = Path(args.project_dir) if args.project_dir else None
     facts = CiFacts(
         image=image,
         digest=digest,
         commit=args.commit,
-        commit_time=commit_time(args.commit, repo, adapters.run),
+        commit_time=commit_time(args.commit, _repo(args), adapters.run),
         scan_critical=args.scan_critical,
         scan_high=args.scan_high,
     )
@@ -233,6 +238,7 @@ def _deployment_from_flags(args: argparse.Namespace, adapters: Adapters) -> list
     from pipeline.errors import UsageError
     from pipeline.project import locate_project
     from pipeline.records.model import Deployment
+    from pipeline.records.sources.git import commit_time
     from pipeline.stacks.stackfile import read_image
 
     _require(args, "deploy", ("--result", "--started", "--finished"))
@@ -254,7 +260,10 @@ def _deployment_from_flags(args: argparse.Namespace, adapters: Adapters) -> list
             )
         text = str(setting)
     image, digest = image_and_digest(text)
-    return [Deployment(args.stack, args.result, image, digest, started, finished, args.commit)]
+    when = commit_time(args.commit, _repo(args), adapters.run)
+    return [
+        Deployment(args.stack, args.result, image, digest, started, finished, args.commit, when)
+    ]
 
 
 def _deployments_from_pulumi(args: argparse.Namespace, adapters: Adapters) -> list[Record]:
@@ -280,12 +289,14 @@ def _deployments_from_pulumi(args: argparse.Namespace, adapters: Adapters) -> li
 def _ci_run_from_flags(args: argparse.Namespace, adapters: Adapters) -> list[Record]:
     """``record ci --image REF --build-seconds N --test-seconds N [counts] [scan counts]``."""
     from pipeline.records.sources import ci
+    from pipeline.records.sources.git import commit_time
     from pipeline.records.sources.junit import TestCounts
 
     _require(args, "ci", ("--image", "--build-seconds", "--test-seconds"))
     image, digest = image_and_digest(args.image)
     started = _started(args)
-    facts = ci.CiFacts(image, digest, args.commit, None, args.scan_critical, args.scan_high)
+    when = commit_time(args.commit, _repo(args), adapters.run)
+    facts = ci.CiFacts(image, digest, args.commit, when, args.scan_critical, args.scan_high)
     counts = TestCounts(
         passed=args.passed or 0,
         failed=args.failed or 0,
@@ -379,6 +390,7 @@ def _reader(args: argparse.Namespace) -> Reader:
 def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from datetime import UTC, datetime
 
+    from pipeline.commands.output import describe
     from pipeline.project import locate_project
 
     # Local files first: a bad card or report fails before any source is asked.
@@ -389,6 +401,13 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         project.existing_stack_file(args.stack)
     store = adapters.open_store(args.store, project)
     try:
+        if args.record_kind == "deploy" and not args.from_pulumi:
+            from pipeline.records.sources.git import with_changes
+
+            readings = [with_changes(r, store, _repo(args), adapters.run) for r in records]
+            records = [record for record, _ in readings]
+            for line in (why for _, why in readings if why):
+                note(line)
         started = datetime.now(UTC)
         stored = store.add_many([*records, *evidence])
     finally:
@@ -398,7 +417,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     fresh = [r for r in stored if r.recorded_at is not None and r.recorded_at >= started]
     if len(stored) == 1:
         verb = "recorded" if fresh else "already recorded"
-        print(f"{verb} {record_evidence.describe(stored[0])} in {store.location}")
+        print(f"{verb} {describe(stored[0])} in {store.location}")
     else:
         print(
             f"recorded {len(fresh)} of {len(stored)} records in {store.location} "
@@ -406,5 +425,5 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         )
     for record in added:
         again = record.recorded_at is None or record.recorded_at < started
-        print(f"{'already recorded' if again else 'recorded'} {record_evidence.describe(record)}")
+        print(f"{'already recorded' if again else 'recorded'} {describe(record)}")
     return 0

@@ -155,47 +155,10 @@ def scan_from_flags(args: argparse.Namespace, adapters: Adapters) -> list[Record
     return _noted(evidence(args, args.image))
 
 
-def describe(record: Record) -> str:
-    """One line about a stored record, as ``record`` prints it."""
-    from collections import Counter
-
-    from pipeline.images.refs import short_digest
-    from pipeline.records.model import FINDING_SEVERITIES, CiRun, Deployment, ModelCard, Scan
-
-    if isinstance(record, Deployment):
-        digest = record.digest or "no digest"
-        return (
-            f"deployment #{record.id}: {record.stack} {record.result} {digest} "
-            f"({record.duration_seconds:.0f} s)"
-        )
-    if isinstance(record, CiRun):
-        total = record.passed + record.failed + record.errors
-        return (
-            f"CI run #{record.id}: {record.digest or record.image or 'no image'} "
-            f"({record.passed}/{total} tests passed)"
-        )
-
-    if isinstance(record, Scan):
-        tally = Counter(f.severity for f in record.findings)
-        counts = ", ".join(f"{tally[s]} {s}" for s in FINDING_SEVERITIES if tally[s])
-        tool = " ".join(p for p in (record.scanner, record.scanner_version) if p) or record.format
-        return (
-            f"scan #{record.id} of {short_digest(record.digest)}: {tool}, "
-            f"{len(record.findings)} finding(s){f' ({counts})' if counts else ''}"
-        )
-    if isinstance(record, ModelCard):
-        return (
-            f"model card #{record.id} of {short_digest(record.digest)}: {record.name} "
-            f"{record.version}, accuracy {record.accuracy:.4f}"
-        )
-    return f"{type(record).__name__} #{record.id}"
-
-
 __all__ = [
     "add_card_flags",
     "add_scan_flags",
     "ci_evidence",
-    "describe",
     "evidence",
     "register_scan",
     "scan_from_flags",

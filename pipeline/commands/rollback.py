@@ -1,8 +1,9 @@
 """``rollback STACK``: back to an earlier successfully deployed digest, and hold the stack.
 
-``pipeline.promotion.rollback`` picks the digest; the stack file is then written
-(a locked compare-and-swap on the digest read at the start) and the rollback is
-recorded together with a hold, so no promotion undoes it before someone looks.
+``pipeline.promotion.rollback`` picks the digest. Then, under the stack file's lock:
+the hold is recorded, the file is written (a compare-and-swap on the digest read at
+the start), and the rollback is recorded. ``promote`` checks holds under the same
+lock, so no promotion undoes the rollback before someone looks.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, adapters: Adapters) -> int:
-    from pipeline.commands.common import pinned_setting, record_after_write
+    from pipeline.commands.common import pinned_setting, roll_back
     from pipeline.commands.output import print_diff
     from pipeline.images.refs import parse_digest, short_digest
     from pipeline.project import find_project
     from pipeline.promotion.rollback import plan_rollback
-    from pipeline.records.model import Hold, Rollback
+    from pipeline.records.model import Rollback
     from pipeline.stacks.policy import stack_policy
     from pipeline.stacks.stackfile import NO_DIGEST, read_image, write_image
 
@@ -68,44 +69,38 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             to_digest=args.to_digest,
         )
         image, setting = pinned_setting(plan.to, stack_policy(project, args.stack).mutable_tags)
+        moved = f"{short_digest(current.digest)} -> {short_digest(plan.to.digest)}"
         if args.dry_run:
             edit = write_image(path, setting, expect_digest=expected, dry_run=True)
             print_diff(edit.diff)
-            print(
-                f"dry run: would roll {args.stack} back {short_digest(current.digest)} -> "
-                f"{short_digest(plan.to.digest)}; nothing written or recorded"
-            )
+            print(f"dry run: would roll {args.stack} back {moved}; nothing written or recorded")
             return 0
-        edit = write_image(path, setting, expect_digest=expected)
         now = adapters.now()
-        who = adapters.actor()
         how = f"--to {plan.to.digest}" if args.to_digest else f"--steps {args.steps or 1}"
-        moved = f"{short_digest(current.digest)} -> {short_digest(plan.to.digest)}"
-        stored = record_after_write(
+        rollback = Rollback(
+            stack=args.stack,
+            from_digest=current.digest,
+            to_digest=plan.to.digest or "",
+            image=str(image),
+            at=now,
+            reason=f"rollback {how}",
+            actor=adapters.actor(),
+        )
+        done = roll_back(
             store,
-            [
-                Rollback(
-                    stack=args.stack,
-                    from_digest=current.digest,
-                    to_digest=plan.to.digest or "",
-                    image=str(image),
-                    at=now,
-                    reason=f"rollback {how}",
-                    actor=who,
-                ),
-                Hold(args.stack, "placed", now, f"rolled back {moved}", actor=who),
-            ],
             path,
-            "rollback",
-            current.digest,
-            plan.to.digest,
+            rollback,
+            setting,
+            expect_digest=expected,
+            hold_reason=f"rolled back {moved}",
+            at=now,
         )
     finally:
         store.close()
-    print_diff(edit.diff)
+    print_diff(done.edit.diff)
     print(
         f"rolled {args.stack} back {moved} "
-        f"(deployed {plan.to.finished:%Y-%m-%d %H:%M} UTC); recorded rollback #{stored[0].id}"
+        f"(deployed {plan.to.finished:%Y-%m-%d %H:%M} UTC); recorded rollback #{done.rollback.id}"
     )
     print(
         f"{args.stack} is on hold: promotion to it is refused until "

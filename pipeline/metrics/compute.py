@@ -12,8 +12,9 @@ The project's two metrics, exactly as specified:
   P_D = succeeded / (succeeded + failed) over the window's deployments of the
   selected stacks (in-progress updates are never recorded).
 
-And the four DORA keys (definitions of the 2023 Accelerate State of DevOps
-report) over the production stack(s): ``pipeline.metrics.dora``.
+And the four DORA keys (as fourkeys and DevLake compute them, tiers of the 2023
+Accelerate State of DevOps report) over the production stack(s):
+``pipeline.metrics.dora``.
 
 Medians are ``statistics.median``: the middle value, or the mean of the two
 middle values for an even count. A value with no data is ``None`` (JSON null,
@@ -97,6 +98,13 @@ class Metrics:
                 "stacks": list(self.dora.stacks),
                 "failed_changes": self.dora.failed_changes,
                 "unrecovered_failures": self.dora.unrecovered,
+                # The sample counts behind each figure (medians say nothing without them).
+                "deployments": self.dora.deployments,
+                "lead_time_samples": self.dora.lead_time_samples,
+                "recoveries": self.dora.recoveries,
+                "weeks": self.dora.weeks,
+                "deployment_days_per_week": self.dora.deployment_days_per_week,
+                "frequency_bucket": self.dora.frequency_bucket,
             },
             "window": {
                 "since": iso(self.since),
@@ -177,6 +185,10 @@ def compute(
     for d in chosen:
         key = f"deployments:{d.stack}:{d.result}"
         totals[key] = totals.get(key, 0) + 1
+    for v in records.verifications:
+        if not selected or v.stack in selected:
+            key = f"verifications:{v.stack}:{v.result}"
+            totals[key] = totals.get(key, 0) + 1
 
     return Metrics(
         since=window.since,

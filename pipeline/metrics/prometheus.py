@@ -24,6 +24,18 @@ def _labels(pairs: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs.items()) + "}"
 
 
+def _by_stack_and_result(
+    totals: dict[str, int], kind: str
+) -> list[tuple[dict[str, str], float | None]]:
+    """Samples of the totals keyed ``KIND:STACK:RESULT``."""
+    samples: list[tuple[dict[str, str], float | None]] = []
+    for key, value in sorted(totals.items()):
+        if key.startswith(f"{kind}:"):
+            _, stack, result = key.split(":", 2)
+            samples.append(({"stack": stack, "result": result}, float(value)))
+    return samples
+
+
 def render_prometheus(metrics: Metrics) -> str:
     """Text exposition format 0.0.4; metrics with no data are left out (never NaN)."""
     out: list[str] = []
@@ -54,8 +66,9 @@ def render_prometheus(metrics: Metrics) -> str:
 
     m = metrics
     d = m.dora
+    # M_CI and M_CD as one word: promtool reads an "m" token as the abbreviated unit metre.
     family(
-        "m_ci_seconds", "gauge", "M_CI = (T_C + T_T + T_D) / 3", [(scope, seconds(m.m_ci_minutes))]
+        "mci_seconds", "gauge", "M_CI = (T_C + T_T + T_D) / 3", [(scope, seconds(m.m_ci_minutes))]
     )
     family(
         "ci_build_time_seconds",
@@ -75,7 +88,7 @@ def render_prometheus(metrics: Metrics) -> str:
         "T_D: mean duration of the window's deployments",
         [(scope, seconds(m.t_d_minutes))],
     )
-    family("m_cd_ratio", "gauge", "M_CD = P_T * P_D (0..1)", [(scope, m.m_cd)])
+    family("mcd_ratio", "gauge", "M_CD = P_T * P_D (0..1)", [(scope, m.m_cd)])
     family(
         "test_pass_ratio",
         "gauge",
@@ -128,6 +141,17 @@ def render_prometheus(metrics: Metrics) -> str:
         [(dora_scope, hours_to_s(d.recovery_time_hours))],
     )
     family(
+        "dora_samples",
+        "gauge",
+        "Samples behind the DORA figures: deployments, changes timed, recoveries, weeks",
+        [
+            ({**dora_scope, "key": "deployments"}, float(d.deployments)),
+            ({**dora_scope, "key": "lead_time"}, float(d.lead_time_samples)),
+            ({**dora_scope, "key": "recovery_time"}, float(d.recoveries)),
+            ({**dora_scope, "key": "weeks"}, float(d.weeks)),
+        ],
+    )
+    family(
         "dora_tier",
         "gauge",
         "DORA 2023 performance level per key (1 for the level reached)",
@@ -143,16 +167,22 @@ def render_prometheus(metrics: Metrics) -> str:
         "CI runs recorded up to the window's end",
         [({}, float(m.totals.get("ci_runs", 0)))],
     )
-    deploy_samples: list[tuple[dict[str, str], float | None]] = []
-    for key, value in sorted(m.totals.items()):
-        if key.startswith("deployments:"):
-            _, stack, result = key.split(":", 2)
-            deploy_samples.append(({"stack": stack, "result": result}, float(value)))
-    family("deployments", "counter", "deployments recorded up to the window's end", deploy_samples)
+    family(
+        "deployments",
+        "counter",
+        "deployments recorded up to the window's end",
+        _by_stack_and_result(m.totals, "deployments"),
+    )
     family(
         "rollbacks",
         "counter",
         "rollbacks recorded up to the window's end",
         [({}, float(m.totals.get("rollbacks", 0)))],
+    )
+    family(
+        "verifications",
+        "counter",
+        "verifications recorded up to the window's end",
+        _by_stack_and_result(m.totals, "verifications"),
     )
     return "\n".join(out) + "\n"

@@ -61,14 +61,20 @@ def _rows(metrics: Metrics) -> list[tuple[str, str, str]]:
         (
             "deployment frequency",
             number(d.deployment_frequency_per_week, 2, " /week"),
-            tiers["deployment_frequency"] or "",
+            _tier_detail(
+                tiers["deployment_frequency"],
+                f"{d.frequency_bucket}: median {d.deployment_days_per_week:g} day(s) a week "
+                f"with a deployment, over {d.weeks} week(s)"
+                if d.frequency_bucket and d.deployment_days_per_week is not None
+                else "no deployment",
+            ),
         ),
         (
             "lead time for changes",
             number(d.lead_time_hours, 1, " h"),
             _tier_detail(
                 tiers["lead_time"],
-                f"median of {d.lead_time_samples}"
+                f"median of {d.lead_time_samples} change(s)"
                 if d.lead_time_samples
                 else "no commit time known for a successful deployment"
                 if d.deployments

@@ -31,10 +31,21 @@ from pipeline.promotion.findings import judge_scans
 from pipeline.promotion.models import ModelSide, judge_compatibility, judge_quality
 from pipeline.promotion.policy import SEVERITIES, PromotionPolicy, Severity, policy_from_config
 from pipeline.promotion.rejection import Rejection, judge_rejection
-from pipeline.records.model import CiRun, Deployment, Hold, ModelCard, Readmission, Scan, Waiver
+from pipeline.promotion.verified import verified
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    ModelCard,
+    Readmission,
+    Scan,
+    Verification,
+    Waiver,
+)
 
 SOURCE_SUCCEEDED = "source-succeeded"
 SOAK = "soak"
+VERIFIED = "verified"
 DIGEST_RESOLVES = "digest-resolves"
 TESTS_PASSED = "tests-passed"
 VULNERABILITIES = "vulnerabilities"
@@ -48,6 +59,7 @@ NOT_ALREADY_DEPLOYED = "not-already-deployed"
 GATE_NAMES = (
     SOURCE_SUCCEEDED,
     SOAK,
+    VERIFIED,
     DIGEST_RESOLVES,
     TESTS_PASSED,
     VULNERABILITIES,
@@ -114,6 +126,9 @@ class PromotionFacts:
     rejections: tuple[Rejection, ...] = ()
     readmissions: tuple[Readmission, ...] = ()
     readmit_reason: str = ""
+    # The source's cv-platform:verification.required, and its verifications (any order).
+    verification_required: bool = False
+    source_verifications: tuple[Verification, ...] = ()
 
 
 def _when(value: datetime) -> str:
@@ -323,6 +338,14 @@ def evaluate_gates(facts: PromotionFacts, skip: Iterable[str] = ()) -> tuple[Gat
             results.append(GateResult(name, False, no_candidate))
         elif name == SOAK:
             results.append(_soak(facts, candidate))
+        elif name == VERIFIED:
+            ok, why = verified(
+                facts.verification_required,
+                facts.source_stack,
+                candidate,
+                facts.source_verifications,
+            )
+            results.append(GateResult(VERIFIED, ok, why))
         elif name == DIGEST_RESOLVES:
             results.append(_digest_resolves(facts, candidate))
         elif name == TESTS_PASSED:

@@ -1,10 +1,9 @@
 """The ``not-rejected`` gate: a digest the target rejected stays out until re-admitted.
 
-A digest is rejected from a stack when it was rolled back from it (and, with the
-verification records of ``pipeline verify``, when it failed verification there:
-their ``Rejection``s join the same list). It is refused until a readmission for
-that stack and digest newer than its last rejection is recorded; ``promote
---readmit REASON`` records one together with the promotion.
+A digest is rejected from a stack when it was rolled back from it, or when it failed
+its verification there (``pipeline verify``; an inconclusive one rejects nothing). It
+is refused until a readmission for that stack and digest newer than its last rejection
+is recorded; ``promote --readmit REASON`` records one together with the promotion.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.records.model import Readmission, Rollback
+from pipeline.records.model import Readmission, Rollback, Verification
 
 
 def _when(value: datetime) -> str:
@@ -41,6 +40,21 @@ def rejections_from_rollbacks(rollbacks: Iterable[Rollback]) -> tuple[Rejection,
         )
         for r in rollbacks
         if r.from_digest
+    )
+
+
+def rejections_from_verifications(verifications: Iterable[Verification]) -> tuple[Rejection, ...]:
+    """Each failed verification rejects the digest it judged."""
+    return tuple(
+        Rejection(
+            v.stack,
+            v.digest,
+            v.until,
+            f"failed verification in {v.stack} {_when(v.until)}"
+            + (f" ({v.reason})" if v.reason else ""),
+        )
+        for v in verifications
+        if v.result == "failed"
     )
 
 
@@ -78,4 +92,10 @@ def judge_rejection(
     )
 
 
-__all__ = ["Rejection", "Verdict", "judge_rejection", "rejections_from_rollbacks"]
+__all__ = [
+    "Rejection",
+    "Verdict",
+    "judge_rejection",
+    "rejections_from_rollbacks",
+    "rejections_from_verifications",
+]

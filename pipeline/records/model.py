@@ -1,5 +1,5 @@
-"""The record model: what was built, deployed, promoted and rolled back, and the
-evidence each image carries (its model card, its vulnerability scans, waivers).
+"""The record model: what was built, deployed, verified, promoted and rolled back,
+and the evidence each image carries (its model card, its vulnerability scans, waivers).
 
 Plain frozen dataclasses shared by the record stores (``pipeline.records.stores``),
 the promotion gates and the metrics. Every timestamp is an aware UTC ``datetime``.
@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 
 DeployResult = Literal["succeeded", "failed"]
 HoldAction = Literal["placed", "released"]
+# A verification that could not judge (too few requests) is "inconclusive": never a pass.
+VerifyResult = Literal["passed", "failed", "inconclusive"]
 DEPLOY_RESULTS: tuple[DeployResult, ...] = ("succeeded", "failed")
 # A finding's severity, as the scanner labelled it; most severe first. "negligible"
 # (Grype) ranks below low; "unknown" means the scanner did not settle it.
@@ -31,6 +33,7 @@ FINDING_SEVERITIES: tuple[FindingSeverity, ...] = (
     "negligible",
     "unknown",
 )
+VERIFY_RESULTS: tuple[VerifyResult, ...] = ("passed", "failed", "inconclusive")
 
 
 def utc(value: datetime) -> datetime:
@@ -104,10 +107,27 @@ class Deployment:
     key: str | None = None
     id: int | None = None
     recorded_at: datetime | None = None
+    # The commits this deployment brought to the stack, as "SHA TIME" (committer time,
+    # ISO 8601 UTC), read from git when it was recorded; empty when unknown.
+    changes: tuple[str, ...] = ()
 
     @property
     def duration_seconds(self) -> float:
         return (self.finished - self.started).total_seconds()
+
+
+def change_entry(sha: str, committed: datetime) -> str:
+    """One ``Deployment.changes`` entry: the commit and its committer time."""
+    return f"{sha} {utc(committed).isoformat().replace('+00:00', 'Z')}"
+
+
+def read_change(entry: str) -> tuple[str, datetime] | None:
+    """``(sha, committed)`` of a ``Deployment.changes`` entry, or None when unreadable."""
+    sha, _, when = entry.partition(" ")
+    try:
+        return sha, parse_time(when)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -239,7 +259,45 @@ class Readmission:
     recorded_at: datetime | None = None
 
 
-Record = CiRun | Deployment | Promotion | Rollback | Hold | Scan | ModelCard | Waiver | Readmission
+@dataclass(frozen=True)
+class Verification:
+    """A deployed digest judged against its metrics (``pipeline verify``).
+
+    ``since``/``until`` is the window measured; the measured values are None when
+    Prometheus had no data for them. The thresholds are the ones it was judged by.
+    """
+
+    stack: str
+    digest: str
+    image: str
+    result: VerifyResult
+    since: datetime
+    until: datetime
+    requests: float | None = None
+    error_ratio: float | None = None
+    p95_seconds: float | None = None
+    min_requests: int = 0
+    max_error_ratio: float | None = None
+    max_p95_ms: float | None = None
+    selector: str = ""
+    reason: str = ""
+    actor: str = ""
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+Record = (
+    CiRun
+    | Deployment
+    | Promotion
+    | Rollback
+    | Hold
+    | Verification
+    | Scan
+    | ModelCard
+    | Waiver
+    | Readmission
+)
 
 
 @dataclass(frozen=True)
@@ -263,6 +321,7 @@ class Records:
     rollbacks: tuple[Rollback, ...] = ()
     holds: tuple[Hold, ...] = field(default=())
     model_cards: tuple[ModelCard, ...] = ()
+    verifications: tuple[Verification, ...] = ()
 
 
 class RecordStore(Protocol):
@@ -294,5 +353,6 @@ class RecordStore(Protocol):
     def waivers(self, digest: str | None = None) -> list[Waiver]: ...
 
     def readmissions(self, stack: str | None = None) -> list[Readmission]: ...
+    def verifications(self, stack: str | None = None) -> list[Verification]: ...
 
     def close(self) -> None: ...

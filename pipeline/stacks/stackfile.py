@@ -202,6 +202,57 @@ def _check_expected(path: Path, old: ImageSetting, expect_digest: Expected) -> N
     )
 
 
+class LockedStack:
+    """A stack file held under its lock: read it, and write its image once.
+
+    What a caller does between ``read`` and ``write`` (placing a hold, checking
+    one) cannot interleave with another pipeline process writing the same file.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._written = False
+
+    def _text(self) -> str:
+        return _read_text(self.path, _read_fd(self._fd))
+
+    def read(self) -> ImageSetting:
+        """The stack's ``cv-platform:image`` as the locked file holds it."""
+        return setting_of(self.path, locate(self.path, self._text()).image)
+
+    def check(self, expect_digest: Expected) -> ImageSetting:
+        """The current image, after the compare-and-swap check (PipelineError on a mismatch)."""
+        current = self.read()
+        _check_expected(self.path, current, expect_digest)
+        return current
+
+    def write(self, new: ImageSetting, *, expect_digest: Expected = None) -> StackEdit:
+        """Set the image (compare-and-swap with ``expect_digest``); once per lock."""
+        if self._written:
+            raise PipelineError(f"{self.path.name}: written once already under this lock")
+        text = self._text()
+        old, new_text = render_image_edit(self.path, text, new)
+        _check_expected(self.path, old, expect_digest)
+        if new_text == text:
+            return StackEdit(old, new, text, new_text, False, self.path)
+        _remove_stale_temps(self.path)
+        mode = os.fstat(self._fd).st_mode & 0o7777
+        _replace_atomically(self.path, new_text.encode("utf-8"), mode)
+        self._written = True
+        return StackEdit(old, new, text, new_text, True, self.path)
+
+
+@contextlib.contextmanager
+def locked_stack(path: str | Path) -> Iterator[LockedStack]:
+    """The stack file under its exclusive lock, for a read-check-write sequence."""
+    path = Path(path)
+    # Replace what a symlinked stack file points to, not the link itself.
+    path = path.parent.resolve() / path.name if not path.is_symlink() else path.resolve()
+    with locked(path) as fd:
+        yield LockedStack(path, fd)
+
+
 def write_image(
     path: str | Path,
     new: ImageSetting,
@@ -224,27 +275,17 @@ def write_image(
         old, new_text = render_image_edit(path, text, new)
         _check_expected(path, old, expect_digest)
         return StackEdit(old, new, text, new_text, False, path)
-
-    # Replace what a symlinked stack file points to, not the link itself.
-    path = path.parent.resolve() / path.name if not path.is_symlink() else path.resolve()
-    with locked(path) as fd:
-        raw = _read_fd(fd)
-        text = _read_text(path, raw)
-        old, new_text = render_image_edit(path, text, new)
-        _check_expected(path, old, expect_digest)
-        if new_text == text:
-            return StackEdit(old, new, text, new_text, False, path)
-        _remove_stale_temps(path)
-        mode = os.fstat(fd).st_mode & 0o7777
-        _replace_atomically(path, new_text.encode("utf-8"), mode)
-        return StackEdit(old, new, text, new_text, True, path)
+    with locked_stack(path) as stack:
+        return stack.write(new, expect_digest=expect_digest)
 
 
 __all__ = [
     "NO_DIGEST",
     "Expected",
+    "LockedStack",
     "StackEdit",
     "locked",
+    "locked_stack",
     "read_image",
     "write_image",
 ]

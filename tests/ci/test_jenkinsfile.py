@@ -27,15 +27,24 @@ LEAF_STAGES = [
     "Deploy staging",
     "Commit staging",
     "Smoke test",
+    "Verify staging",
     "Preview",
     "Approve",
     "Promote",
     "Deploy prod",
     "Commit prod",
+    "Verify prod",
 ]
 GROUPS = {"CI", "Release"}
 MAIN_ONLY = ["Commit staging", "Approve", "Release"]
-NOT_FOR_PULL_REQUESTS = ["Push", "Scan", "Set image (staging)", "Deploy staging", "Smoke test"]
+NOT_FOR_PULL_REQUESTS = [
+    "Push",
+    "Scan",
+    "Set image (staging)",
+    "Deploy staging",
+    "Smoke test",
+    "Verify staging",
+]
 SECRET_VARIABLES = (
     "REGISTRY_PASSWORD",
     "GITHUB_TOKEN",
@@ -45,7 +54,7 @@ SECRET_VARIABLES = (
     "AWS_SHARED_CREDENTIALS_FILE",
 )
 # An sh step is a call of a ci/ script with literal arguments: orchestration only.
-SCRIPT_STEP = re.compile(r"ci/[a-z-]+( [a-z]+| --target \"\$STAGING_TARGET\")*")
+SCRIPT_STEP = re.compile(r"ci/[a-z-]+( [a-z]+| --[a-z-]+| --target \"\$STAGING_TARGET\")*")
 
 
 def test_groovy_parser_rejects_broken_groovy(tmp_path: Path) -> None:
@@ -77,8 +86,9 @@ def test_every_stage_exists_in_order(jenkinsfile: Jenkinsfile) -> None:
     names = [s["name"] for s in jenkinsfile.ast["stages"]]
     assert [n for n in names if n not in GROUPS] == LEAF_STAGES
     stages = jenkinsfile.stages
-    assert {stages[n].parent for n in LEAF_STAGES[:10]} == {"CI"}
-    assert {stages[n].parent for n in ("Promote", "Deploy prod", "Commit prod")} == {"Release"}
+    assert {stages[n].parent for n in LEAF_STAGES[:11]} == {"CI"}
+    release = ("Promote", "Deploy prod", "Commit prod", "Verify prod")
+    assert {stages[n].parent for n in release} == {"Release"}
 
 
 def test_every_leaf_stage_has_a_timeout(jenkinsfile: Jenkinsfile) -> None:
@@ -144,7 +154,7 @@ def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: 
 
 def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
     assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
-    for name in ("Deploy staging", "Promote", "Deploy prod", "Scan"):
+    for name in ("Deploy staging", "Promote", "Deploy prod", "Scan", "Verify prod"):
         assert "lock" in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
         "cv-platform-staging",
@@ -189,6 +199,9 @@ def test_credentials_only_through_bindings_per_step(jenkinsfile: Jenkinsfile) ->
         assert "github-token" not in bound[name], name
     for name in ("Commit staging", "Commit prod"):
         assert bound[name] == {"github-token"}, name
+    assert bound["Verify staging"] == set()
+    # Prod's verification may roll back: then it deploys (pulumi) and commits (github).
+    assert {"pulumi-config-passphrase", "kubeconfig", "github-token"} <= bound["Verify prod"]
 
 
 def test_secrets_are_never_interpolated(jenkinsfile: Jenkinsfile) -> None:
@@ -309,6 +322,10 @@ def _pipeline_commands(project_root: Path) -> list[tuple[str, list[str]]]:
     per_script = {
         "record-ci": {'"${args[@]}"': "--junit build/junit/model.xml"},
         "promote": {'"$@"': "--skip-gate vulnerabilities"},  # what the rehearsal passes
+        "verify": {
+            '"${args[@]}"': "prod --prometheus http://127.0.0.1:9090",
+            '"$@"': "--rollback-on-failure",
+        },
     }
     found = []
     for script in sorted((project_root / "ci").iterdir()):
@@ -332,9 +349,24 @@ def test_every_pipeline_command_of_the_scripts_is_accepted_by_the_cli(project_ro
         ("preview", "preview"),
         ("record-ci", "record"),
         ("scan", "record"),
+        ("verify", "verify"),
     }
     parser = build_parser()
     for script, words in commands:
         assert "$" not in " ".join(words), (script, words)
         args = parser.parse_args(words)  # SystemExit (a failure) on an unknown flag
         assert args.command == words[0]
+
+
+def test_staging_is_verified_after_its_smoke_test_and_prod_after_its_deploy(
+    jenkinsfile: Jenkinsfile,
+) -> None:
+    names = [s["name"] for s in jenkinsfile.ast["stages"]]
+    assert names.index("Smoke test") < names.index("Verify staging") < names.index("Approve")
+    assert names.index("Commit prod") < names.index("Verify prod")
+    assert jenkinsfile.stages["Verify staging"].sh == ("ci/verify staging",)
+    verify = jenkinsfile.text[jenkinsfile.text.index("stage('Verify prod')") :]
+    steps, post = verify[: verify.index("post {")], verify[verify.index("post {") :]
+    assert "sh 'ci/verify prod --rollback-on-failure'" in steps
+    # The rolled-back file is committed when the verification failed.
+    assert post.index("failure {") < post.index("sh 'ci/commit-stack prod'")

@@ -13,17 +13,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from pipeline.stacks.stackfile import read_image
 from tests.ci.jenkins import BOT_EMAIL, Agent
 from tests.github_fake import TOKEN as GITHUB_TOKEN
 from tests.github_fake import FakeGitHub, github_api, github_server
+from tests.prometheus_fake import FakePrometheus, prometheus_api
 from tests.registry_fixture import OCI_MANIFEST, OciLayoutBuilder, RegistryServer
 
-__all__ = ["github_api", "github_server"]  # fixtures, imported
+__all__ = ["github_api", "github_server", "prometheus_api"]  # fixtures, imported
 
 BACKEND = "s3://cv-platform-pulumi-state?region=eu-west-1"
 PASSPHRASE = "correct horse battery staple"
@@ -463,6 +467,134 @@ def test_promote_without_the_push_state_says_what_to_run(ci: Agent) -> None:
     clean(done)
     assert done.returncode == 1
     assert last_error(done) == "ci/promote: build/ci/image-digest is missing: run ci/push first"
+
+
+# --- Verify ----------------------------------------------------------------------------
+
+
+def verification(agent: Agent, stack: str, url: str) -> None:
+    """The workspace's stack file asks ``url`` over a 2 s window (the test's own values)."""
+    path = agent.workspace / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["cv-platform:verification"] = {
+        "required": stack == "staging",
+        "prometheusUrl": url,
+        "window": "2s",
+        "minRequests": 10,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def deployed(agent: Agent, stack: str, image: str, hours_ago: float = 1) -> None:
+    finished = datetime.now(UTC) - timedelta(hours=hours_ago)
+    times = f"--started {finished - timedelta(minutes=3):%Y-%m-%dT%H:%M:%SZ} "
+    times += f"--finished {finished:%Y-%m-%dT%H:%M:%SZ}"
+    record = f"python -m pipeline record deploy --stack {stack} --result succeeded"
+    done = agent.sh(f"{record} --image {image} {times}")
+    assert done.returncode == 0, done.stderr
+
+
+STAGED = "registry.example.internal/cv-platform/model-server:9f3c2ab@sha256:" + "5" * 64
+
+
+def test_verify_staging_asks_the_stacks_prometheus_and_records_a_pass(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    begin(ci)
+    verification(ci, "staging", prometheus_api.url)
+    deployed(ci, "staging", STAGED)
+    done = ci.stage("Verify staging")
+    clean(done)
+    assert done.returncode == 0, done.stderr
+    assert "verified staging (sha256:555555555555): 2033 requests" in done.stdout
+    selector = 'namespace="cv-staging",app="model-server",version="9f3c2ab"'
+    assert selector in prometheus_api.queries[0]
+    (check,) = [e for e in history(ci, "staging") if e["event"] == "verification"]
+    assert check["result"] == "passed"
+
+
+def test_prometheus_url_replaces_the_stack_setting(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    begin(ci)
+    verification(ci, "staging", "http://127.0.0.1:9")  # nothing listens there
+    deployed(ci, "staging", STAGED)
+    ci.agent_env["PROMETHEUS_URL"] = prometheus_api.url
+    done = ci.stage("Verify staging")
+    assert done.returncode == 0, done.stderr
+    assert prometheus_api.queries
+
+
+def test_verify_without_a_reachable_prometheus_is_one_line_and_records_nothing(
+    ci: Agent,
+) -> None:
+    begin(ci)
+    verification(ci, "staging", "http://127.0.0.1:9")
+    deployed(ci, "staging", STAGED)
+    ci.agent_env["PROMETHEUS_URL"] = ""  # what Jenkins does with an empty value
+    done = ci.stage("Verify staging")
+    clean(done)
+    assert done.returncode == 1
+    assert last_error(done) == (
+        "python -m pipeline verify: error: cannot reach Prometheus at 127.0.0.1:9: "
+        "connection refused; nothing recorded"
+    )
+    assert [e for e in history(ci, "staging") if e["event"] == "verification"] == []
+
+
+def test_a_failed_prod_verification_rolls_back_deploys_and_commits_the_file(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    begin(ci)
+    verification(ci, "prod", prometheus_api.url)
+    repo = "registry.example.internal/cv-platform/model-server"
+    good = "sha256:" + "6" * 64
+    bad = read_image(ci.workspace / "Pulumi.prod.yaml").digest
+    deployed(ci, "prod", f"{repo}:6a6a6a6@{good}", hours_ago=5)
+    prometheus_api.error_ratio = "0"
+    assert ci.sh("ci/verify prod").returncode == 0  # good was verified in its day
+    deployed(ci, "prod", f"{repo}:4e1d07c@{bad}")
+    prometheus_api.error_ratio = "0.5"
+    done = ci.stage("Verify prod")
+    clean(done)
+    assert done.returncode == 3
+    assert "error ratio 50.00% > 1.00%" in done.stderr
+    assert "prod failed its verification and Pulumi.prod.yaml was rolled back: deploying it" in (
+        done.stderr
+    )
+    assert read_image(ci.workspace / "Pulumi.prod.yaml").digest == good
+    (call,) = ci.stub_calls("pulumi")
+    assert call["argv"][:3] == ["up", "--stack", "prod"]
+    events = history(ci, "prod")
+    assert {e["event"] for e in events[:4]} == {"deployment", "hold", "rollback", "verification"}
+    redeploy = next(e for e in events if e["event"] == "deployment")  # the newest
+    assert (redeploy["digest"], redeploy["result"]) == (good, "succeeded")
+    # The Jenkinsfile then commits the rolled-back file (Verify prod's post, on failure).
+    done = ci.sh("ci/commit-stack prod", ci.jenkinsfile.stage_bindings("Commit prod"))
+    assert done.returncode == 0, done.stderr
+    assert f"cv-platform:image -> {good}" in ci.git("log", "-1", "--format=%s", ci.origin_main())
+
+
+def test_a_failed_verification_without_rollback_deploys_nothing(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    begin(ci)
+    verification(ci, "staging", prometheus_api.url)
+    deployed(ci, "staging", STAGED)
+    prometheus_api.p95_seconds = "0.975"
+    before = (ci.workspace / "Pulumi.staging.yaml").read_bytes()
+    done = ci.stage("Verify staging")
+    assert done.returncode == 3
+    assert "p95 latency 975 ms > 250 ms" in last_error(done)
+    assert ci.stub_calls("pulumi") == []
+    assert (ci.workspace / "Pulumi.staging.yaml").read_bytes() == before
+
+
+def test_verify_without_a_stack_says_how_to_run_it(ci: Agent) -> None:
+    done = ci.sh("ci/verify")
+    clean(done)
+    assert done.returncode == 1
+    assert last_error(done) == "ci/verify: usage: ci/verify STACK [OPTION...]"
 
 
 # --- Record ci -------------------------------------------------------------------------

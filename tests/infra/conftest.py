@@ -119,6 +119,14 @@ def one(run: ProgramRun, kind: str) -> DeclaredResource:
     return found[0]
 
 
+def settings_map(run: ProgramRun) -> DeclaredResource:
+    """The server's settings ConfigMap (the dashboard is a ConfigMap too)."""
+    (found,) = [
+        r for r in by_kind(run, "ConfigMap") if r.inputs["metadata"]["name"].endswith("-settings")
+    ]
+    return found
+
+
 def pod_spec(run: ProgramRun) -> dict[str, Any]:
     spec: dict[str, Any] = one(run, "Deployment").inputs["spec"]["template"]["spec"]
     return spec

@@ -27,6 +27,7 @@ from tests.infra.conftest import (
     one,
     pod_spec,
     pulumi_test,
+    settings_map,
 )
 
 # The image the pipeline writes into a stack file changes with every deploy-bot commit,
@@ -210,7 +211,7 @@ def test_probe_paths_and_port_follow_config(run_stack: Any) -> None:
     c = container(run)
     assert c["ports"][0]["containerPort"] == 9000
     assert c["livenessProbe"]["httpGet"]["path"] == "/live"
-    assert one(run, "ConfigMap").inputs["data"]["PORT"] == "9000"
+    assert settings_map(run).inputs["data"]["PORT"] == "9000"
 
 
 def test_requests_and_limits_come_from_config(staging: ProgramRun) -> None:
@@ -279,14 +280,14 @@ def test_autoscaler_owns_the_replica_count(prod: ProgramRun) -> None:
 
 
 def test_config_checksum_annotation_matches_the_config_map(staging: ProgramRun) -> None:
-    data = one(staging, "ConfigMap").inputs["data"]
+    data = settings_map(staging).inputs["data"]
     expected = hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
     annotations = one(staging, "Deployment").inputs["spec"]["template"]["metadata"]["annotations"]
     assert annotations["checksum/config"] == expected
     ref = container(staging)["envFrom"][0]["configMapRef"]["name"]
-    assert ref == one(staging, "ConfigMap").inputs["metadata"]["name"]
+    assert ref == settings_map(staging).inputs["metadata"]["name"]
 
 
 def test_changing_a_model_setting_rolls_the_pods(run_stack: Any) -> None:
@@ -358,7 +359,41 @@ def test_ingress_is_allowed_only_to_the_serving_port_from_configured_peers(
     assert rule[0]["ports"] == [{"protocol": "TCP", "port": 8080.0}]
     namespaces = rule[0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
     # The ingress controller joins the configured client namespaces when the Ingress is on.
-    assert namespaces["values"] == ["api-gateway", "ingress-nginx", "monitoring"]
+    assert namespaces["values"] == ["api-gateway", "ingress-nginx"]
+
+
+def test_prometheus_is_admitted_to_the_metrics_port_only(prod: ProgramRun) -> None:
+    allow = policies(prod)["model-server-allow-prometheus"]
+    assert allow["podSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "model-server",
+            "app.kubernetes.io/instance": "model-server-prod",
+        }
+    }
+    assert allow["policyTypes"] == ["Ingress"]
+    (rule,) = allow["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080.0}]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+
+
+def test_without_a_prometheus_pod_label_its_whole_namespace_is_admitted(run_stack: Any) -> None:
+    run = run_stack(
+        "staging", {"monitoring": {"prometheusNamespace": "obs", "prometheusPodSelector": ""}}
+    )
+    (rule,) = policies(run)["model-server-allow-prometheus"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "obs"}}}
+    ]
+
+
+def test_monitoring_off_admits_no_prometheus(run_stack: Any) -> None:
+    run = run_stack("staging", {"monitoring": {"enabled": False}})
+    assert "model-server-allow-prometheus" not in policies(run)
 
 
 def test_pod_label_peers_are_allowed_from_the_own_namespace(run_stack: Any) -> None:

@@ -104,6 +104,7 @@ def test_the_commands_are_all_there() -> None:
         "set-image",
         "promote",
         "rollback",
+        "verify",
         "hold",
         "waive",
         "history",

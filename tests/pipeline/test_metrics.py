@@ -9,7 +9,15 @@ import pytest
 from pipeline.metrics import dora
 from pipeline.metrics.compute import compute, weekly
 from pipeline.metrics.figures import median
-from pipeline.records.model import CiRun, Deployment, Records, Rollback, Window
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Records,
+    Rollback,
+    Verification,
+    Window,
+    change_entry,
+)
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
 UNTIL = T0 + timedelta(days=28)
@@ -50,6 +58,7 @@ def deploy(
     minutes: float = 10,
     digest: str | None = None,
     commit_time: datetime | None = None,
+    changes: tuple[str, ...] = (),
 ) -> Deployment:
     return Deployment(
         stack=stack,
@@ -59,6 +68,7 @@ def deploy(
         started=finished - timedelta(minutes=minutes),
         finished=finished,
         commit_time=commit_time,
+        changes=changes,
     )
 
 
@@ -337,11 +347,146 @@ def test_stack_selection_applies_to_p_d_and_dora() -> None:
 
 
 @pytest.mark.parametrize(
-    ("per_week", "tier"),
-    [(10, "elite"), (7, "elite"), (6.9, "high"), (1, "high"), (0.5, "medium"), (0.1, "low")],
+    ("days", "bucket", "tier"),
+    [
+        ([3, 3, 0, 5], "daily", "elite"),  # median 3 days a week: fourkeys' "daily"
+        ([7, 2, 2, 1], "weekly", "high"),  # median 2: every week, not 3 days
+        ([1, 1, 1, 0], "weekly", "high"),  # most weeks have one
+        # Half the weeks: the median of 1, 1, 0, 0 is 0.5 (PERCENTILE_CONT interpolates too).
+        ([1, 1, 0, 0], "monthly", "medium"),
+        ([1, 0, 0, 0], "monthly", "medium"),
+        ([0, 0, 0, 0], "yearly", "low"),
+    ],
 )
-def test_frequency_tiers(per_week: float, tier: str) -> None:
-    assert dora.frequency_tier(per_week) == tier
+def test_frequency_buckets_follow_fourkeys(days: list[int], bucket: str, tier: str) -> None:
+    months = ["2026-11"] * len(days)
+    assert dora.frequency_bucket(days, months) == bucket
+    found = dora.frequency_bucket(days, months)
+    keys = dora.Dora(None, None, None, None, (), frequency_bucket=found)
+    assert keys.tiers()["deployment_frequency"] == tier
+
+
+def test_a_release_every_week_is_weekly_not_medium() -> None:
+    # One deployment in each of four weeks: 1/week, which "successes / weeks" read as
+    # the edge of medium; fourkeys: most weeks have a deployment, so weekly (high).
+    deploys = tuple(deploy(T0 + timedelta(days=7 * i, hours=3)) for i in range(4))
+    m = compute(Records(deployments=deploys), WINDOW)
+    assert m.dora.weeks == 4
+    assert m.dora.deployment_days_per_week == 1
+    assert m.dora.frequency_bucket == "weekly"
+    assert m.dora.tiers()["deployment_frequency"] == "high"
+
+
+def test_three_days_a_week_is_daily() -> None:
+    days = [7 * week + day for week in range(4) for day in (0, 2, 4)]
+    deploys = tuple(deploy(T0 + timedelta(days=day, hours=2)) for day in days)
+    m = compute(Records(deployments=deploys), WINDOW)
+    assert m.dora.deployment_days_per_week == 3
+    assert m.dora.tiers()["deployment_frequency"] == "elite"
+
+
+def test_months_count_the_weeks_of_the_calendar_month_that_had_a_deployment() -> None:
+    # Each week counts the weeks of its calendar month that had a deployment; the median
+    # over the weeks must reach 1. Two December weeks leave Nov and Jan weeks at 0: yearly.
+    # One week in each month gives every week a count of 1: monthly.
+    weeks = [f"2026-{m:02d}" for m in (11, 11, 11, 11, 12, 12, 12, 12, 1, 1, 1, 1)]
+    assert dora.frequency_bucket([0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0], weeks) == "yearly"
+    assert dora.frequency_bucket([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], weeks) == "monthly"
+
+
+# --- DORA from real failures (issue 12) -------------------------------------------------
+
+
+def test_rolling_back_a_failed_deployment_is_one_failed_change_recovered_in_minutes() -> None:
+    # Good A (two days earlier), failed B, rollback from B to A, A again: the one failed
+    # change is B, and it was recovered 20 minutes later -- not "2 of 3" and 49 hours.
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    deploys = (
+        deploy(T0 + hours(1), digest=a),
+        deploy(T0 + hours(50), result="failed", digest=b),
+        deploy(T0 + hours(50) + timedelta(minutes=20), digest=a),
+    )
+    rollbacks = (Rollback("prod", b, a, "r/cv", at=T0 + hours(50) + timedelta(minutes=5)),)
+    m = compute(Records(deployments=deploys, rollbacks=rollbacks), WINDOW)
+    assert (m.dora.failed_changes, m.dora.deployments) == (1, 3)
+    assert m.dora.recovery_time_hours == pytest.approx(20 / 60)
+    assert m.dora.tiers()["recovery_time"] == "elite"
+
+
+def test_a_failed_verification_is_a_failed_change_recovered_by_the_next_good_deploy() -> None:
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    bad = T0 + hours(10)
+    deploys = (
+        deploy(T0 + hours(1), digest=a),
+        deploy(bad, digest=b),  # `pulumi up` succeeded ...
+        deploy(bad + timedelta(minutes=30), digest=a),  # ... the rollback's deployment
+    )
+    verifications = (
+        Verification("prod", a, "r/cv", "passed", T0 + hours(1), T0 + hours(1.1)),
+        # ... but its verification failed:
+        Verification("prod", b, "r/cv", "failed", bad, bad + timedelta(minutes=10)),
+    )
+    rollbacks = (Rollback("prod", b, a, "r/cv", at=bad + timedelta(minutes=11)),)
+    records = Records(deployments=deploys, rollbacks=rollbacks, verifications=verifications)
+    m = compute(records, WINDOW)
+    assert (m.dora.failed_changes, m.dora.deployments) == (1, 3)
+    assert m.dora.recovery_time_hours == pytest.approx(0.5)
+    assert m.p_d == 1.0  # P_D is about `pulumi up` results only
+
+
+def test_a_passing_or_inconclusive_verification_is_no_failure() -> None:
+    deploys = (deploy(T0 + hours(1), digest="sha256:1"),)
+    verifications = tuple(
+        Verification("prod", "sha256:1", "r/cv", result, T0 + hours(1), T0 + hours(2))  # type: ignore[arg-type]
+        for result in ("passed", "inconclusive")
+    )
+    m = compute(Records(deployments=deploys, verifications=verifications), WINDOW)
+    assert m.dora.failed_changes == 0
+
+
+def test_recovery_waits_for_a_deployment_that_does_not_fail_its_verification() -> None:
+    deploys = (
+        deploy(T0 + hours(1), result="failed", digest="sha256:1"),
+        deploy(T0 + hours(2), digest="sha256:2"),  # succeeded, but fails verification
+        deploy(T0 + hours(4), digest="sha256:3"),  # recovers: 3 h after the first failure
+    )
+    verifications = (
+        Verification("prod", "sha256:2", "r/cv", "failed", T0 + hours(2), T0 + hours(2.2)),
+    )
+    m = compute(Records(deployments=deploys, verifications=verifications), WINDOW)
+    assert m.dora.failed_changes == 2
+    assert m.dora.recoveries == 1
+    assert m.dora.recovery_time_hours == pytest.approx(3.0)
+
+
+def test_lead_time_counts_every_commit_a_deployment_brought() -> None:
+    # The head commit was made 2 h before the deployment, but it brought three commits:
+    # 2 h, 30 h and 60 h old; per change the median is 30 h ("high"), not 2 h ("elite").
+    done = T0 + hours(100)
+    changes = tuple(change_entry(f"c{h}", done - hours(h)) for h in (2, 30, 60))
+    deploys = (deploy(done, commit_time=done - hours(2), changes=changes),)
+    m = compute(Records(deployments=deploys), WINDOW)
+    assert m.dora.lead_time_samples == 3
+    assert m.dora.lead_time_hours == pytest.approx(30.0)
+    assert m.dora.tiers()["lead_time"] == "high"
+
+
+def test_a_commit_counts_once_with_the_first_deployment_that_brought_it() -> None:
+    first, second = T0 + hours(10), T0 + hours(20)
+    shared = change_entry("c1", T0)
+    deploys = (
+        deploy(first, changes=(shared,)),
+        # e.g. after a rollback: the range since the last deployment holds c1 again
+        deploy(second, changes=(shared, change_entry("c2", second - hours(1)))),
+    )
+    m = compute(Records(deployments=deploys), WINDOW)
+    assert m.dora.lead_time_samples == 2
+    assert m.dora.lead_time_hours == pytest.approx((10 + 1) / 2)
+
+
+def test_changes_of_a_failed_deployment_do_not_count() -> None:
+    deploys = (deploy(T0 + hours(5), result="failed", changes=(change_entry("c1", T0),)),)
+    assert compute(Records(deployments=deploys), WINDOW).dora.lead_time_samples == 0
 
 
 @pytest.mark.parametrize(

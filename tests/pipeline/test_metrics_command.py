@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,10 +13,11 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
-from pipeline.records.model import CiRun, Deployment, Record
+from pipeline.records.model import CiRun, Deployment, Record, Rollback, Verification
 from pipeline.records.stores import open_store
 
 DIGEST = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
 
 
 def populate(path: Path, records: list[Record]) -> None:
@@ -161,8 +164,8 @@ def test_prometheus_text_parses_with_units_in_names(
     text = capsys.readouterr().out
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {s.name: s for f in families.values() for s in f.samples}
-    assert samples["cvplatform_m_ci_seconds"].value == pytest.approx(1200.0)
-    assert samples["cvplatform_m_cd_ratio"].value == pytest.approx(0.855)
+    assert samples["cvplatform_mci_seconds"].value == pytest.approx(1200.0)
+    assert samples["cvplatform_mcd_ratio"].value == pytest.approx(0.855)
     assert samples["cvplatform_deploy_time_seconds"].value == pytest.approx(600.0)
     assert samples["cvplatform_test_pass_ratio"].labels == {"stacks": "all"}
     assert families["cvplatform_deployments"].type == "counter"
@@ -182,6 +185,36 @@ def test_prometheus_text_parses_with_units_in_names(
     assert "nan" not in text.lower()
 
 
+def test_prometheus_text_passes_promtool_check_metrics(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; make setup)")
+    now = datetime.now(UTC)
+    populate(
+        store,
+        [
+            Rollback("prod", DIGEST, DIGEST_B, f"r/m@{DIGEST_B}", now - timedelta(hours=2)),
+            Verification("prod", DIGEST, f"r/m@{DIGEST}", "failed", now - timedelta(hours=3), now),
+        ],
+    )
+    assert main(["--store", str(store), "metrics", "--format", "prometheus"]) == 0
+    text = capsys.readouterr().out
+    assert 'cvplatform_verifications_total{stack="prod",result="failed"} 1.0' in text
+    assert 'cvplatform_dora_samples{stacks="prod",key="lead_time"}' in text
+    done = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout + done.stderr == ""
+
+
 def test_prometheus_leaves_out_metrics_without_data(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -189,7 +222,7 @@ def test_prometheus_leaves_out_metrics_without_data(
     populate(path, [])
     assert main(["--store", str(path), "metrics", "--format", "prometheus"]) == 0
     text = capsys.readouterr().out
-    assert "cvplatform_m_ci_seconds" not in text
+    assert "cvplatform_mci_seconds" not in text
     assert "cvplatform_window_ci_runs" in text  # a count of zero is data
 
 

@@ -13,7 +13,15 @@ import pytest
 from pipeline.cli import main
 from pipeline.project import Project
 from pipeline.promotion.gates import GATE_NAMES
-from pipeline.records.model import CiRun, Deployment, Hold, ModelCard, Record, Rollback
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Hold,
+    ModelCard,
+    Record,
+    Rollback,
+    Verification,
+)
 from pipeline.records.stores import open_store
 from pipeline.stacks.edit import unified_diff
 from pipeline.stacks.image import ImageSetting
@@ -26,6 +34,10 @@ STACK_FILES = ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
+    """A project with the real stack files: staging requires a verification (as committed),
+    so every successful staging deployment ``add`` stores is verified too, unless
+    ``verify=False`` (the tests of the other gates need not say so each time)."""
+
     root: Path
     images: PushedImages
 
@@ -37,15 +49,39 @@ class Setup:
     def image(self) -> str:
         return f"{self.images.name}:v1@{self.images.v1.digest}"
 
-    def add(self, *records: Record, cards: bool = True) -> None:
-        """Append ``records``; each CI run also records its image's model card, as CI does
-        (``cards=False``: without)."""
+    def add(self, *records: Record, cards: bool = True, verify: bool = True) -> None:
+        """Append ``records``; each CI run also records its image's model card, as CI does,
+        and each successful deployment a passing verification, as the Verify stage does
+        (``cards=False``, ``verify=False``: without)."""
         made = [
             model_card(r.digest) for r in records if cards and isinstance(r, CiRun) and r.digest
         ]
+        verified = [
+            self.verification(r)
+            for r in records
+            if verify and isinstance(r, Deployment) and r.result == "succeeded"
+        ]
         store = open_store(None, Project(self.root))
-        store.add_many([*records, *made])
+        store.add_many([*records, *made, *verified])
         store.close()
+
+    def verification(self, deployed: Deployment, result: str = "passed") -> Verification:
+        since = deployed.finished + timedelta(seconds=30)
+        return Verification(
+            stack=deployed.stack,
+            digest=deployed.digest or "",
+            image=deployed.image,
+            result=result,  # type: ignore[arg-type]
+            since=since,
+            until=since + timedelta(minutes=5),
+            requests=2033.0,
+            error_ratio=0.0 if result == "passed" else 0.25,
+            p95_seconds=0.004,
+            min_requests=100,
+            max_error_ratio=0.01,
+            max_p95_ms=250.0,
+            reason="" if result == "passed" else "error ratio 25.00% > 1.00%",
+        )
 
     def promotions(self) -> list[object]:
         store = open_store(None, Project(self.root))
@@ -143,6 +179,8 @@ def test_promotion_with_every_gate_passing_pins_prod_and_is_recorded(
     out = capsys.readouterr().out
     assert set(gate_rows(out).values()) == {"pass"}
     assert list(gate_rows(out)) == list(GATE_NAMES)
+    assert "verified              pass    verification #1 (" in out
+    assert "passed: 2033 requests, error ratio 0.00%, p95 4 ms" in out
     assert read_image(setup.prod) == ImageSetting(setup.images.name, "v1", setup.images.v1.digest)
     (promotion,) = setup.promotions()
     assert promotion.digest == setup.images.v1.digest  # type: ignore[attr-defined]
@@ -217,6 +255,7 @@ FAILURES: dict[str, Callable[[Setup], None]] = {
     "model-quality": worse_model,
     "model-compatible": other_signature,
     "not-rejected": rolled_back,
+    "verified": lambda s: s.add(s.deployed(), s.built(), verify=False),
 }
 
 
@@ -321,6 +360,7 @@ def test_a_concurrent_change_to_the_target_fails_the_promotion_instead_of_losing
 
     adapters = Adapters(check_digest=someone_else_writes_meanwhile)
     argv = ["--project-dir", str(tmp_path), "promote", "--from", "staging", "--to", "prod"]
+    argv += ["--skip-gate", "verified"]
     if not pinned:  # prod never ran a model: the model gates refuse unless skipped
         argv += ["--skip-gate", "model-quality", "--skip-gate", "model-compatible"]
     code = main(argv, adapters)

@@ -22,7 +22,7 @@ from pipeline.promotion.gates import (
     policy_from_config,
     refused,
 )
-from pipeline.records.model import Hold
+from pipeline.records.model import Hold, Verification, VerifyResult
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment, model_card
 
 NOW = T0 + timedelta(hours=2)
@@ -250,3 +250,70 @@ def test_policy_is_read_and_validated_from_config() -> None:
 def test_bad_policy_values_name_the_key(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         policy_from_config(values, "prod")
+
+
+# -- verified ----------------------------------------------------------------------------
+
+
+def check(
+    result: VerifyResult, minutes_after: float = 1, digest: str = DIGEST_A, id_: int = 1
+) -> Verification:
+    """A verification of the candidate (deployment(10) finished at T0 + 11.5 min)."""
+    since = deployment(10).finished + timedelta(minutes=minutes_after)
+    return Verification(
+        "staging",
+        digest,
+        f"r/m@{digest}",
+        result,
+        since,
+        since + timedelta(minutes=5),
+        requests=2033.0 if result != "inconclusive" else 3.0,
+        error_ratio=0.0 if result != "failed" else 0.5,
+        p95_seconds=0.004,
+        reason={"failed": "error ratio 50.00% > 1.00%", "inconclusive": "too few"}.get(result, ""),
+        id=id_,
+    )
+
+
+def test_verified_passes_when_not_required() -> None:
+    result = gate(good_facts(), "verified")
+    assert result.passed
+    assert "not required" in result.reason
+
+
+def test_verified_needs_a_passing_verification_when_required() -> None:
+    result = gate(good_facts(verification_required=True), "verified")
+    assert not result.passed
+    assert "no passing verification of sha256:aaaaaaaaaaaa in staging" in result.reason
+
+
+def test_verified_shows_the_measured_values() -> None:
+    facts = good_facts(verification_required=True, source_verifications=(check("passed"),))
+    result = gate(facts, "verified")
+    assert result.passed
+    assert "passed: 2033 requests, error ratio 0.00%, p95 4 ms" in result.reason
+
+
+@pytest.mark.parametrize(
+    "verification",
+    [
+        check("passed", minutes_after=-5),  # measured before the deployment finished
+        check("passed", digest=DIGEST_B),  # another digest
+        check("inconclusive"),
+    ],
+    ids=["before-the-deployment", "other-digest", "inconclusive"],
+)
+def test_verified_ignores_what_does_not_vouch_for_the_deployment(
+    verification: Verification,
+) -> None:
+    facts = good_facts(verification_required=True, source_verifications=(verification,))
+    assert not gate(facts, "verified").passed
+
+
+def test_a_failed_verification_is_not_erased_by_a_later_pass() -> None:
+    checks = (check("failed", 1, id_=1), check("passed", 10, id_=2))
+    facts = good_facts(verification_required=True, source_verifications=checks)
+    result = gate(facts, "verified")
+    assert not result.passed
+    assert "verification #1" in result.reason
+    assert "error ratio 50.00% > 1.00%" in result.reason

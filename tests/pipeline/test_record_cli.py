@@ -164,3 +164,72 @@ def test_the_store_comes_from_pipeline_store_env(
     assert cli(root, *CI) == 0
     assert len(open_store(str(store), None).ci_runs()) == 1
     assert not (root / ".pipeline").exists()
+
+
+def commit(root: Path, message: str, when: str) -> str:
+    """A commit in ``root`` (a git repository) at ``when``; its full sha."""
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.internal",
+        "GIT_COMMITTER_NAME": "dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.internal",
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_DATE": when,
+    }
+    if not (root / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=root, env=env, check=True, timeout=30)
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", message], cwd=root, env=env, check=True,
+        timeout=30,
+    )  # fmt: skip
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
+        timeout=30,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def deploy_at(finished: str, sha: str) -> list[str]:
+    return [
+        *drop(drop(DEPLOY, "--started"), "--finished"),
+        "--started", "2026-03-02T00:00:00Z", "--finished", finished, "--commit", sha[:10],
+    ]  # fmt: skip
+
+
+def test_record_deploy_reads_commit_times_and_every_new_commit_from_git(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = commit(root, "first", "2026-03-01T10:00:00Z")
+    assert cli(root, *deploy_at("2026-03-02T09:00:00Z", first)) == 0
+    second = commit(root, "a fix", "2026-03-02T10:00:00Z")
+    # The deploy bot's stack-file commit is bookkeeping, not a change (ci/commit-stack).
+    commit(root, "deploy(staging): ... [skip ci]\n\nBuilt-From: " + first, "2026-03-02T10:30:00Z")
+    third = commit(root, "a feature", "2026-03-02T11:00:00Z")
+    assert cli(root, *deploy_at("2026-03-02T12:00:00Z", third)) == 0
+    capsys.readouterr()
+    earlier, later = open_store(None, Project(root)).deployments("staging")
+    assert earlier.commit_time == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert earlier.changes == (f"{first} 2026-03-01T10:00:00Z",)
+    assert later.commit_time == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    assert later.changes == (f"{third} 2026-03-02T11:00:00Z", f"{second} 2026-03-02T10:00:00Z")
+
+
+def test_record_deploy_of_a_commit_git_does_not_know_records_no_changes(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit(root, "first", "2026-03-01T10:00:00Z")
+    assert cli(root, *DEPLOY, "--commit", "0" * 40) == 0
+    assert "is not in the local git checkout" in capsys.readouterr().err
+    (deployment,) = open_store(None, Project(root)).deployments("staging")
+    assert (deployment.commit_time, deployment.changes) == (None, ())
+
+
+def test_record_ci_with_plain_flags_reads_the_commit_time_from_git(root: Path) -> None:
+    sha = commit(root, "built", "2026-03-01T08:00:00+02:00")
+    assert cli(root, *CI, "--commit", sha) == 0
+    (run,) = open_store(None, Project(root)).ci_runs()
+    assert run.commit_time == datetime(2026, 3, 1, 6, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from pipeline.commands.adapters import Adapters
 from pipeline.errors import PipelineError
 from pipeline.project import Project
 from pipeline.promotion.rollback import plan_rollback, rollback_choices
-from pipeline.records.model import Deployment, DeployResult, Hold, Promotion, Rollback
+from pipeline.records.model import Deployment, DeployResult, Hold, Promotion, Record, Rollback
 from pipeline.records.stores import Store, open_store
 from pipeline.stacks.edit import unified_diff
 from pipeline.stacks.image import ImageSetting
@@ -133,8 +133,8 @@ def test_a_rolled_back_stack_refuses_promotion_until_released(
     store.add(deployed(B, 1, stack="staging"))
     store.close()
     assert cli(root, "rollback", "prod") == 0  # back to A; staging's candidate is B
-    others = ["source-succeeded", "soak", "digest-resolves", "tests-passed", "vulnerabilities",
-              "model-quality", "model-compatible"]  # fmt: skip
+    others = ["source-succeeded", "soak", "verified", "digest-resolves", "tests-passed",
+              "vulnerabilities", "model-quality", "model-compatible"]  # fmt: skip
     promote = ["promote", "--from", "staging", "--to", "prod"]
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     before = (root / "Pulumi.prod.yaml").read_bytes()
@@ -281,8 +281,8 @@ def test_a_mutable_tag_is_dropped_and_a_bare_repository_is_accepted(
     assert cli(root, "rollback", "prod") == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, B)
     assert cli(root, "hold", "prod", "--release") == 0
-    others = ["soak", "digest-resolves", "tests-passed", "vulnerabilities", "model-quality",
-              "model-compatible"]  # fmt: skip
+    others = ["soak", "verified", "digest-resolves", "tests-passed", "vulnerabilities",
+              "model-quality", "model-compatible"]  # fmt: skip
     skips = [arg for gate in others for arg in ("--skip-gate", gate)]
     assert cli(root, "promote", "--from", "staging", "--to", "prod", *skips) == 0
     assert read_image(root / "Pulumi.prod.yaml") == ImageSetting(REPO, None, A)
@@ -363,34 +363,126 @@ def test_history_json_honours_the_limit_newest_first(
     ]
 
 
-@pytest.mark.parametrize("command", ["rollback", "promote"])
-def test_a_store_failure_after_the_write_says_the_file_was_written(
-    root: Path, capsys: pytest.CaptureFixture[str], command: str
-) -> None:
-    from pipeline.errors import StoreError
-    from pipeline.records.model import Record
-    from pipeline.records.stores.sqlite import SqliteStore
+class FlakyStore:
+    """A real store whose ``add_many`` runs ``before`` first and can refuse a record kind."""
 
+    def __init__(
+        self,
+        inner: Store,
+        *,
+        refuse: type | None = None,
+        before: Callable[[list[object]], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.refuse = refuse
+        self.before = before
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def add_many(self, records: Iterable[Record]) -> list[Record]:
+        from pipeline.errors import StoreError
+
+        batch = list(records)
+        if self.before is not None:
+            self.before(list(batch))
+        if self.refuse is not None and any(isinstance(r, self.refuse) for r in batch):
+            raise StoreError("record store: cannot append: database or disk is full")
+        return self.inner.add_many(batch)
+
+
+def opener(**kwargs: object) -> Callable[..., Store]:
+    def open_flaky(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+        return FlakyStore(open_store(location, project, create=create), **kwargs)  # type: ignore[arg-type, return-value]
+
+    return open_flaky
+
+
+def test_a_store_failure_after_the_promotion_write_says_the_file_was_written(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = open_store(None, Project(root))
     store.add(deployed(B, 1, stack="staging"))
     store.close()
-
-    class DiskFull(SqliteStore):
-        def add_many(self, records: Iterable[Record]) -> list[Record]:
-            raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
-
-    def full_disk(location: str | None, project: Project | None, *, create: bool = True) -> Store:
-        assert project is not None
-        return DiskFull(project.default_store)
-
-    skips = [arg for gate in ("soak", "digest-resolves", "tests-passed", "vulnerabilities",
-                              "model-quality", "model-compatible")
+    skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",
+                              "vulnerabilities", "model-quality", "model-compatible")
              for arg in ("--skip-gate", gate)]  # fmt: skip
-    argv = ["rollback", "prod"] if command == "rollback" else ["promote", "--from", "staging",
-                                                               "--to", "prod", *skips]  # fmt: skip
-    assert cli(root, *argv, adapters=Adapters(open_store=full_disk)) == 1
+    argv = ["promote", "--from", "staging", "--to", "prod", *skips]
+    assert cli(root, *argv, adapters=Adapters(open_store=opener(refuse=Promotion))) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"Pulumi.prod.yaml was written (sha256:{C[7:19]} -> " in err
-    assert f"but the {command.replace('promote', 'promotion')} was not recorded" in err
+    assert "but the promotion was not recorded" in err
     assert "database or disk is full" in err
+
+
+def test_rollback_records_its_hold_before_the_file_changes(root: Path) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def look(batch: list[object]) -> None:
+        for record in batch:
+            seen.append((type(record).__name__, read_image(root / "Pulumi.prod.yaml").digest))
+
+    assert cli(root, "rollback", "prod", adapters=Adapters(open_store=opener(before=look))) == 0
+    assert seen == [("Hold", C), ("Rollback", A)]
+
+
+def test_a_store_that_cannot_hold_leaves_the_file_as_it_was(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    assert cli(root, "rollback", "prod", adapters=Adapters(open_store=opener(refuse=Hold))) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "database or disk is full" in err
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    assert records(root) == ([], [])
+
+
+def test_a_rollback_that_cannot_be_recorded_leaves_the_stack_written_and_held(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "rollback", "prod", adapters=Adapters(open_store=opener(refuse=Rollback))) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"Pulumi.prod.yaml was written (sha256:{C[7:19]} -> sha256:{A[7:19]}" in err
+    assert "but the rollback was not recorded" in err
+    assert read_image(root / "Pulumi.prod.yaml").digest == A
+    rollbacks, holds = records(root)
+    assert rollbacks == []
+    assert [h.action for h in holds] == ["placed"]
+
+
+def test_promote_checks_holds_again_under_the_lock(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A hold placed after the gates were evaluated (a rollback in another process, which
+    # holds under the same lock) still stops the promotion.
+    store = open_store(None, Project(root))
+    store.add(deployed(B, 1, stack="staging"))
+    store.close()
+    calls = 0
+
+    class HoldsLate(FlakyStore):
+        def holds(self, stack: str) -> list[Hold]:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                other = open_store(None, Project(root))
+                other.add(Hold("prod", "placed", T0 + timedelta(hours=9), "rolled back elsewhere"))
+                other.close()
+            return self.inner.holds(stack)
+
+    def open_late(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+        return HoldsLate(open_store(location, project, create=create))  # type: ignore[return-value]
+
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",
+                              "vulnerabilities") for arg in ("--skip-gate", gate)]  # fmt: skip
+    argv = ["promote", "--from", "staging", "--to", "prod", *skips]
+    assert cli(root, *argv, adapters=Adapters(open_store=open_late)) == 3
+    assert calls == 2
+    err = capsys.readouterr().err
+    assert "prod was placed on hold while the gates were evaluated" in err
+    assert "rolled back elsewhere" in err
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before

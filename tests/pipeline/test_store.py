@@ -22,8 +22,10 @@ from pipeline.records.model import (
     Record,
     Rollback,
     Scan,
+    Verification,
     Waiver,
     Window,
+    change_entry,
 )
 from pipeline.records.stores import Store, open_store
 from pipeline.records.stores.codec import KINDS
@@ -52,7 +54,7 @@ def without_identity(record: object) -> object:
 def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) -> None:
     records: list[Record] = [
         ci_run(1),
-        deployment(2),
+        deployment(2, changes=(change_entry("4e1d07c", T0), change_entry("9f3c2ab", T0))),
         Promotion(
             "staging",
             "prod",
@@ -65,6 +67,23 @@ def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) 
         ),
         Rollback("prod", DIGEST_A, DIGEST_B, "r/m:v0@" + DIGEST_B, T0, "bad model", actor="ana"),
         Hold("prod", "placed", T0, "incident 7", actor="ana"),
+        Verification(
+            "prod",
+            DIGEST_A,
+            "r/m:v1@" + DIGEST_A,
+            "failed",
+            T0,
+            T0 + timedelta(minutes=5),
+            requests=2033.0,
+            error_ratio=0.25,
+            p95_seconds=None,
+            min_requests=100,
+            max_error_ratio=0.01,
+            max_p95_ms=250.0,
+            selector='{namespace="cv-prod",app="model-server",version="4e1d07c"}',
+            reason="error ratio 25.00% > 1.00%",
+            actor="ci",
+        ),
     ]
     stored = [store.add(record) for record in records]
     for given, got in zip(records, stored, strict=True):
@@ -78,6 +97,7 @@ def test_every_record_kind_round_trips_with_id_and_recording_time(store: Store) 
         *store.promotions(),
         *store.rollbacks(),
         *store.holds("prod"),
+        *store.verifications("prod"),
     ]
     assert read_back == stored
     assert (store.scans(), store.model_cards(), store.waivers()) == ([], [], [])

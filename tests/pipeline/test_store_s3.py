@@ -17,6 +17,7 @@ from pipeline.errors import StoreError
 from pipeline.records.model import Hold
 from pipeline.records.stores import open_store
 from pipeline.records.stores import s3 as s3_store
+from pipeline.records.stores.codec import JSON_SCHEMA
 from tests.pipeline.recordkit import DIGEST_A, T0, ci_run, deployment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def test_each_record_is_one_object_named_by_time_or_key(bucket: str) -> None:
     assert names[1] == f"team/cv/deployments/key-{key_hash}.json"
     assert names[0].startswith("team/cv/deployments/20260302T090130000000Z-")
     body = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=names[0])["Body"].read())
-    assert body["schema"] == 2
+    assert body["schema"] == JSON_SCHEMA
     assert body["kind"] == "deployments"
     assert body["digest"] == DIGEST_A
 

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.records.model import Hold, Promotion, Waiver
+from pipeline.records.model import Hold, Promotion, Verification, Waiver
 from pipeline.records.stores import open_store
 from pipeline.records.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
@@ -49,7 +49,7 @@ def test_a_v1_store_is_migrated_and_keeps_its_records(tmp_path: Path) -> None:
     path = tmp_path / "records.db"
     write_v1_store(path)
     store = SqliteStore(path)
-    assert store.schema_version() == SCHEMA_VERSION
+    assert store.schema_version() == SCHEMA_VERSION == MIGRATIONS[-1][0]
     (old,) = store.promotions("prod")
     assert old.skipped_gates == ("soak",)
     assert old.previous_digest is None
@@ -101,6 +101,31 @@ def test_a_store_from_before_the_evidence_tables_gains_them_and_keeps_its_record
     store.close()
     for table in ("scans", "model_cards", "waivers", "readmissions"):
         assert _version_adding(table) == evidence
+
+
+def test_a_migrated_store_reads_old_deployments_without_changes_and_takes_verifications(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "records.db"
+    write_v1_store(path)
+    db = sqlite3.connect(path)
+    stamp = "2026-02-01T10:00:00.000000+00:00"
+    db.execute(
+        "INSERT INTO deployments (stack, result, image, digest, started, finished, source,"
+        " recorded_at, sort_at) VALUES ('prod', 'succeeded', ?, ?, ?, ?, 'cli', ?, ?)",
+        (f"r/m:v1@{DIGEST_A}", DIGEST_A, stamp, stamp, stamp, stamp),
+    )
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    (old,) = store.deployments("prod")
+    assert old.changes == ()
+    verification = Verification(
+        "prod", DIGEST_A, f"r/m:v1@{DIGEST_A}", "passed", T0, T0, requests=120.0
+    )
+    assert store.add(verification).id is not None
+    assert [v.requests for v in store.verifications("prod")] == [120.0]
+    store.close()
 
 
 def test_a_store_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:

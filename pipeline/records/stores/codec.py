@@ -31,6 +31,7 @@ from pipeline.records.model import (
     Record,
     Rollback,
     Scan,
+    Verification,
     Waiver,
     utc,
 )
@@ -100,6 +101,7 @@ DEPLOYMENTS = Kind(
         ("commit_time", "time"),
         ("source", "text"),
         ("key", "text"),
+        ("changes", "tuple"),
     ),
     sort_field="finished",
     stack_fields=("stack",),
@@ -223,17 +225,44 @@ READMISSIONS = Kind(
     stack_fields=("stack",),
 )
 
+VERIFICATIONS = Kind(
+    name="verifications",
+    cls=Verification,
+    columns=(
+        ("stack", "text"),
+        ("digest", "text"),
+        ("image", "text"),
+        ("result", "text"),
+        ("since", "time"),
+        ("until", "time"),
+        ("requests", "real"),
+        ("error_ratio", "real"),
+        ("p95_seconds", "real"),
+        ("min_requests", "int"),
+        ("max_error_ratio", "real"),
+        ("max_p95_ms", "real"),
+        ("selector", "text"),
+        ("reason", "text"),
+        ("actor", "text"),
+    ),
+    # Judged at the window's end.
+    sort_field="until",
+    stack_fields=("stack",),
+)
+
 KINDS: tuple[Kind, ...] = (
     CI_RUNS,
     DEPLOYMENTS,
     PROMOTIONS,
     ROLLBACKS,
     HOLDS,
+    VERIFICATIONS,
     SCANS,
     MODEL_CARDS,
     WAIVERS,
     READMISSIONS,
 )
+
 KIND_OF: dict[type[Any], Kind] = {kind.cls: kind for kind in KINDS}
 
 
@@ -371,7 +400,8 @@ def with_identity(record: Record, record_id: int | None, recorded_at: datetime) 
 # JSON objects (S3) ------------------------------------------------------------
 
 # Version of the JSON object layout; readers upgrade older objects in memory.
-JSON_SCHEMA = 2
+# 3: deployments carry their changes; verifications are a kind of their own.
+JSON_SCHEMA = 3
 
 
 def to_json(kind: Kind, record: Record, recorded_at: datetime) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from pipeline.records.model import (
     Record,
     Rollback,
     Scan,
+    Verification,
     Waiver,
     Window,
     utc,
@@ -54,6 +55,7 @@ from pipeline.records.stores.codec import (
     READMISSIONS,
     ROLLBACKS,
     SCANS,
+    VERIFICATIONS,
     WAIVERS,
     Kind,
     from_json,
@@ -284,6 +286,10 @@ class S3Store:
 
     def readmissions(self, stack: str | None = None) -> list[Readmission]:
         return self._read(READMISSIONS, stack=stack)
+
+    def verifications(self, stack: str | None = None) -> list[Verification]:
+        """Verifications oldest first, by the end of the window they measured."""
+        return self._read(VERIFICATIONS, stack=stack)
 
     def close(self) -> None:
         self._s3.close()
