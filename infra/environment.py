@@ -70,7 +70,7 @@ from infra.network import ingress_spec, network_policies
 from infra.workload import Pod, config_data, deployment_spec, limits_spec, quota_spec
 
 _Meta = Callable[..., ObjectMetaArgs]
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 
 # The Pod Security Standards version the namespace enforces; warn/audit follow
 # "latest" so rules of newer releases show up as warnings before they bite.

@@ -28,11 +28,11 @@ RegistryStorage = Literal["volume", "s3", "ecr"]  # ecr: the repository is the s
 REGISTRY_KINDS: Final[tuple[RegistryKind, ...]] = ("selfHosted", "ecr")
 REGISTRY_STORAGES: Final[tuple[RegistryStorage, ...]] = ("volume", "s3")
 
-_DOCKER_HOST = re.compile(r"^(unix://|ssh://|tcp://)\S+$")
+_DOCKER_HOST = re.compile(r"^(unix://|ssh://|tcp://)\S+\Z")
 _GITHUB_REPO_URL = re.compile(
-    r"^https://github\.com/(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+    r"^https://github\.com/(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?\Z"
 )
-_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
 @dataclass(frozen=True, eq=False)

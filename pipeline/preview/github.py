@@ -26,7 +26,7 @@ API_VERSION = "2022-11-28"
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 MAX_PAGES = 50  # 5,000 comments: far past any real pull request
 _REF = re.compile(
-    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)$"
+    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)\Z"
 )
 
 

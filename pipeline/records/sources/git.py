@@ -15,7 +15,7 @@ from pipeline.io.process import ProcessTimeout, Runner, run
 from pipeline.records.model import parse_time
 
 GIT_TIMEOUT = 10.0
-_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 
 
 def commit_time(
