@@ -45,7 +45,7 @@ from pipeline.images.refs import (
     parse_digest,
     parse_name,
 )
-from pipeline.io.http import HttpError, HttpTimeout, Response, Session, Transport
+from pipeline.io.http import HttpError, HttpTimeout, Response, Session, Transport, timeouts
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -55,7 +55,7 @@ MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MA
 INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_TIMEOUT = (5.0, 30.0)  # connect within 5 s, the whole call within 35 s
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_RETRY_SLEEP = 10.0
@@ -136,7 +136,8 @@ class RegistryClient:
         return f"{self.scheme(registry)}://{api_host(registry)}"
 
     def _timeout_seconds(self) -> float:
-        return self.timeout if isinstance(self.timeout, float | int) else max(self.timeout)
+        """The longest one attempt may take (``pipeline.io.http.timeouts``)."""
+        return timeouts(self.timeout)[2]
 
     def _send(self, method: str, url: str, registry: str, headers: Mapping[str, str]) -> Response:
         """One HTTP exchange, retried on 429/5xx and timeouts; errors as RegistryError."""
@@ -147,12 +148,13 @@ class RegistryClient:
                 response = self.session.request(
                     method, url, headers=dict(headers), timeout=self.timeout
                 )
-            except HttpTimeout:
+            except HttpTimeout as exc:
                 if last:
+                    verb = "finish answering" if exc.total else "answer"
+                    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
                     raise RegistryError(
-                        f"registry {registry} did not answer within "
-                        f"{self._timeout_seconds():g} s ({method} {urlsplit(url).path}, "
-                        f"{attempts} attempts)"
+                        f"registry {registry} did not {verb} within "
+                        f"{self._timeout_seconds():g} s ({method} {urlsplit(url).path}, {tries})"
                     ) from None
                 self._sleep(min(self.backoff * 2**attempt, self.max_retry_sleep))
                 continue
@@ -351,13 +353,13 @@ def _env_number(name: str, default: float) -> float:
 
 def client_for_stack(insecure_registries: Iterable[str] = ()) -> RegistryClient:
     """The client the commands use: the stack's insecure registries, and timeouts
-    and retries from ``PIPELINE_REGISTRY_TIMEOUT`` (seconds per call) and
-    ``PIPELINE_REGISTRY_RETRIES``."""
+    and retries from ``PIPELINE_REGISTRY_TIMEOUT`` (seconds one call may take in all,
+    connecting included) and ``PIPELINE_REGISTRY_RETRIES``."""
     timeout = _env_number("PIPELINE_REGISTRY_TIMEOUT", 0.0)
     retries = int(_env_number("PIPELINE_REGISTRY_RETRIES", DEFAULT_RETRIES))
     return RegistryClient(
         insecure_registries=insecure_registries,
-        timeout=(min(timeout, DEFAULT_TIMEOUT[0]), timeout) if timeout else DEFAULT_TIMEOUT,
+        timeout=timeout if timeout else DEFAULT_TIMEOUT,
         retries=retries,
     )
 

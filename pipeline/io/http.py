@@ -11,7 +11,10 @@ This keeps what the clients do need:
   not used; one that fails before any answer is reopened and the request sent
   once more, for idempotent methods only (a POST or PATCH is never sent twice).
 - Request bodies as bytes (``body=``; JSON callers set the Content-Type).
-- Separate connect and read timeouts.
+- A deadline for every request: ``timeout=T`` means the whole request (connect,
+  send, answer, redirects) ends within T seconds; ``timeout=(C, R)`` means connect
+  within C and finish within C + R, no wait for a byte longer than R. A server
+  that trickles bytes or never stops sending cannot stretch it.
 - TLS with certificate and host name verification: the system's CA store
   (OpenSSL honours ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or the bundle named
   by ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as ``requests`` would.
@@ -36,6 +39,7 @@ import re
 import select
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, overload
@@ -60,11 +64,13 @@ class HttpError(Exception):
 
 
 class HttpTimeout(HttpError):
-    """No connection or no answer within ``seconds``."""
+    """No connection or no answer within ``seconds`` (``total``: no complete answer)."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no answer within {seconds:g} s")
+    def __init__(self, seconds: float, *, total: bool = False) -> None:
+        what = "no complete answer" if total else "no answer"
+        super().__init__(f"{what} within {seconds:g} s")
         self.seconds = seconds
+        self.total = total
 
 
 class HttpConnectionError(HttpError):
@@ -182,6 +188,8 @@ def basic_auth(username: str, password: str) -> str:
 def failure(exc: HttpError, service: str) -> str:
     """One line for a request to ``service`` (e.g. "Jenkins at ci:443") that got no answer."""
     if isinstance(exc, HttpTimeout):
+        if exc.total:
+            return f"{service} did not finish answering within {exc.seconds:g} s"
         return f"{service} did not answer within {exc.seconds:g} s"
     return f"cannot reach {service}: {exc}"
 
@@ -222,9 +230,17 @@ def _tls_failure(exc: OSError) -> str | None:
     return f"TLS failed: {exc.reason or exc}"
 
 
+def timeouts(timeout: Timeout) -> tuple[float, float, float]:
+    """(connect, per-wait, total) seconds of a ``timeout`` argument (see the module doc)."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return connect, read, connect + read
+    return timeout, timeout, timeout
+
+
 def _dropped(connection: Connection) -> bool:
-    """Whether a pooled connection was closed by the server (readable while idle)."""
-    if connection.sock is None:
+    """Whether a pooled connection was closed by the server or holds stray bytes."""
+    if connection.sock is None or connection.pending:
         return True
     try:
         readable, _, _ = select.select([connection.sock], [], [], 0)
@@ -277,8 +293,9 @@ class Session:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: Timeout,
+        deadline: float,
     ) -> Response:
-        connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
+        connect_timeout, read_timeout, total = timeouts(timeout)
         scheme, host, port = key = _origin(url)
         origin_host = host_header(host, port, 443 if scheme == "https" else 80)
         parts = urlsplit(url)
@@ -297,19 +314,22 @@ class Session:
             reused = connection is not None
             if connection is None:
                 connection = self._connection(scheme, host, port, proxy)
+            connection.deadline, connection.received = deadline, 0
             waited = read_timeout
             try:
                 if connection.sock is None:
                     waited = connect_timeout
                     connection.connect(connect_timeout)
                     waited = read_timeout
-                assert connection.sock is not None
-                connection.sock.settimeout(read_timeout)
+                connection.wait_cap = read_timeout
                 connection.request(method, target, origin_host, sent, body)
                 status, reason, answer_headers, content, will_close = connection.response(method)
             except TimeoutError:
                 connection.close()
-                raise HttpTimeout(waited) from None
+                if connection.received and time.monotonic() >= deadline - 0.01:
+                    # Bytes kept coming, too slowly or without end: the total ran out.
+                    raise HttpTimeout(total, total=True) from None
+                raise HttpTimeout(min(waited, total)) from None
             except OSError as exc:
                 connection.close()
                 tls = _tls_failure(exc)
@@ -319,6 +339,8 @@ class Session:
                 if reused and isinstance(exc, stale) and method in _IDEMPOTENT:
                     continue  # the server closed an idle kept-alive connection: once more
                 raise HttpConnectionError(_cause(exc)) from None
+            finally:
+                connection.deadline = connection.wait_cap = float("inf")
             if will_close:
                 connection.close()
             else:
@@ -341,8 +363,10 @@ class Session:
             url += ("&" if urlsplit(url).query else "?") + urlencode(params)
         sent = dict(headers or {})
         origin = _origin(url)
+        # One deadline for the request and every redirect it follows.
+        deadline = time.monotonic() + timeouts(timeout)[2]
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(method, url, sent, body, timeout)
+            response = self._exchange(method, url, sent, body, timeout, deadline)
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -386,4 +410,5 @@ __all__ = [
     "failure",
     "is_loopback",
     "proxy_for",
+    "timeouts",
 ]
