@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 class Plan:
     """What the server sends after reading a request's head.
 
-    ``head`` (status line and headers, CRLF-terminated) goes first, ``trickle`` bytes
-    of it and of ``body`` one at a time every ``interval`` seconds; ``body`` is sent
-    once, ``repeat`` sends it again and again (an answer that never ends) up to
-    ``limit`` bytes in all.
+    ``head`` (status line and headers, CRLF-terminated) goes first, then ``body``: with
+    ``trickle`` one byte at a time, else in pieces of up to 64 KiB, ``interval``
+    seconds apart (0: as fast as the client reads). ``body`` is sent once; ``repeat``
+    sends it again and again (an answer that never ends) up to ``limit`` bytes in all.
     """
 
     head: bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
@@ -66,7 +66,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     piece, data = data[:65536], data[65536:]
                 self.request.sendall(piece)
                 sent += len(piece)
-                if plan.trickle and stop.wait(plan.interval):
+                if plan.interval and stop.wait(plan.interval):
                     break
             # Hold the connection open until the client gives up or the test ends.
             stop.wait(30)

@@ -22,9 +22,11 @@ from pipeline.images.credentials import Credentials, docker_config_path, docker_
 from pipeline.images.ecr import EcrTokens
 from pipeline.images.refs import ecr_host, hostname
 from pipeline.io import http as httpclient
-from pipeline.io.http import HttpError, HttpTlsError, Timeout, Transport, failure
+from pipeline.io.http import MIB, HttpError, HttpTlsError, Timeout, Transport, failure
 
 # ASCII: parameter names are HTTP tokens, and a Unicode \w costs a visible part of start-up.
+# A token answer is a JSON object with a token of a few KiB.
+MAX_TOKEN_ANSWER_BYTES = MIB
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', re.ASCII)
 
 
@@ -159,7 +161,12 @@ class RegistryAuth:
             headers["Authorization"] = creds.basic_header()
         try:
             response = self._session.request(
-                "GET", realm, params=query, headers=headers, timeout=self._timeout
+                "GET",
+                realm,
+                params=query,
+                headers=headers,
+                timeout=self._timeout,
+                max_body=MAX_TOKEN_ANSWER_BYTES,
             )
         except HttpError as exc:
             raise RegistryError(

@@ -45,7 +45,15 @@ from pipeline.images.refs import (
     parse_digest,
     parse_name,
 )
-from pipeline.io.http import HttpError, HttpTimeout, Response, Session, Transport, timeouts
+from pipeline.io.http import (
+    MIB,
+    HttpError,
+    HttpTimeout,
+    Response,
+    Session,
+    Transport,
+    timeouts,
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -60,6 +68,11 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_RETRY_SLEEP = 10.0
 MAX_TAG_PAGES = 1000
+# The largest manifest or index the client reads: what registries accept (the
+# distribution spec's 4 MiB) and what containerd pulls.
+MAX_MANIFEST_BYTES = 4 * MIB
+# A page of tags: 100 asked for, but some registries send every tag at once.
+MAX_TAG_PAGE_BYTES = 16 * MIB
 
 _DOCKER_HUB_API = "registry-1.docker.io"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -139,14 +152,16 @@ class RegistryClient:
         """The longest one attempt may take (``pipeline.io.http.timeouts``)."""
         return timeouts(self.timeout)[2]
 
-    def _send(self, method: str, url: str, registry: str, headers: Mapping[str, str]) -> Response:
+    def _send(
+        self, method: str, url: str, registry: str, headers: Mapping[str, str], max_body: int
+    ) -> Response:
         """One HTTP exchange, retried on 429/5xx and timeouts; errors as RegistryError."""
         attempts = self.retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = self.session.request(
-                    method, url, headers=dict(headers), timeout=self.timeout
+                    method, url, headers=dict(headers), timeout=self.timeout, max_body=max_body
                 )
             except HttpTimeout as exc:
                 if last:
@@ -172,7 +187,14 @@ class RegistryClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(
-        self, method: str, registry: str, path_or_url: str, *, scope: str, accept: str | None
+        self,
+        method: str,
+        registry: str,
+        path_or_url: str,
+        *,
+        scope: str,
+        accept: str | None,
+        max_body: int = MAX_MANIFEST_BYTES,
     ) -> Response:
         url = urljoin(self.base_url(registry) + "/", path_or_url)
         headers: dict[str, str] = {}
@@ -181,14 +203,14 @@ class RegistryClient:
         known = self.auth.header(registry, scope)
         if known is not None:
             headers["Authorization"] = known
-        response = self._send(method, url, registry, headers)
+        response = self._send(method, url, registry, headers, max_body)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
             if "Authorization" in headers and not challenge.lower().startswith("bearer"):
                 raise self.auth.failed(registry)
             headers["Authorization"] = self.auth.answer(registry, scope, challenge)
-            response = self._send(method, url, registry, headers)
+            response = self._send(method, url, registry, headers, max_body)
             if response.status_code == 401:
                 response.close()
                 raise self.auth.failed(registry)
@@ -312,6 +334,7 @@ class RegistryClient:
                 url,
                 scope=f"repository:{image.repository}:pull",
                 accept="application/json",
+                max_body=MAX_TAG_PAGE_BYTES,
             )
             if response.status_code == 404:
                 response.close()

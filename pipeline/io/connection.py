@@ -7,7 +7,8 @@ closes; none for HEAD, 204 and 304), and say whether the connection may be kept.
 It stands in for ``http.client``, whose import (with the ``email`` package and
 ``ssl``) cost ``set-image`` more than its registry work; ``ssl`` is imported only
 for an ``https`` connection. Failures are ``OSError`` subclasses as ``socket``
-raises them; an answer that is not HTTP is ``BadResponse``.
+raises them; an answer that is not HTTP is ``BadResponse``, one whose body is
+larger than ``Connection.max_body`` is ``TooLarge`` (read no further than that).
 
 Every socket operation runs against a deadline (``Connection.deadline``, a
 ``time.monotonic()`` value the session sets per request): connecting to each
@@ -42,6 +43,14 @@ class DeadlineExceeded(TimeoutError):
 
 class BadResponse(OSError):
     """The server's answer is not HTTP/1.x (or ends before it is complete)."""
+
+
+class TooLarge(BadResponse):
+    """The answer's body is larger than the caller said it can legitimately be."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
 
 
 class Headers:
@@ -106,6 +115,7 @@ class Connection:
         self.deadline = float("inf")
         self.wait_cap = float("inf")
         self.received = 0  # bytes of answers read (the session resets it per request)
+        self.max_body = 1 << 62  # the largest body the current request accepts
 
     # -- time -----------------------------------------------------------------------
 
@@ -276,6 +286,8 @@ class Connection:
                 raise BadResponse(f"more than {_MAX_HEADERS} header fields")
 
     def _read_exactly(self, size: int) -> bytes:
+        if size > self.max_body:
+            raise TooLarge(self.max_body)
         while len(self._buffer) < size:
             if not self._fill():
                 got = len(self._buffer)
@@ -287,13 +299,15 @@ class Connection:
 
     def _read_to_close(self) -> bytes:
         while self._fill():
-            pass
+            if len(self._buffer) > self.max_body:
+                raise TooLarge(self.max_body)
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
 
     def _read_chunked(self) -> bytes:
         parts: list[bytes] = []
+        size_so_far = 0
         while True:
             size_text = self._read_line().split(b";", 1)[0].strip()
             try:
@@ -304,6 +318,9 @@ class Connection:
                 while self._read_line() not in (b"\r\n", b"\n", b""):
                     pass  # trailer fields, not used
                 return b"".join(parts)
+            size_so_far += size
+            if size_so_far > self.max_body:
+                raise TooLarge(self.max_body)
             parts.append(self._read_exactly(size))
             self._read_exactly(2)  # the CRLF after the chunk
 
@@ -330,4 +347,4 @@ class Connection:
         return status, reason, headers, body, will_close
 
 
-__all__ = ["BadResponse", "Connection", "DeadlineExceeded", "Headers", "host_header"]
+__all__ = ["BadResponse", "Connection", "DeadlineExceeded", "Headers", "TooLarge", "host_header"]

@@ -19,12 +19,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError, UsageError
-from pipeline.io.http import USER_AGENT, HttpError, Response, Session, Transport, failure
+from pipeline.io.http import MIB, USER_AGENT, HttpError, Response, Session, Transport, failure
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 MAX_PAGES = 50  # 5,000 comments: far past any real pull request
+# A page of 100 comments of at most 65,536 characters each (JSON-escaped), and one comment.
+MAX_PAGE_BYTES = 64 * MIB
+MAX_COMMENT_BYTES = 4 * MIB
 _REF = re.compile(
     r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)\Z"
 )
@@ -96,7 +99,12 @@ class GitHubClient:
         }
 
     def _request(
-        self, method: str, url: str, what: str, payload: dict[str, Any] | None = None
+        self,
+        method: str,
+        url: str,
+        what: str,
+        payload: dict[str, Any] | None = None,
+        max_body: int = MAX_COMMENT_BYTES,
     ) -> Response:
         if not url.startswith(self._api + "/"):
             # Never send the token to a host the API did not come from.
@@ -108,7 +116,7 @@ class GitHubClient:
             body = json.dumps(payload).encode()
         try:
             response = self._session.request(
-                method, url, headers=headers, body=body, timeout=self._timeout
+                method, url, headers=headers, body=body, timeout=self._timeout, max_body=max_body
             )
         except HttpError as exc:
             raise GitHubError(f"{what}: {failure(exc, f'GitHub API at {self._api}')}") from None
@@ -123,7 +131,9 @@ class GitHubClient:
         for _ in range(MAX_PAGES):
             if url is None:
                 return
-            response = self._request("GET", url, f"listing comments of {pr}")
+            response = self._request(
+                "GET", url, f"listing comments of {pr}", max_body=MAX_PAGE_BYTES
+            )
             page = _json(response, f"listing comments of {pr}")
             if not isinstance(page, list):
                 raise GitHubError(f"listing comments of {pr}: GitHub returned no list")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.io.http import HttpTimeout, Session
+from pipeline.io.http import HttpBodyTooLarge, HttpTimeout, Session, failure
 from pipeline.preview.github import GitHubClient, GitHubError, PullRequest
 from pipeline.records.sources.jenkins import JenkinsClient, JenkinsError, StageMap
 from tests.hostile_server import Plan, hostile_server, silent_listener
@@ -41,9 +41,28 @@ def test_a_trickled_answer_ends_at_the_total_deadline() -> None:
 
 def test_an_answer_that_never_ends_ends_at_the_deadline() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"  # no length: read to close
-    plan = Plan(head=head, body=b"x" * 512, trickle=False, repeat=True, limit=50_000_000)
+    plan = Plan(head=head, body=b"x" * 512, trickle=False, interval=0.01, repeat=True)
     with hostile_server(plan) as host, pytest.raises(HttpTimeout, match="no complete answer"):
         Session().get(f"http://{host}/", timeout=(0.5, 0.5))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\n\r\n",  # read until the server closes
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1610612736\r\n\r\n",  # 1.5 GiB announced
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+    ids=["to-close", "content-length", "chunked"],
+)
+def test_a_body_past_its_cap_is_refused_without_reading_it_all(head: bytes) -> None:
+    chunked = b"chunked" in head
+    body = b"10000\r\n" + b"x" * 65536 + b"\r\n" if chunked else b"x" * 65536
+    plan = Plan(head=head, body=body, trickle=False, interval=0, repeat=True, limit=8 << 20)
+    with hostile_server(plan) as host, pytest.raises(HttpBodyTooLarge) as caught:
+        Session().get(f"http://{host}/", timeout=5.0, max_body=1 << 20)
+    assert str(caught.value) == "an answer larger than 1 MiB"
+    assert "sent an answer larger than 1 MiB" in failure(caught.value, "registry r.io")
 
 
 def test_a_silent_server_is_no_answer_not_an_incomplete_one() -> None:
@@ -87,4 +106,39 @@ def test_github_trickling_its_answer_fails_in_one_line() -> None:
     with hostile_server(Plan(body=b"[]", interval=0.05)) as host:
         client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(0.3, 0.3))
         with pytest.raises(GitHubError, match=r"did not finish answering within 0\.6 s"):
+            client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")
+
+
+def _announcing(size: int, content_type: str = "application/json") -> Plan:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {size}\r\n\r\n"
+    return Plan(head=head.encode(), body=b"x" * 65536, trickle=False, interval=0, repeat=True)
+
+
+def test_set_image_does_not_read_a_huge_manifest_into_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No Docker-Content-Digest, so the client GETs the manifest to hash it: 1.5 GiB announced.
+    plan = _announcing(1610612736, "application/vnd.oci.image.manifest.v1+json")
+    with hostile_server(plan) as host:
+        root = make_project(
+            tmp_path / "p", {"staging": STAGING.replace("registry.example.internal", host)}
+        )
+        before = snapshot(root)
+        monkeypatch.setenv("PIPELINE_REGISTRY_RETRIES", "0")
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+        result = cli(capsys, "--project-dir", str(root), "set-image", "staging", "v2")
+    assert_refused(result, "sent an answer larger than 4 MiB, more than such an answer can be")
+    assert snapshot(root) == before
+
+
+def test_jenkins_describe_past_its_cap_is_refused() -> None:
+    too_large = pytest.raises(JenkinsError, match="sent an answer larger than 16 MiB")
+    with hostile_server(_announcing(17 << 20)) as host, too_large:
+        JenkinsClient(timeout=5).read_build(f"http://{host}/job/x/1/", StageMap())
+
+
+def test_a_github_answer_past_its_cap_is_refused() -> None:
+    with hostile_server(_announcing(65 << 20)) as host:
+        client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(5, 5))
+        with pytest.raises(GitHubError, match="sent an answer larger than 64 MiB"):
             client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")

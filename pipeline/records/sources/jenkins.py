@@ -37,7 +37,15 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError
-from pipeline.io.http import HttpError, Session, Transport, basic_auth, failure, is_loopback
+from pipeline.io.http import (
+    MIB,
+    HttpError,
+    Session,
+    Transport,
+    basic_auth,
+    failure,
+    is_loopback,
+)
 from pipeline.records.sources.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -49,6 +57,10 @@ ENV_DEPLOY_STAGES = "PIPELINE_JENKINS_DEPLOY_STAGES"
 ENV_ALLOW_HTTP = "PIPELINE_JENKINS_ALLOW_HTTP"
 ENV_TIMEOUT = "PIPELINE_JENKINS_TIMEOUT"
 DEFAULT_TIMEOUT = 15.0
+# The run's description (stages) and its test report (one status per case: a million
+# cases fit) are capped at what they can legitimately be.
+MAX_DESCRIBE_BYTES = 16 * MIB
+MAX_TEST_REPORT_BYTES = 64 * MIB
 
 TIMED_STATUSES = frozenset({"SUCCESS", "FAILED", "UNSTABLE"})
 UNFINISHED_STATUSES = frozenset({"IN_PROGRESS", "PAUSED_PENDING_INPUT", "QUEUED"})
@@ -283,7 +295,7 @@ class JenkinsClient:
         self._timeout = timeout
         self._allow_plain_http = allow_plain_http
 
-    def _get_json(self, url: str, *, missing_ok: bool = False) -> Any:
+    def _get_json(self, url: str, max_body: int, *, missing_ok: bool = False) -> Any:
         parts = urlsplit(url)
         if (
             self._auth is not None
@@ -299,7 +311,9 @@ class JenkinsClient:
         if self._auth is not None:
             headers["Authorization"] = basic_auth(*self._auth)
         try:
-            response = self._session.request("GET", url, headers=headers, timeout=self._timeout)
+            response = self._session.request(
+                "GET", url, headers=headers, timeout=self._timeout, max_body=max_body
+            )
         except HttpError as exc:
             raise JenkinsError(failure(exc, f"Jenkins at {parts.netloc}")) from None
         status = response.status_code
@@ -321,10 +335,12 @@ class JenkinsClient:
 
     def read_build(self, build_url: str, stage_map: StageMap) -> JenkinsBuild:
         base = normalize_build_url(build_url)
-        describe = self._get_json(base + "wfapi/describe")
+        describe = self._get_json(base + "wfapi/describe", MAX_DESCRIBE_BYTES)
         build = parse_describe(describe, stage_map, url=base)
         report = self._get_json(
-            base + "testReport/api/json?tree=" + _TEST_REPORT_TREE, missing_ok=True
+            base + "testReport/api/json?tree=" + _TEST_REPORT_TREE,
+            MAX_TEST_REPORT_BYTES,
+            missing_ok=True,
         )
         notes = list(build.notes)
         tests: TestCounts | None = None
