@@ -5,7 +5,10 @@ What it speaks (distribution-spec v1.1):
 - ``HEAD /v2/<name>/manifests/<reference>`` with all four manifest media types
   in ``Accept`` (so a multi-arch tag resolves to its *index* digest, which is
   what gets pinned), reading ``Docker-Content-Digest``; when the header is
-  missing, ``GET`` the manifest and hash the bytes.
+  missing, ``GET`` the manifest and hash the bytes. Only those four media types
+  are pinned (an HTML page, a blob or a schema 1 manifest is refused; a GET body
+  must also be a schema 2 JSON document of one of them), and nothing larger than
+  ``MAX_MANIFEST_BYTES`` is read or pinned.
 - ``GET /v2/<name>/tags/list?n=...`` following ``Link: <...>; rel="next"``.
 - Auth: anonymous, Basic, and the Bearer token flow from ``WWW-Authenticate``
   (realm/service/scope). Credentials come from ``$DOCKER_CONFIG/config.json``
@@ -250,13 +253,47 @@ class RegistryClient:
         return RegistryError(f"{kind} {reference} not found in {ref.name}")
 
     @staticmethod
-    def _check_media_type(response: Response, ref: ImageRef) -> None:
-        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+    def _check_media_type(response: Response, ref: ImageRef) -> bool:
+        """Whether the answer is a manifest or an index; refuses anything else.
+
+        A HEAD without a Content-Type (or with a generic one) says nothing: False, and
+        the caller GETs the manifest, whose body then has to be one (``_check_body``).
+        """
+        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
             raise RegistryError(
                 f"{ref} is a Docker schema 1 manifest ({media_type}); push it again with a "
                 "Docker v2 or OCI manifest"
             )
+        size = (response.headers.get("Content-Length") or "").strip()
+        if size.isdigit() and int(size) > MAX_MANIFEST_BYTES:
+            raise RegistryError(
+                f"registry {ref.registry} answered {int(size):,} bytes for {ref}: larger than "
+                f"any image manifest or index ({MAX_MANIFEST_BYTES // MIB} MiB); nothing pinned"
+            )
+        if media_type in MANIFEST_MEDIA_TYPES:
+            return True
+        if media_type in _GENERIC_TYPES:
+            return False
+        raise RegistryError(_not_a_manifest(ref, media_type))
+
+    @staticmethod
+    def _check_body(response: Response, ref: ImageRef) -> None:
+        """The body of a GET is a manifest or an index (schema 2, a known media type)."""
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        declared = document.get("mediaType") if isinstance(document, dict) else None
+        labelled = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if (
+            not isinstance(document, dict)
+            or document.get("schemaVersion") != 2
+            or (declared is not None and declared not in MANIFEST_MEDIA_TYPES)
+            or (declared is None and labelled not in MANIFEST_MEDIA_TYPES)
+        ):
+            shown = declared if isinstance(declared, str) else labelled
+            raise RegistryError(_not_a_manifest(ref, shown[:80]))
 
     def resolve(self, ref: ImageRef) -> str:
         """The digest ``ref``'s tag points to now (the index digest for a multi-arch
@@ -268,8 +305,8 @@ class RegistryClient:
         if response.status_code == 404:
             raise self._not_found(ref, reference)
         if response.status_code == 200:
-            self._check_media_type(response, ref)
-            header = response.headers.get("Docker-Content-Digest")
+            labelled = self._check_media_type(response, ref)
+            header = response.headers.get("Docker-Content-Digest") if labelled else None
             if header:
                 try:
                     digest: str | None = parse_digest(header.strip())
@@ -293,6 +330,7 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._unexpected(response, ref.registry, f"GET {ref}")
         self._check_media_type(response, ref)
+        self._check_body(response, ref)
         computed = _sha256(response.content)
         expected = ref.digest if ref.tag is None else None
         if expected is not None and computed != expected:
@@ -353,6 +391,18 @@ class RegistryClient:
             f"registry {image.registry} has more than {MAX_TAG_PAGES} pages of tags "
             f"for {image.name}"
         )
+
+
+# Content types that say nothing about what a manifest is (the body must then say it).
+_GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain"})
+
+
+def _not_a_manifest(ref: ImageRef, media_type: str) -> str:
+    return (
+        f"registry {ref.registry} answered {media_type or 'no media type'} for {ref}, not an "
+        "image manifest or index (OCI or Docker v2 manifest, OCI index, Docker manifest "
+        "list); nothing pinned"
+    )
 
 
 def _sha256(body: bytes) -> str:

@@ -114,11 +114,37 @@ def _announcing(size: int, content_type: str = "application/json") -> Plan:
     return Plan(head=head.encode(), body=b"x" * 65536, trickle=False, interval=0, repeat=True)
 
 
+@pytest.mark.parametrize(
+    ("plan", "fragment"),
+    [
+        # HEAD announces 1.5 GiB: refused before any GET.
+        (
+            _announcing(1610612736, "application/vnd.oci.image.manifest.v1+json"),
+            "answered 1,610,612,736 bytes for",
+        ),
+        # No length and no digest on HEAD: the GET-and-hash fallback streams past 4 MiB.
+        (
+            Plan(
+                head=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\n\r\n",
+                body=b"10000\r\n" + b"x" * 65536 + b"\r\n",
+                trickle=False,
+                interval=0,
+                repeat=True,
+                limit=16 << 20,
+            ),
+            "sent an answer larger than 4 MiB, more than such an answer can be",
+        ),
+    ],
+    ids=["head-length", "get-fallback"],
+)
 def test_set_image_does_not_read_a_huge_manifest_into_memory(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    plan: Plan,
+    fragment: str,
 ) -> None:
-    # No Docker-Content-Digest, so the client GETs the manifest to hash it: 1.5 GiB announced.
-    plan = _announcing(1610612736, "application/vnd.oci.image.manifest.v1+json")
     with hostile_server(plan) as host:
         root = make_project(
             tmp_path / "p", {"staging": STAGING.replace("registry.example.internal", host)}
@@ -127,7 +153,7 @@ def test_set_image_does_not_read_a_huge_manifest_into_memory(
         monkeypatch.setenv("PIPELINE_REGISTRY_RETRIES", "0")
         monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
         result = cli(capsys, "--project-dir", str(root), "set-image", "staging", "v2")
-    assert_refused(result, "sent an answer larger than 4 MiB, more than such an answer can be")
+    assert_refused(result, fragment)
     assert snapshot(root) == before
 
 
