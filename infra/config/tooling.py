@@ -22,6 +22,7 @@ from infra.config.defaults import TOOLING_DEFAULTS
 from infra.config.kubernetes import is_dns1123_label
 from infra.config.values import SettingsError, config_object
 from pipeline.images.refs import ecr_host, is_path_component, is_registry_host
+from pipeline.io.urls import BadUrl, has_userinfo, split
 
 RegistryKind = Literal["selfHosted", "ecr"]
 RegistryStorage = Literal["volume", "s3", "ecr"]  # ecr: the repository is the storage
@@ -277,8 +278,17 @@ def _tooling_jenkins(
     if not url:
         host = f"[{address}]" if ":" in address else address
         url = f"http://{host}:{port}/"
+    if has_userinfo(url):
+        raise SettingsError(
+            "tooling.jenkins.url",
+            "must not carry credentials (user:password@): it is shown to every Jenkins user",
+        )
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise SettingsError("tooling.jenkins.url", f"must be an http(s) URL, got {url!r}")
+    try:
+        split(url)
+    except BadUrl as exc:
+        raise SettingsError("tooling.jenkins.url", f"must be a usable URL: {exc}") from None
     url = url if url.endswith("/") else url + "/"
     admin = fields["adminUser"]
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", admin):

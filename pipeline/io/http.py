@@ -47,6 +47,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline.io.connection import Connection, TooLarge, host_header
 from pipeline.io.netenv import basic_auth, is_loopback, proxy_auth, proxy_for, tls_context
+from pipeline.io.urls import BadUrl, split
 
 if TYPE_CHECKING:
     import ssl
@@ -143,10 +144,12 @@ class Response:
 
 
 def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = split(url)
+    except BadUrl as exc:  # a user's setting, or a Location or Link a server sent
+        raise HttpConnectionError(f"invalid URL {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise HttpConnectionError(f"unsupported URL {url!r}")
+    assert parts.hostname is not None
     return scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80)
 
 
@@ -225,7 +228,10 @@ class Session:
         connect_host, connect_port = host, port
         tunnel: tuple[str, int, Mapping[str, str]] | None = None
         if proxy is not None:
-            proxy_parts = urlsplit(proxy)
+            try:
+                proxy_parts = split(proxy)
+            except BadUrl as exc:
+                raise HttpConnectionError(f"the proxy from the environment: {exc}") from None
             connect_host = proxy_parts.hostname or ""
             connect_port = proxy_parts.port or (443 if proxy_parts.scheme == "https" else 80)
             if scheme == "https":

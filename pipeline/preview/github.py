@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError, UsageError
 from pipeline.io.http import MIB, USER_AGENT, HttpError, Response, Session, Transport, failure
+from pipeline.io.urls import BadUrl, has_userinfo, shown, split
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -73,10 +73,21 @@ def token_from_env(env: Mapping[str, str] | None = None) -> str:
 
 
 def api_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    """``GITHUB_API_URL`` (default https://api.github.com), checked; never with credentials.
+
+    The token is ``GITHUB_TOKEN``'s, so a user name or password in the URL is refused
+    (and never printed): it would be sent nowhere, and shown in error lines and logs.
+    """
     url = (env if env is not None else os.environ).get("GITHUB_API_URL", "") or DEFAULT_API_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise PipelineError(f"GITHUB_API_URL {url!r} is not an http(s) URL")
+    if has_userinfo(url):
+        raise PipelineError(
+            "GITHUB_API_URL carries credentials (user:password@ before the host): remove "
+            "them; the token comes from GITHUB_TOKEN"
+        )
+    try:
+        split(url)
+    except BadUrl as exc:
+        raise PipelineError(f"GITHUB_API_URL {exc}") from None
     return url.rstrip("/")
 
 
@@ -108,7 +119,7 @@ class GitHubClient:
     ) -> Response:
         if not url.startswith(self._api + "/"):
             # Never send the token to a host the API did not come from.
-            raise GitHubError(f"{what}: GitHub pointed to {url}, outside {self._api}")
+            raise GitHubError(f"{what}: GitHub pointed to {shown(url)}, outside {shown(self._api)}")
         headers = dict(self._headers)
         body = None
         if payload is not None:
@@ -119,7 +130,8 @@ class GitHubClient:
                 method, url, headers=headers, body=body, timeout=self._timeout, max_body=max_body
             )
         except HttpError as exc:
-            raise GitHubError(f"{what}: {failure(exc, f'GitHub API at {self._api}')}") from None
+            where = f"GitHub API at {shown(self._api)}"
+            raise GitHubError(f"{what}: {failure(exc, where)}") from None
         if response.status_code >= 400:
             raise GitHubError(_explain(response, what))
         return response

@@ -46,6 +46,7 @@ from pipeline.io.http import (
     failure,
     is_loopback,
 )
+from pipeline.io.urls import BadUrl, has_userinfo, shown, split
 from pipeline.records.sources.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -257,13 +258,14 @@ def parse_test_report(data: Any) -> TestCounts:
 def normalize_build_url(url: str) -> str:
     """``https://host/job/x/42/`` from what a user pastes (a describe URL is fine too)."""
     text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise JenkinsError(f"--from-jenkins {url!r}: expected an http(s) build URL")
-    if parts.username or parts.password:
+    if has_userinfo(text):
         raise JenkinsError(
             "--from-jenkins: do not put credentials in the URL; set JENKINS_USER and JENKINS_TOKEN"
         )
+    try:
+        parts = split(text)
+    except BadUrl as exc:
+        raise JenkinsError(f"--from-jenkins {exc}: expected an http(s) build URL") from None
     base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
     for suffix in ("/wfapi/describe", "/wfapi", "/testReport/api/json", "/api/json"):
         if base.endswith(suffix):
@@ -325,9 +327,9 @@ class JenkinsClient:
                 "check JENKINS_USER and JENKINS_TOKEN and the job's read permission"
             )
         if status == 404:
-            raise JenkinsError(f"no such build or no Pipeline REST API at {url} (HTTP 404)")
+            raise JenkinsError(f"no such build or no Pipeline REST API at {shown(url)} (HTTP 404)")
         if status >= 400:
-            raise JenkinsError(f"Jenkins answered HTTP {status} for {url}")
+            raise JenkinsError(f"Jenkins answered HTTP {status} for {shown(url)}")
         try:
             return json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError):
