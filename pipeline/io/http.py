@@ -34,7 +34,6 @@ Failures are ``HttpError`` subclasses; ``failure`` makes one line of them.
 
 from __future__ import annotations
 
-import json
 import re
 import select
 import socket
@@ -45,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from pipeline.io import jsontext
 from pipeline.io.connection import Connection, TooLarge, host_header
 from pipeline.io.netenv import basic_auth, is_loopback, proxy_auth, proxy_for, tls_context
 from pipeline.io.urls import BadUrl, split
@@ -127,7 +127,8 @@ class Response:
     url: str
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        """The body as JSON; ``ValueError`` when it is not (or nests absurdly deep)."""
+        return jsontext.loads(self.content)
 
     @property
     def links(self) -> dict[str, str]:

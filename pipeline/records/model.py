@@ -14,6 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+# SQLite's INTEGER (and any sane count) stops at 2^63 - 1.
+MAX_COUNT = (1 << 63) - 1
+
+
+def number_text(value: int | float) -> str:
+    """A number for a message: as written when short, else roughly (never raises)."""
+    if isinstance(value, int) and -(10**15) < value < 10**15:
+        return str(value)
+    try:
+        return f"{float(value):.3g}"
+    except OverflowError:  # an integer of hundreds of digits
+        return "a number of more than 300 digits"
+
+
 DeployResult = Literal["succeeded", "failed"]
 HoldAction = Literal["placed", "released"]
 DEPLOY_RESULTS: tuple[DeployResult, ...] = ("succeeded", "failed")

@@ -28,7 +28,6 @@ default: both calls share one kept-alive connection; ``~/.netrc`` is not read).
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -46,7 +45,9 @@ from pipeline.io.http import (
     failure,
     is_loopback,
 )
+from pipeline.io.jsontext import JsonError
 from pipeline.io.urls import BadUrl, has_userinfo, shown, split
+from pipeline.records.model import MAX_COUNT, number_text
 from pipeline.records.sources.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -149,7 +150,24 @@ class JenkinsBuild:
 def _millis(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        return float("inf")
+
+
+def _started_at(value: Any, url: str) -> datetime | None:
+    """``startTimeMillis`` as a time; a number no build can have started at is refused."""
+    start_ms = _millis(value)
+    if start_ms is None or not start_ms > 0:
+        return None
+    try:
+        return datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise JenkinsError(
+            f"{shown(url) or 'wfapi/describe'}: startTimeMillis {value!r:.40} is not a time "
+            "(out of the calendar's range): is this a Jenkins build?"
+        ) from None
 
 
 def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuild:
@@ -200,15 +218,13 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
         notes.append("stages not counted as build/test/deploy: " + ", ".join(unmapped))
     if untimed:
         notes.append("stages without a time (did not run to an end): " + ", ".join(untimed))
-    start_ms = _millis(data.get("startTimeMillis"))
+    started = _started_at(data.get("startTimeMillis"), url)
     queue_ms = _millis(data.get("queueDurationMillis"))
     return JenkinsBuild(
         url=url,
         name=name,
         status=status,
-        started=(
-            datetime.fromtimestamp(start_ms / 1000, tz=UTC) if start_ms and start_ms > 0 else None
-        ),
+        started=started,
         queue_seconds=None if queue_ms is None else queue_ms / 1000,
         build_seconds=total("build"),
         test_seconds=total("test"),
@@ -219,7 +235,54 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
 
 
 def _is_count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return False
+    if value > MAX_COUNT:
+        raise JenkinsError(
+            f"testReport/api/json: a count of {number_text(value)} tests is more than any report "
+            f"holds (at most {MAX_COUNT:,}): is this a Jenkins test report?"
+        )
+    return True
+
+
+def _list_of(data: Any, field: str, what: str) -> list[Any]:
+    """``data[field]`` as a list (absent or null: empty); any other shape is refused."""
+    value = data.get(field) if isinstance(data, dict) else None
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise JenkinsError(
+            f"testReport/api/json: {what} is {type(value).__name__}, not a list: "
+            "is this a Jenkins test report?"
+        )
+    return value
+
+
+def _count_cases(data: dict[str, Any]) -> tuple[int, int, int]:
+    """(passed, failed, skipped) from ``suites[].cases[].status``, shapes checked."""
+    passed = failed = skipped = 0
+    for suite in _list_of(data, "suites", "'suites'"):
+        if suite is None:
+            continue
+        if not isinstance(suite, dict):
+            raise JenkinsError(
+                f"testReport/api/json: a suite is {type(suite).__name__}, not an object: "
+                "is this a Jenkins test report?"
+            )
+        for case in _list_of(suite, "cases", "a suite's 'cases'"):
+            if case is not None and not isinstance(case, dict):
+                raise JenkinsError(
+                    f"testReport/api/json: a case is {type(case).__name__}, not an object: "
+                    "is this a Jenkins test report?"
+                )
+            status = str((case or {}).get("status") or "").upper()
+            if status in ("PASSED", "FIXED"):
+                passed += 1
+            elif status in ("FAILED", "REGRESSION"):
+                failed += 1
+            elif status == "SKIPPED":
+                skipped += 1
+    return passed, failed, skipped
 
 
 def parse_test_report(data: Any) -> TestCounts:
@@ -234,16 +297,7 @@ def parse_test_report(data: Any) -> TestCounts:
         passed, failed, skipped = int(pass_count), int(fail_count), int(skip_count)
         cases = passed + failed + skipped
     else:
-        passed = failed = skipped = 0
-        for suite in data.get("suites") or []:
-            for case in (suite or {}).get("cases") or []:
-                status = str((case or {}).get("status") or "").upper()
-                if status in ("PASSED", "FIXED"):
-                    passed += 1
-                elif status in ("FAILED", "REGRESSION"):
-                    failed += 1
-                elif status == "SKIPPED":
-                    skipped += 1
+        passed, failed, skipped = _count_cases(data)
         cases = passed + failed + skipped
     return TestCounts(
         passed=passed,
@@ -331,9 +385,13 @@ class JenkinsClient:
         if status >= 400:
             raise JenkinsError(f"Jenkins answered HTTP {status} for {shown(url)}")
         try:
-            return json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise JenkinsError(f"{url}: the answer is not JSON (is this a Jenkins URL?)") from None
+            return response.json()
+        except JsonError as exc:
+            raise JenkinsError(f"{shown(url)}: the answer is not usable JSON ({exc})") from None
+        except ValueError:
+            raise JenkinsError(
+                f"{shown(url)}: the answer is not JSON (is this a Jenkins URL?)"
+            ) from None
 
     def read_build(self, build_url: str, stage_map: StageMap) -> JenkinsBuild:
         base = normalize_build_url(build_url)
