@@ -33,6 +33,8 @@ class Plan:
     trickle: bool = True
     repeat: bool = False
     limit: int = 100_000
+    # Whole answers by request method ("GET", "POST", ...), sent at once instead.
+    by_method: dict[str, bytes] = field(default_factory=dict)
     requests: list[bytes] = field(default_factory=list)
 
 
@@ -52,6 +54,10 @@ class _Handler(socketserver.BaseRequestHandler):
         except OSError:
             return
         plan.requests.append(head)
+        method = head.split(b" ", 1)[0].decode("latin-1")
+        if method in plan.by_method:
+            self._whole(plan.by_method[method])
+            return
         sent = 0
         data = plan.head + plan.body
         try:
@@ -72,6 +78,18 @@ class _Handler(socketserver.BaseRequestHandler):
             stop.wait(30)
         except OSError:
             return  # the client hung up: what a client with a deadline does
+
+    def _whole(self, answer: bytes) -> None:
+        try:
+            self.request.sendall(answer)
+        except OSError:
+            return
+
+
+def json_answer(payload: bytes, status: str = "200 OK") -> bytes:
+    """A whole HTTP answer with a JSON body that closes the connection."""
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    return head.encode() + f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -113,4 +131,4 @@ def silent_listener() -> Iterator[str]:
         yield f"127.0.0.1:{listener.getsockname()[1]}"
 
 
-__all__ = ["Plan", "hostile_server", "silent_listener"]
+__all__ = ["Plan", "hostile_server", "json_answer", "silent_listener"]

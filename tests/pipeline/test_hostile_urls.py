@@ -3,6 +3,7 @@ server: one line each, never an internal error, and never the credentials echoed
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -11,9 +12,9 @@ from pipeline.errors import PipelineError, RegistryError
 from pipeline.images.auth import RegistryAuth
 from pipeline.io.http import HttpConnectionError, Session
 from pipeline.io.urls import BadUrl, has_userinfo, shown, split
-from pipeline.preview.github import api_url_from_env
+from pipeline.preview.github import GitHubClient, GitHubError, PullRequest, api_url_from_env
 from pipeline.records.sources.jenkins import JenkinsError, normalize_build_url
-from tests.hostile_server import Plan, hostile_server
+from tests.hostile_server import Plan, hostile_server, json_answer
 from tests.pipeline.fake_transport import FakeTransport, answer
 from tests.pipeline.hostile import assert_refused, cli
 
@@ -135,3 +136,59 @@ def test_a_realm_with_credentials_over_plain_http_is_refused_without_echoing_the
         auth.answer("registry.example", "repository:a:pull", challenge)
     assert "over plain HTTP; refused" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+# -- GitHub answers of the wrong shape, and messages that span lines ---------------------
+
+
+@pytest.mark.parametrize(
+    ("created", "fragment"),
+    [
+        (b"[1, 2]", "the comment was created, but GitHub's answer is not a comment (list)"),
+        (b'"ok"', "the comment was created, but GitHub's answer is not a comment (str)"),
+        (b"<html>", "the comment was created, but GitHub's answer is not a comment (not JSON)"),
+        (b'{"id": "abc"}', "the comment was posted, but GitHub's answer has no usable comment id"),
+        (b'{"id": true}', "no usable comment id (bool)"),
+    ],
+    ids=["list", "string", "html", "id-str", "id-bool"],
+)
+def test_a_wrong_shaped_answer_after_creating_the_comment_says_it_was_created(
+    created: bytes, fragment: str
+) -> None:
+    plan = Plan(by_method={"GET": json_answer(b"[]"), "POST": json_answer(created, "201 Created")})
+    with hostile_server(plan) as host:
+        client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(2, 2))
+        with pytest.raises(GitHubError, match=re.escape(fragment)):
+            client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")
+
+
+def test_a_listed_comment_without_an_id_is_refused() -> None:
+    listing = json_answer(b'[{"body": "<!-- m --> old", "id": null}]')
+    with hostile_server(Plan(by_method={"GET": listing})) as host:
+        client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(2, 2))
+        with pytest.raises(GitHubError, match="has no usable comment id"):
+            client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")
+
+
+def test_a_github_error_message_with_line_breaks_and_escapes_is_one_line() -> None:
+    message = json.dumps(
+        {"message": "Validation Failed\nsecond line\r\n\x1b[31mred", "errors": ["a\nb"]}
+    )
+    answer = json_answer(message.encode(), "422 Unprocessable Entity")
+    with hostile_server(Plan(by_method={"GET": answer})) as host:
+        client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(2, 2))
+        with pytest.raises(GitHubError) as caught:
+            client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")
+    text = str(caught.value)
+    assert len(text.splitlines()) == 1
+    assert "\x1b" not in text
+    assert "Validation Failed second line \\x1b[31mred: a b" in text
+
+
+def test_a_posted_comment_url_that_is_not_one_clean_line_is_not_shown() -> None:
+    created = b'{"id": 5, "html_url": "https://gh.test/c\\n\\u001b[2Jinjected"}'
+    plan = Plan(by_method={"GET": json_answer(b"[]"), "POST": json_answer(created, "201 Created")})
+    with hostile_server(plan) as host:
+        client = GitHubClient("t0ken", f"http://{host}/api/v3", timeout=(2, 2))
+        posted = client.upsert_comment(PullRequest("o", "r", 1), "body", "<!-- m -->")
+    assert (posted.action, posted.comment_id, posted.url) == ("created", 5, "")
