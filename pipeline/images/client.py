@@ -40,6 +40,14 @@ from urllib.parse import urljoin, urlsplit
 from pipeline.errors import RegistryError
 from pipeline.images.auth import RegistryAuth, is_local, registry_failure
 from pipeline.images.ecr import EcrTokens
+from pipeline.images.manifests import (
+    ACCEPT,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MAX_MANIFEST_BYTES,
+    check_body,
+    check_media_type,
+)
 from pipeline.images.refs import (
     DIGEST_ALGORITHM,
     DOCKER_HUB,
@@ -58,22 +66,11 @@ from pipeline.io.http import (
     timeouts,
 )
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-
 DEFAULT_TIMEOUT = (5.0, 30.0)  # connect within 5 s, the whole call within 35 s
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_RETRY_SLEEP = 10.0
 MAX_TAG_PAGES = 1000
-# The largest manifest or index the client reads: what registries accept (the
-# distribution spec's 4 MiB) and what containerd pulls.
-MAX_MANIFEST_BYTES = 4 * MIB
 # A page of tags: 100 asked for, but some registries send every tag at once.
 MAX_TAG_PAGE_BYTES = 16 * MIB
 
@@ -252,49 +249,6 @@ class RegistryClient:
         kind = "digest" if reference.startswith(f"{DIGEST_ALGORITHM}:") else "tag"
         return RegistryError(f"{kind} {reference} not found in {ref.name}")
 
-    @staticmethod
-    def _check_media_type(response: Response, ref: ImageRef) -> bool:
-        """Whether the answer is a manifest or an index; refuses anything else.
-
-        A HEAD without a Content-Type (or with a generic one) says nothing: False, and
-        the caller GETs the manifest, whose body then has to be one (``_check_body``).
-        """
-        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
-            raise RegistryError(
-                f"{ref} is a Docker schema 1 manifest ({media_type}); push it again with a "
-                "Docker v2 or OCI manifest"
-            )
-        size = (response.headers.get("Content-Length") or "").strip()
-        if size.isdigit() and int(size) > MAX_MANIFEST_BYTES:
-            raise RegistryError(
-                f"registry {ref.registry} answered {int(size):,} bytes for {ref}: larger than "
-                f"any image manifest or index ({MAX_MANIFEST_BYTES // MIB} MiB); nothing pinned"
-            )
-        if media_type in MANIFEST_MEDIA_TYPES:
-            return True
-        if media_type in _GENERIC_TYPES:
-            return False
-        raise RegistryError(_not_a_manifest(ref, media_type))
-
-    @staticmethod
-    def _check_body(response: Response, ref: ImageRef) -> None:
-        """The body of a GET is a manifest or an index (schema 2, a known media type)."""
-        try:
-            document = response.json()
-        except ValueError:
-            document = None
-        declared = document.get("mediaType") if isinstance(document, dict) else None
-        labelled = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if (
-            not isinstance(document, dict)
-            or document.get("schemaVersion") != 2
-            or (declared is not None and declared not in MANIFEST_MEDIA_TYPES)
-            or (declared is None and labelled not in MANIFEST_MEDIA_TYPES)
-        ):
-            shown = declared if isinstance(declared, str) else labelled
-            raise RegistryError(_not_a_manifest(ref, shown[:80]))
-
     def resolve(self, ref: ImageRef) -> str:
         """The digest ``ref``'s tag points to now (the index digest for a multi-arch
         image); for a ref with only a digest, that digest once the registry has it.
@@ -305,7 +259,7 @@ class RegistryClient:
         if response.status_code == 404:
             raise self._not_found(ref, reference)
         if response.status_code == 200:
-            labelled = self._check_media_type(response, ref)
+            labelled = check_media_type(response, ref)
             header = response.headers.get("Docker-Content-Digest") if labelled else None
             if header:
                 try:
@@ -329,8 +283,8 @@ class RegistryClient:
             raise self._not_found(ref, reference)
         if response.status_code != 200:
             raise self._unexpected(response, ref.registry, f"GET {ref}")
-        self._check_media_type(response, ref)
-        self._check_body(response, ref)
+        check_media_type(response, ref)
+        check_body(response, ref)
         computed = _sha256(response.content)
         expected = ref.digest if ref.tag is None else None
         if expected is not None and computed != expected:
@@ -391,18 +345,6 @@ class RegistryClient:
             f"registry {image.registry} has more than {MAX_TAG_PAGES} pages of tags "
             f"for {image.name}"
         )
-
-
-# Content types that say nothing about what a manifest is (the body must then say it).
-_GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain"})
-
-
-def _not_a_manifest(ref: ImageRef, media_type: str) -> str:
-    return (
-        f"registry {ref.registry} answered {media_type or 'no media type'} for {ref}, not an "
-        "image manifest or index (OCI or Docker v2 manifest, OCI index, Docker manifest "
-        "list); nothing pinned"
-    )
 
 
 def _sha256(body: bytes) -> str:

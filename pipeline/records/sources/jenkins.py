@@ -32,10 +32,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import PipelineError
 from pipeline.io.http import (
     MIB,
     HttpError,
@@ -47,7 +46,7 @@ from pipeline.io.http import (
 )
 from pipeline.io.jsontext import JsonError
 from pipeline.io.urls import BadUrl, has_userinfo, shown, split
-from pipeline.records.model import MAX_COUNT, number_text
+from pipeline.records.sources.jenkins_report import JenkinsError, millis, parse_test_report
 from pipeline.records.sources.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -67,10 +66,6 @@ MAX_TEST_REPORT_BYTES = 64 * MIB
 TIMED_STATUSES = frozenset({"SUCCESS", "FAILED", "UNSTABLE"})
 UNFINISHED_STATUSES = frozenset({"IN_PROGRESS", "PAUSED_PENDING_INPUT", "QUEUED"})
 _TEST_REPORT_TREE = "passCount,failCount,skipCount,duration,suites[cases[status]]"
-
-
-class JenkinsError(PipelineError):
-    """Jenkins could not be read, refused, or the build cannot be recorded."""
 
 
 def split_names(text: str) -> tuple[str, ...]:
@@ -147,18 +142,9 @@ class JenkinsBuild:
     notes: tuple[str, ...] = field(default=())
 
 
-def _millis(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return float(value)
-    except OverflowError:  # an integer with hundreds of digits
-        return float("inf")
-
-
 def _started_at(value: Any, url: str) -> datetime | None:
     """``startTimeMillis`` as a time; a number no build can have started at is refused."""
-    start_ms = _millis(value)
+    start_ms = millis(value)
     if start_ms is None or not start_ms > 0:
         return None
     try:
@@ -197,9 +183,9 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
         stage_status = str(raw.get("status") or "").upper()
         category = stage_map.category(stage_name)
         seconds: float | None = None
-        duration = _millis(raw.get("durationMillis"))
+        duration = millis(raw.get("durationMillis"))
         if stage_status in TIMED_STATUSES and duration is not None:
-            pause = _millis(raw.get("pauseDurationMillis")) or 0.0
+            pause = millis(raw.get("pauseDurationMillis")) or 0.0
             seconds = max(0.0, duration - pause) / 1000
         if category is None:
             unmapped.append(stage_name)
@@ -219,7 +205,7 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
     if untimed:
         notes.append("stages without a time (did not run to an end): " + ", ".join(untimed))
     started = _started_at(data.get("startTimeMillis"), url)
-    queue_ms = _millis(data.get("queueDurationMillis"))
+    queue_ms = millis(data.get("queueDurationMillis"))
     return JenkinsBuild(
         url=url,
         name=name,
@@ -231,81 +217,6 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
         deploy_seconds=total("deploy"),
         stages=tuple(stages),
         notes=tuple(notes),
-    )
-
-
-def _is_count(value: Any) -> TypeGuard[int]:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        return False
-    if value > MAX_COUNT:
-        raise JenkinsError(
-            f"testReport/api/json: a count of {number_text(value)} tests is more than any report "
-            f"holds (at most {MAX_COUNT:,}): is this a Jenkins test report?"
-        )
-    return True
-
-
-def _list_of(data: Any, field: str, what: str) -> list[Any]:
-    """``data[field]`` as a list (absent or null: empty); any other shape is refused."""
-    value = data.get(field) if isinstance(data, dict) else None
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise JenkinsError(
-            f"testReport/api/json: {what} is {type(value).__name__}, not a list: "
-            "is this a Jenkins test report?"
-        )
-    return value
-
-
-def _count_cases(data: dict[str, Any]) -> tuple[int, int, int]:
-    """(passed, failed, skipped) from ``suites[].cases[].status``, shapes checked."""
-    passed = failed = skipped = 0
-    for suite in _list_of(data, "suites", "'suites'"):
-        if suite is None:
-            continue
-        if not isinstance(suite, dict):
-            raise JenkinsError(
-                f"testReport/api/json: a suite is {type(suite).__name__}, not an object: "
-                "is this a Jenkins test report?"
-            )
-        for case in _list_of(suite, "cases", "a suite's 'cases'"):
-            if case is not None and not isinstance(case, dict):
-                raise JenkinsError(
-                    f"testReport/api/json: a case is {type(case).__name__}, not an object: "
-                    "is this a Jenkins test report?"
-                )
-            status = str((case or {}).get("status") or "").upper()
-            if status in ("PASSED", "FIXED"):
-                passed += 1
-            elif status in ("FAILED", "REGRESSION"):
-                failed += 1
-            elif status == "SKIPPED":
-                skipped += 1
-    return passed, failed, skipped
-
-
-def parse_test_report(data: Any) -> TestCounts:
-    """The JUnit plugin's ``testReport/api/json`` as counts (failures include errors)."""
-    if not isinstance(data, dict):
-        raise JenkinsError("testReport/api/json: expected a JSON object")
-    duration = _millis(data.get("duration"))
-    pass_count, fail_count, skip_count = (
-        data.get(k) for k in ("passCount", "failCount", "skipCount")
-    )
-    if _is_count(pass_count) and _is_count(fail_count) and _is_count(skip_count):
-        passed, failed, skipped = int(pass_count), int(fail_count), int(skip_count)
-        cases = passed + failed + skipped
-    else:
-        passed, failed, skipped = _count_cases(data)
-        cases = passed + failed + skipped
-    return TestCounts(
-        passed=passed,
-        failed=failed,
-        skipped=skipped,
-        time_seconds=duration if duration is not None and duration >= 0 else None,
-        files=0,
-        cases=cases,
     )
 
 
@@ -431,3 +342,19 @@ def client_from_env(
         timeout=timeout,
         allow_plain_http=source.get(ENV_ALLOW_HTTP, "") in ("1", "true", "yes"),
     )
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "JenkinsBuild",
+    "JenkinsClient",
+    "JenkinsError",
+    "StageMap",
+    "StageTime",
+    "client_from_env",
+    "credentials",
+    "normalize_build_url",
+    "parse_describe",
+    "parse_test_report",
+    "split_names",
+]
