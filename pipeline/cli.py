@@ -22,7 +22,7 @@ from types import ModuleType
 
 from pipeline.commands import COMMANDS
 from pipeline.commands.options import PROG, HelpFormatter, add_command, examples, global_options
-from pipeline.errors import EXIT_ERROR, EXIT_USAGE, PipelineError, one_line
+from pipeline.errors import EXIT_ERROR, EXIT_USAGE, PipelineError, one_line, os_reason
 
 TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
 
@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
     except OSError as exc:
         # Files, sockets and subprocesses: "PATH: reason" rather than "[Errno 13] ...".
         where = exc.filename if isinstance(exc.filename, str) else None
-        message = f"{where}: {exc.strerror}" if where and exc.strerror else exc.strerror or str(exc)
+        reason = os_reason(exc) if exc.strerror else str(exc)
+        message = f"{where}: {reason}" if where else reason
         print(f"{PROG} {args.command}: error: {one_line(message)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # the contract is one line, no traceback

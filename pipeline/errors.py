@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 
 EXIT_OK = 0
@@ -44,6 +45,13 @@ class GateRefused(PipelineError):
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # What str.splitlines() breaks at, besides \r and \n: VT, FF, FS, GS, RS, NEL, LS, PS.
 _BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
+
+
+def os_reason(exc: OSError) -> str:
+    """Why an operation on a file failed, in words; a full disk always says so."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def one_line(text: str) -> str:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
 
     project = find_project(args.project_dir)
     project.existing_stack_file(args.stack)
-    store = adapters.open_store(args.store, project, create=False)
+    store = adapters.open_store(args.store, project, create=False, readonly=True)
     try:
         records: list[Record] = [
             *store.deployments(args.stack),

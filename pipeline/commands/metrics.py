@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         namespace = check_namespace(args.push_cloudwatch)
     stacks: list[str] = list(dict.fromkeys(args.stack or []))
     project = locate_project(args.project_dir, args.store)
-    store = adapters.open_store(args.store, project, create=False)
+    store = adapters.open_store(args.store, project, create=False, readonly=True)
     try:
         records = load_records(store, window)
     finally:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, os_reason
 from pipeline.project import Project
 from pipeline.secrets import SECRET_PLACEHOLDER, SECRET_STAND_IN
 from pipeline.stacks.config import StackConfig, engine_config, load_stack_config
@@ -287,7 +287,7 @@ def render_stack(project: Project, stack: str, out_dir: Path) -> Render:
         write_render(result, out_dir)
     except OSError as exc:
         # Not the temporary directory's name: the user named --out.
-        raise PipelineError(f"--out {out_dir}: cannot write: {exc.strerror or exc}") from None
+        raise PipelineError(f"--out {out_dir}: cannot write: {os_reason(exc)}") from None
     return result
 
 

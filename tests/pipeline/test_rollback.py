@@ -178,10 +178,14 @@ def test_a_concurrent_change_fails_the_rollback_instead_of_losing_it(
         assert read_image(prod).digest is None
 
     def someone_else_writes_meanwhile(
-        location: str | None, project: Project | None, *, create: bool = True
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
     ) -> Store:
         write_image(prod, ImageSetting(REPO, "tb", B))
-        return open_store(location, project, create=create)
+        return open_store(location, project, create=create, readonly=readonly)
 
     adapters = Adapters(open_store=someone_else_writes_meanwhile)
     assert cli(root, "rollback", "prod", adapters=adapters) == 1
@@ -377,7 +381,13 @@ def test_a_store_failure_after_the_write_says_the_file_was_written(
         def add_many(self, records: Iterable[Record]) -> list[Record]:
             raise StoreError(f"record store {self.path}: cannot append: database or disk is full")
 
-    def full_disk(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+    def full_disk(
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Store:
         assert project is not None
         return DiskFull(project.default_store)
 
