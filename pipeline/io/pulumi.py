@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.io import jsontext
-from pipeline.io.process import Completed, ProcessTimeout, Runner, last_line, run
+from pipeline.io.process import Completed, ProcessTimeout, Runner, error_line, run
 
 HISTORY_TIMEOUT = 300.0
 PREVIEW_TIMEOUT = 1800.0
@@ -55,7 +55,7 @@ class PulumiCli:
         except ProcessTimeout:
             raise PulumiError(f"`{shown}` did not finish in time") from None
         if done.returncode != 0:
-            detail = last_line(done.stderr) or last_line(done.stdout) or "no message"
+            detail = error_line(done.stderr) or error_line(done.stdout) or "no message"
             raise PulumiError(f"`{shown}` failed (exit {done.returncode}): {detail}")
         try:
             return jsontext.loads(done.stdout or "null")

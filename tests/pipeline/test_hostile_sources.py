@@ -128,3 +128,42 @@ def test_a_junit_header_of_1e30_tests_is_refused(
     )
     assert_refused(result, "passed 1e+30 is out of range for a count")
     assert not store.exists()
+
+
+PULUMI_STDERR = (
+    "warning: A new version of Pulumi is available. To upgrade from version '3.200.0' to "
+    "'3.210.0', run\n   $ curl -sSL https://get.pulumi.com | sh\n"
+    "error: getting stack configuration: get stack secrets manager: passphrase must be set "
+    "with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables\n"
+    "\n"
+    "  Resources:\n      0 unchanged\n"
+)
+
+
+def test_a_failing_pulumi_keeps_its_first_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.commands.adapters import Adapters
+    from pipeline.io.process import Completed
+    from tests.pipeline.hostile import make_project
+
+    def pulumi(argv: Any, cwd: Any = None, /, *, timeout: float, stdin: Any = None) -> Completed:
+        return Completed(255, "", PULUMI_STDERR)
+
+    root = make_project(tmp_path / "p")
+    result = cli(
+        capsys,
+        "--project-dir",
+        str(root),
+        "--store",
+        str(tmp_path / "r.db"),
+        "record",
+        "deploy",
+        "--from-pulumi",
+        "--stack",
+        "staging",
+        adapters=Adapters(run=pulumi),
+    )
+    line = assert_refused(result, "failed (exit 255): error: getting stack configuration")
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE environment variables" in line
+    assert "unchanged" not in line
