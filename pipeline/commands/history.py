@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     rows = []
     for record in shown:
         when, event, digest, detail = _event(record, args.stack)
-        rows.append((f"{when:%Y-%m-%d %H:%M:%S}", event, digest, detail))
+        rows.append((when.isoformat(" ", "seconds")[:19], event, digest, detail))
     print(table(("TIME (UTC)", "EVENT", "DIGEST", "DETAIL"), rows))
     if len(records) > len(shown):
         print(f"({len(records) - len(shown)} older events not shown; --limit N)")
