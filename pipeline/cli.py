@@ -22,7 +22,7 @@ from types import ModuleType
 
 from pipeline.commands import COMMANDS
 from pipeline.commands.options import PROG, HelpFormatter, add_command, examples, global_options
-from pipeline.errors import EXIT_ERROR, EXIT_USAGE, PipelineError
+from pipeline.errors import EXIT_ERROR, EXIT_USAGE, PipelineError, one_line, os_reason
 
 TYPE_CHECKING = False  # not typing's: start-up skips typing; mypy reads this alike
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
         result: int = _module(args.command).run(args, adapters)
         return result
     except PipelineError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
@@ -94,14 +94,15 @@ def main(argv: Sequence[str] | None = None, adapters: Adapters | None = None) ->
     except OSError as exc:
         # Files, sockets and subprocesses: "PATH: reason" rather than "[Errno 13] ...".
         where = exc.filename if isinstance(exc.filename, str) else None
-        message = f"{where}: {exc.strerror}" if where and exc.strerror else exc.strerror or str(exc)
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        reason = os_reason(exc) if exc.strerror else str(exc)
+        message = f"{where}: {reason}" if where else reason
+        print(f"{PROG} {args.command}: error: {one_line(message)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # the contract is one line, no traceback
         if os.environ.get("PIPELINE_DEBUG"):
             raise
         # A program's own exception may span lines; the contract is one.
-        message = " ".join(str(exc).split())
+        message = one_line(str(exc))
         print(
             f"{PROG} {args.command}: internal error: {type(exc).__name__}: {message} "
             "(set PIPELINE_DEBUG=1 for a traceback)",

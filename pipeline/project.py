@@ -10,7 +10,7 @@ from pipeline.errors import ConfigError
 
 PROJECT_FILE = "Pulumi.yaml"
 PROJECT_NAME = "cv-platform"
-_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,18 @@ from infra.config.defaults import TOOLING_DEFAULTS
 from infra.config.kubernetes import is_dns1123_label
 from infra.config.values import SettingsError, config_object
 from pipeline.images.refs import ecr_host, is_path_component, is_registry_host
+from pipeline.io.urls import BadUrl, has_userinfo, split
 
 RegistryKind = Literal["selfHosted", "ecr"]
 RegistryStorage = Literal["volume", "s3", "ecr"]  # ecr: the repository is the storage
 REGISTRY_KINDS: Final[tuple[RegistryKind, ...]] = ("selfHosted", "ecr")
 REGISTRY_STORAGES: Final[tuple[RegistryStorage, ...]] = ("volume", "s3")
 
-_DOCKER_HOST = re.compile(r"^(unix://|ssh://|tcp://)\S+$")
+_DOCKER_HOST = re.compile(r"^(unix://|ssh://|tcp://)\S+\Z")
 _GITHUB_REPO_URL = re.compile(
-    r"^https://github\.com/(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+    r"^https://github\.com/(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?\Z"
 )
-_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,8 +278,17 @@ def _tooling_jenkins(
     if not url:
         host = f"[{address}]" if ":" in address else address
         url = f"http://{host}:{port}/"
+    if has_userinfo(url):
+        raise SettingsError(
+            "tooling.jenkins.url",
+            "must not carry credentials (user:password@): it is shown to every Jenkins user",
+        )
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise SettingsError("tooling.jenkins.url", f"must be an http(s) URL, got {url!r}")
+    try:
+        split(url)
+    except BadUrl as exc:
+        raise SettingsError("tooling.jenkins.url", f"must be a usable URL: {exc}") from None
     url = url if url.endswith("/") else url + "/"
     admin = fields["adminUser"]
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", admin):

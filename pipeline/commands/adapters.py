@@ -33,14 +33,21 @@ if TYPE_CHECKING:
 
 class StoreOpener(Protocol):
     def __call__(
-        self, location: str | None, project: Project | None, *, create: bool = True
+        self,
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
     ) -> Store: ...
 
 
-def open_store(location: str | None, project: Project | None, *, create: bool = True) -> Store:
+def open_store(
+    location: str | None, project: Project | None, *, create: bool = True, readonly: bool = False
+) -> Store:
     from pipeline.records.stores import open_store as open_real
 
-    return open_real(location, project, create=create)
+    return open_real(location, project, create=create, readonly=readonly)
 
 
 def registry(insecure_registries: Sequence[str]) -> RegistryClient:

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
 
     project = find_project(args.project_dir)
     project.existing_stack_file(args.stack)
-    store = adapters.open_store(args.store, project, create=False)
+    store = adapters.open_store(args.store, project, create=False, readonly=True)
     try:
         records: list[Record] = [
             *store.deployments(args.stack),
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     for record in shown:
         when, event, digest, detail = _event(record, args.stack)
         model = _model(cards.get(_digest(record) or "")) if _digest(record) else "-"
-        rows.append((f"{when:%Y-%m-%d %H:%M:%S}", event, digest, model, detail))
+        rows.append((when.isoformat(" ", "seconds")[:19], event, digest, model, detail))
     print(table(("TIME (UTC)", "EVENT", "DIGEST", "MODEL", "DETAIL"), rows))
     if len(records) > len(shown):
         print(f"({len(records) - len(shown)} older events not shown; --limit N)")

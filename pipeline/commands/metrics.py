@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pipeline.records.stores import Store
 
 DEFAULT_WINDOW = "30d"
+# The longest --window: 100 years (a longer one is "everything": --since says so).
+MAX_WINDOW_DAYS = 36_525
 FORMATS: tuple[MetricsFormat, ...] = ("table", "json", "markdown", "prometheus")
 if TYPE_CHECKING:
     MetricsFormat = Literal["table", "json", "markdown", "prometheus"]
@@ -78,33 +80,43 @@ def parse_span(text: str) -> timedelta:
     from pipeline.errors import UsageError
 
     units = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$", text, re.IGNORECASE)
+    match = re.match(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([hdw])\s*$", text, re.IGNORECASE)
     if not match:
         raise UsageError(f"--window {text!r}: expected a number and h, d or w (e.g. 30d, 12w, 48h)")
     amount = float(match.group(1))
     if amount <= 0:
         raise UsageError(f"--window {text!r}: must be longer than zero")
-    return amount * units[match.group(2).lower()]
+    unit = units[match.group(2).lower()]
+    if amount * unit.total_seconds() > MAX_WINDOW_DAYS * 86_400:
+        raise UsageError(
+            f"--window {text!r}: longer than {MAX_WINDOW_DAYS // 365} years, the longest window "
+            "(use --since for a start date)"
+        )
+    return amount * unit
 
 
 def resolve_window(since: str | None, span: str | None, now: datetime) -> tuple[Window, list[str]]:
     """The window [since, now) and notes (e.g. a zone-less --since read as UTC)."""
     from pipeline.errors import UsageError
-    from pipeline.records.model import Window, read_time, utc, zone_note
+    from pipeline.records.model import Window, read_time, time_problem, utc, zone_note
 
     notes: list[str] = []
     until = utc(now)
     if since:
         try:
             start, zone_less = read_time(since)
-        except ValueError:
-            raise UsageError(f"--since {since!r}: expected an ISO 8601 time") from None
+        except ValueError as exc:
+            raise UsageError(time_problem("--since", since, exc)) from None
         if zone_less:
             notes.append(zone_note(f"--since {since}"))
         if start >= until:
             raise UsageError(f"--since {since}: is not in the past")
         return Window(start, until), notes
-    return Window(until - parse_span(span or DEFAULT_WINDOW), until), notes
+    span_length = parse_span(span or DEFAULT_WINDOW)
+    try:
+        return Window(until - span_length, until), notes
+    except OverflowError:  # a window reaching before year 1
+        raise UsageError(f"--window {span}: reaches before the calendar's start") from None
 
 
 def load_records(store: Store, window: Window) -> Records:
@@ -172,7 +184,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         namespace = check_namespace(args.push_cloudwatch)
     stacks: list[str] = list(dict.fromkeys(args.stack or []))
     project = locate_project(args.project_dir, args.store)
-    store = adapters.open_store(args.store, project, create=False)
+    store = adapters.open_store(args.store, project, create=False, readonly=True)
     try:
         records = load_records(store, window)
     finally:

@@ -15,16 +15,24 @@ ISO = "ISO 8601, e.g. 2026-01-31T14:05:00Z; UTC when no zone is given"
 PROG = "python -m pipeline"
 
 
+# The largest whole number a flag takes: SQLite's INTEGER limit, 2^63 - 1.
+MAX_WHOLE = (1 << 63) - 1
+
+
 def whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
+    """An argparse type: a whole number from ``minimum`` to ``MAX_WHOLE``."""
 
     def parse(text: str) -> int:
+        if len(text.strip()) > 30:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:30]!r}...")
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        if value > MAX_WHOLE:
+            raise argparse.ArgumentTypeError(f"expected a number up to {MAX_WHOLE}, got {value}")
         return value
 
     return parse

@@ -171,14 +171,12 @@ def _refuse(args: argparse.Namespace, source: str, flags: Sequence[tuple[str, st
 def flag_time(flag: str, text: str) -> datetime:
     """An ISO 8601 flag value as aware UTC; one without a zone is read as UTC, and said."""
     from pipeline.errors import UsageError
-    from pipeline.records.model import read_time, zone_note
+    from pipeline.records.model import read_time, time_problem, zone_note
 
     try:
         at, zone_less = read_time(text)
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-01-31T14:05:00Z)"
-        ) from None
+    except ValueError as exc:
+        raise UsageError(time_problem(flag, text, exc)) from None
     if zone_less:
         note(zone_note(f"{flag} {text}"))
     return at

@@ -15,16 +15,18 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from pipeline.errors import RegistryError
 from pipeline.images.credentials import Credentials, docker_config_path, docker_credentials
 from pipeline.images.ecr import EcrTokens
 from pipeline.images.refs import ecr_host, hostname
 from pipeline.io import http as httpclient
-from pipeline.io.http import HttpError, HttpTlsError, Timeout, Transport, failure
+from pipeline.io.http import MIB, HttpError, HttpTlsError, Timeout, Transport, failure
+from pipeline.io.urls import BadUrl, shown, split
 
 # ASCII: parameter names are HTTP tokens, and a Unicode \w costs a visible part of start-up.
+# A token answer is a JSON object with a token of a few KiB.
+MAX_TOKEN_ANSWER_BYTES = MIB
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', re.ASCII)
 
 
@@ -124,16 +126,18 @@ class RegistryAuth:
                 f"registry {registry} asks for unsupported authentication {scheme or '(none)'}"
             )
         realm = params["realm"]
-        realm_parts = urlsplit(realm)
-        if realm_parts.scheme not in ("http", "https"):
-            raise RegistryError(f"registry {registry} sent an invalid token realm {realm!r}")
+        try:
+            realm_parts = split(realm)
+        except BadUrl as exc:
+            raise RegistryError(f"registry {registry} sent an invalid token realm: {exc}") from None
         if (
             realm_parts.scheme == "http"
             and creds is not None
             and not (is_local(realm_parts.netloc) or registry in self._insecure)
         ):
             raise RegistryError(
-                f"registry {registry} wants credentials sent to {realm} over plain HTTP; refused"
+                f"registry {registry} wants credentials sent to {shown(realm)} over plain HTTP; "
+                "refused"
             )
         token, expires_in = self._token(registry, realm, params, scope, creds)
         header = f"Bearer {token}"
@@ -149,7 +153,7 @@ class RegistryAuth:
         creds: Credentials | None,
     ) -> tuple[str, float]:
         """A token from the token service at ``realm``, and its lifetime in seconds."""
-        service = urlsplit(realm).netloc
+        service = split(realm).netloc.rpartition("@")[2]
         query: dict[str, str] = {}
         if params.get("service"):
             query["service"] = params["service"]
@@ -159,7 +163,12 @@ class RegistryAuth:
             headers["Authorization"] = creds.basic_header()
         try:
             response = self._session.request(
-                "GET", realm, params=query, headers=headers, timeout=self._timeout
+                "GET",
+                realm,
+                params=query,
+                headers=headers,
+                timeout=self._timeout,
+                max_body=MAX_TOKEN_ANSWER_BYTES,
             )
         except HttpError as exc:
             raise RegistryError(

@@ -5,7 +5,10 @@ What it speaks (distribution-spec v1.1):
 - ``HEAD /v2/<name>/manifests/<reference>`` with all four manifest media types
   in ``Accept`` (so a multi-arch tag resolves to its *index* digest, which is
   what gets pinned), reading ``Docker-Content-Digest``; when the header is
-  missing, ``GET`` the manifest and hash the bytes.
+  missing, ``GET`` the manifest and hash the bytes. Only those four media types
+  are pinned (an HTML page, a blob or a schema 1 manifest is refused; a GET body
+  must also be a schema 2 JSON document of one of them), and nothing larger than
+  ``MAX_MANIFEST_BYTES`` is read or pinned.
 - ``GET /v2/<name>/tags/list?n=...`` following ``Link: <...>; rel="next"``.
 - Auth: anonymous, Basic, and the Bearer token flow from ``WWW-Authenticate``
   (realm/service/scope). Credentials come from ``$DOCKER_CONFIG/config.json``
@@ -37,6 +40,14 @@ from urllib.parse import urljoin, urlsplit
 from pipeline.errors import RegistryError
 from pipeline.images.auth import RegistryAuth, is_local, registry_failure
 from pipeline.images.ecr import EcrTokens
+from pipeline.images.manifests import (
+    ACCEPT,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MAX_MANIFEST_BYTES,
+    check_body,
+    check_media_type,
+)
 from pipeline.images.refs import (
     DIGEST_ALGORITHM,
     DOCKER_HUB,
@@ -45,21 +56,23 @@ from pipeline.images.refs import (
     parse_digest,
     parse_name,
 )
-from pipeline.io.http import HttpError, HttpTimeout, Response, Session, Transport
+from pipeline.io.http import (
+    MIB,
+    HttpError,
+    HttpTimeout,
+    Response,
+    Session,
+    Transport,
+    timeouts,
+)
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_TIMEOUT = (5.0, 30.0)  # connect within 5 s, the whole call within 35 s
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_RETRY_SLEEP = 10.0
 MAX_TAG_PAGES = 1000
+# A page of tags: 100 asked for, but some registries send every tag at once.
+MAX_TAG_PAGE_BYTES = 16 * MIB
 
 _DOCKER_HUB_API = "registry-1.docker.io"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -136,23 +149,27 @@ class RegistryClient:
         return f"{self.scheme(registry)}://{api_host(registry)}"
 
     def _timeout_seconds(self) -> float:
-        return self.timeout if isinstance(self.timeout, float | int) else max(self.timeout)
+        """The longest one attempt may take (``pipeline.io.http.timeouts``)."""
+        return timeouts(self.timeout)[2]
 
-    def _send(self, method: str, url: str, registry: str, headers: Mapping[str, str]) -> Response:
+    def _send(
+        self, method: str, url: str, registry: str, headers: Mapping[str, str], max_body: int
+    ) -> Response:
         """One HTTP exchange, retried on 429/5xx and timeouts; errors as RegistryError."""
         attempts = self.retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = self.session.request(
-                    method, url, headers=dict(headers), timeout=self.timeout
+                    method, url, headers=dict(headers), timeout=self.timeout, max_body=max_body
                 )
-            except HttpTimeout:
+            except HttpTimeout as exc:
                 if last:
+                    verb = "finish answering" if exc.total else "answer"
+                    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
                     raise RegistryError(
-                        f"registry {registry} did not answer within "
-                        f"{self._timeout_seconds():g} s ({method} {urlsplit(url).path}, "
-                        f"{attempts} attempts)"
+                        f"registry {registry} did not {verb} within "
+                        f"{self._timeout_seconds():g} s ({method} {urlsplit(url).path}, {tries})"
                     ) from None
                 self._sleep(min(self.backoff * 2**attempt, self.max_retry_sleep))
                 continue
@@ -170,7 +187,14 @@ class RegistryClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(
-        self, method: str, registry: str, path_or_url: str, *, scope: str, accept: str | None
+        self,
+        method: str,
+        registry: str,
+        path_or_url: str,
+        *,
+        scope: str,
+        accept: str | None,
+        max_body: int = MAX_MANIFEST_BYTES,
     ) -> Response:
         url = urljoin(self.base_url(registry) + "/", path_or_url)
         headers: dict[str, str] = {}
@@ -179,14 +203,14 @@ class RegistryClient:
         known = self.auth.header(registry, scope)
         if known is not None:
             headers["Authorization"] = known
-        response = self._send(method, url, registry, headers)
+        response = self._send(method, url, registry, headers, max_body)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
             if "Authorization" in headers and not challenge.lower().startswith("bearer"):
                 raise self.auth.failed(registry)
             headers["Authorization"] = self.auth.answer(registry, scope, challenge)
-            response = self._send(method, url, registry, headers)
+            response = self._send(method, url, registry, headers, max_body)
             if response.status_code == 401:
                 response.close()
                 raise self.auth.failed(registry)
@@ -225,15 +249,6 @@ class RegistryClient:
         kind = "digest" if reference.startswith(f"{DIGEST_ALGORITHM}:") else "tag"
         return RegistryError(f"{kind} {reference} not found in {ref.name}")
 
-    @staticmethod
-    def _check_media_type(response: Response, ref: ImageRef) -> None:
-        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
-        if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
-            raise RegistryError(
-                f"{ref} is a Docker schema 1 manifest ({media_type}); push it again with a "
-                "Docker v2 or OCI manifest"
-            )
-
     def resolve(self, ref: ImageRef) -> str:
         """The digest ``ref``'s tag points to now (the index digest for a multi-arch
         image); for a ref with only a digest, that digest once the registry has it.
@@ -244,8 +259,8 @@ class RegistryClient:
         if response.status_code == 404:
             raise self._not_found(ref, reference)
         if response.status_code == 200:
-            self._check_media_type(response, ref)
-            header = response.headers.get("Docker-Content-Digest")
+            labelled = check_media_type(response, ref)
+            header = response.headers.get("Docker-Content-Digest") if labelled else None
             if header:
                 try:
                     digest: str | None = parse_digest(header.strip())
@@ -268,7 +283,8 @@ class RegistryClient:
             raise self._not_found(ref, reference)
         if response.status_code != 200:
             raise self._unexpected(response, ref.registry, f"GET {ref}")
-        self._check_media_type(response, ref)
+        check_media_type(response, ref)
+        check_body(response, ref)
         computed = _sha256(response.content)
         expected = ref.digest if ref.tag is None else None
         if expected is not None and computed != expected:
@@ -310,6 +326,7 @@ class RegistryClient:
                 url,
                 scope=f"repository:{image.repository}:pull",
                 accept="application/json",
+                max_body=MAX_TAG_PAGE_BYTES,
             )
             if response.status_code == 404:
                 response.close()
@@ -351,13 +368,13 @@ def _env_number(name: str, default: float) -> float:
 
 def client_for_stack(insecure_registries: Iterable[str] = ()) -> RegistryClient:
     """The client the commands use: the stack's insecure registries, and timeouts
-    and retries from ``PIPELINE_REGISTRY_TIMEOUT`` (seconds per call) and
-    ``PIPELINE_REGISTRY_RETRIES``."""
+    and retries from ``PIPELINE_REGISTRY_TIMEOUT`` (seconds one call may take in all,
+    connecting included) and ``PIPELINE_REGISTRY_RETRIES``."""
     timeout = _env_number("PIPELINE_REGISTRY_TIMEOUT", 0.0)
     retries = int(_env_number("PIPELINE_REGISTRY_RETRIES", DEFAULT_RETRIES))
     return RegistryClient(
         insecure_registries=insecure_registries,
-        timeout=(min(timeout, DEFAULT_TIMEOUT[0]), timeout) if timeout else DEFAULT_TIMEOUT,
+        timeout=timeout if timeout else DEFAULT_TIMEOUT,
         retries=retries,
     )
 

@@ -42,7 +42,10 @@ def docker_config_path() -> Path:
 def _auth_key_host(key: str) -> str:
     """The host of an ``auths`` key (``https://host/v1/``, ``host:port`` or ``host``)."""
     text = key if "://" in key else f"//{key}"
-    netloc = urlsplit(text).netloc or key
+    try:
+        netloc = urlsplit(text).netloc or key
+    except ValueError:  # "[::1": matches no registry, as docker would find none
+        return key.lower()
     return netloc.lower()
 
 

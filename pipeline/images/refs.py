@@ -40,15 +40,16 @@ EXPECTED_FORMS = (
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
-_REGISTRY_HOST = re.compile(rf"^{_HOST}(?::[0-9]+)?$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ALGORITHM = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*$")
+_REGISTRY_HOST = re.compile(rf"^{_HOST}(?::[0-9]+)?\Z")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_ALGORITHM = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*\Z")
 _ECR_HOST = (
-    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"
+    r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\Z"
 )
 _NAME_MAX = 255
+MAX_PORT = 65535
 
 
 class InvalidReferenceError(ConfigError):
@@ -101,8 +102,20 @@ def is_tag(text: str) -> bool:
 
 
 def is_registry_host(text: str) -> bool:
-    """``host[:port]``: DNS names, IPv4 or a bracketed IPv6 address."""
-    return bool(_REGISTRY_HOST.match(text))
+    """``host[:port]``: DNS names, IPv4 or a bracketed IPv6 address; a port is 1..65535."""
+    return bool(_REGISTRY_HOST.match(text)) and port_problem(text) is None
+
+
+def port_problem(host: str) -> str | None:
+    """Why the port of ``host[:port]`` cannot be one (out of range), else None."""
+    head, colon, port = host.rpartition(":")
+    if not colon or "]" in port or (head.startswith("[") and not head.endswith("]")):
+        return None  # no port (a bare IPv6 address's colons are inside the brackets)
+    if not port.isdecimal() or not port.isascii():
+        return None  # not a port at all: the grammar says so
+    if not 1 <= int(port) <= MAX_PORT:
+        return f"port {port[:10]} is out of range (1-{MAX_PORT})"
+    return None
 
 
 def is_path_component(text: str) -> bool:
@@ -185,6 +198,11 @@ def parse_name(text: str) -> tuple[str, str]:
     first, slash, rest = text.partition("/")
     if slash and names_registry(first):
         registry, path = first, rest
+        problem = port_problem(registry) if _REGISTRY_HOST.match(registry) else None
+        if problem is not None:
+            raise InvalidReferenceError(
+                f"invalid registry host {registry!r} in {text!r}: {problem}"
+            )
         if not is_registry_host(registry):
             raise InvalidReferenceError(
                 f"invalid registry host {registry!r} in {text!r}: expected HOST[:PORT]"
@@ -297,5 +315,6 @@ __all__ = [
     "parse_ref",
     "parse_tag",
     "pinned_digest",
+    "port_problem",
     "short_digest",
 ]

@@ -11,7 +11,10 @@ This keeps what the clients do need:
   not used; one that fails before any answer is reopened and the request sent
   once more, for idempotent methods only (a POST or PATCH is never sent twice).
 - Request bodies as bytes (``body=``; JSON callers set the Content-Type).
-- Separate connect and read timeouts.
+- A deadline for every request: ``timeout=T`` means the whole request (connect,
+  send, answer, redirects) ends within T seconds; ``timeout=(C, R)`` means connect
+  within C and finish within C + R, no wait for a byte longer than R. A server
+  that trickles bytes or never stops sending cannot stretch it.
 - TLS with certificate and host name verification: the system's CA store
   (OpenSSL honours ``SSL_CERT_FILE``/``SSL_CERT_DIR``), or the bundle named
   by ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as ``requests`` would.
@@ -20,6 +23,9 @@ This keeps what the clients do need:
 - Redirects (at most ``MAX_REDIRECTS``); ``Authorization`` is dropped when a
   redirect leaves the origin, as ``requests`` does; 303 (and 301/302 after a
   POST) turn into a GET without the body, 307/308 resend it.
+- Bodies capped by what they can legitimately be (``max_body``, default
+  ``DEFAULT_MAX_BODY``): a longer answer is ``HttpBodyTooLarge``, and no more of
+  it than the cap is ever held in memory.
 - ``Response.links``: the ``Link`` header by relation, for pagination.
 - ``~/.netrc`` is never read (docker and skopeo ignore it too).
 
@@ -28,25 +34,27 @@ Failures are ``HttpError`` subclasses; ``failure`` makes one line of them.
 
 from __future__ import annotations
 
-import base64
-import ipaddress
-import json
-import os
 import re
 import select
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, overload
-from urllib.parse import unquote, urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from pipeline.io.connection import Connection, host_header
+from pipeline.io import jsontext
+from pipeline.io.connection import Connection, TooLarge, host_header
+from pipeline.io.netenv import basic_auth, is_loopback, proxy_auth, proxy_for, tls_context
+from pipeline.io.urls import BadUrl, split
 
 if TYPE_CHECKING:
     import ssl
 
 MAX_REDIRECTS = 5
+MIB = 1 << 20
+DEFAULT_MAX_BODY = 16 * MIB
 USER_AGENT = "cv-platform-pipeline"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -60,11 +68,13 @@ class HttpError(Exception):
 
 
 class HttpTimeout(HttpError):
-    """No connection or no answer within ``seconds``."""
+    """No connection or no answer within ``seconds`` (``total``: no complete answer)."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no answer within {seconds:g} s")
+    def __init__(self, seconds: float, *, total: bool = False) -> None:
+        what = "no complete answer" if total else "no answer"
+        super().__init__(f"{what} within {seconds:g} s")
         self.seconds = seconds
+        self.total = total
 
 
 class HttpConnectionError(HttpError):
@@ -77,6 +87,22 @@ class HttpConnectionError(HttpError):
 
 class HttpTlsError(HttpConnectionError):
     """The TLS handshake or certificate check failed."""
+
+
+class HttpBodyTooLarge(HttpError):
+    """The answer was longer than ``limit`` bytes, more than it can legitimately be."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an answer larger than {size_text(limit)}")
+        self.limit = limit
+
+
+def size_text(size: int) -> str:
+    """``4 MiB``, ``512 KiB`` or ``100 bytes``: a limit as a person reads it."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
 
 
 class HeaderMap(Protocol):
@@ -101,7 +127,8 @@ class Response:
     url: str
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        """The body as JSON; ``ValueError`` when it is not (or nests absurdly deep)."""
+        return jsontext.loads(self.content)
 
     @property
     def links(self) -> dict[str, str]:
@@ -118,90 +145,24 @@ class Response:
 
 
 def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = split(url)
+    except BadUrl as exc:  # a user's setting, or a Location or Link a server sent
+        raise HttpConnectionError(f"invalid URL {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise HttpConnectionError(f"unsupported URL {url!r}")
+    assert parts.hostname is not None
     return scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80)
-
-
-def _env(name: str) -> str:
-    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
-
-
-def is_loopback(hostname: str) -> bool:
-    """``localhost`` or a loopback address: where plain HTTP never leaves the machine."""
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _in_network(host: str, network: str) -> bool:
-    try:
-        return ipaddress.ip_address(host) in ipaddress.ip_network(network, strict=False)
-    except ValueError:
-        return False
-
-
-def _bypass_proxy(host: str, port: int) -> bool:
-    """``no_proxy`` as requests reads it: ``*``, host suffixes, ``host:port``, CIDR."""
-    for entry in (e.strip().lower() for e in _env("no_proxy").split(",")):
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        if "/" in entry:
-            if _in_network(host, entry):
-                return True
-            continue
-        name, _, entry_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
-        if entry_port and entry_port != str(port):
-            continue
-        name = name.removeprefix("*").lstrip(".").strip("[]")
-        if host == name or host.endswith("." + name):
-            return True
-    return False
-
-
-def proxy_for(scheme: str, host: str, port: int) -> str | None:
-    """The proxy URL the environment gives for ``scheme://host:port``, if any."""
-    proxy = _env(f"{scheme}_proxy")
-    if not proxy or _bypass_proxy(host, port):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-def basic_auth(username: str, password: str) -> str:
-    """The value of a Basic ``Authorization`` (or ``Proxy-Authorization``) header."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def failure(exc: HttpError, service: str) -> str:
     """One line for a request to ``service`` (e.g. "Jenkins at ci:443") that got no answer."""
     if isinstance(exc, HttpTimeout):
+        if exc.total:
+            return f"{service} did not finish answering within {exc.seconds:g} s"
         return f"{service} did not answer within {exc.seconds:g} s"
+    if isinstance(exc, HttpBodyTooLarge):
+        return f"{service} sent {exc}, more than such an answer can be; nothing was used"
     return f"cannot reach {service}: {exc}"
-
-
-def _proxy_auth(proxy: str) -> dict[str, str]:
-    parts = urlsplit(proxy)
-    if parts.username is None:
-        return {}
-    return {
-        "Proxy-Authorization": basic_auth(unquote(parts.username), unquote(parts.password or ""))
-    }
-
-
-def _tls_context() -> ssl.SSLContext:
-    import ssl  # only for https: a plain-HTTP registry on loopback never needs it
-
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle or None)
 
 
 def _cause(exc: BaseException) -> str:
@@ -222,9 +183,17 @@ def _tls_failure(exc: OSError) -> str | None:
     return f"TLS failed: {exc.reason or exc}"
 
 
+def timeouts(timeout: Timeout) -> tuple[float, float, float]:
+    """(connect, per-wait, total) seconds of a ``timeout`` argument (see the module doc)."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return connect, read, connect + read
+    return timeout, timeout, timeout
+
+
 def _dropped(connection: Connection) -> bool:
-    """Whether a pooled connection was closed by the server (readable while idle)."""
-    if connection.sock is None:
+    """Whether a pooled connection was closed by the server or holds stray bytes."""
+    if connection.sock is None or connection.pending:
         return True
     try:
         readable, _, _ = select.select([connection.sock], [], [], 0)
@@ -245,6 +214,7 @@ class Transport(Protocol):
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: Timeout,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> Response: ...
 
 
@@ -259,15 +229,18 @@ class Session:
         connect_host, connect_port = host, port
         tunnel: tuple[str, int, Mapping[str, str]] | None = None
         if proxy is not None:
-            proxy_parts = urlsplit(proxy)
+            try:
+                proxy_parts = split(proxy)
+            except BadUrl as exc:
+                raise HttpConnectionError(f"the proxy from the environment: {exc}") from None
             connect_host = proxy_parts.hostname or ""
             connect_port = proxy_parts.port or (443 if proxy_parts.scheme == "https" else 80)
             if scheme == "https":
-                tunnel = (host, port, _proxy_auth(proxy))
+                tunnel = (host, port, proxy_auth(proxy))
         if scheme == "http":
             return Connection(connect_host, connect_port)
         if self._context is None:
-            self._context = _tls_context()
+            self._context = tls_context()
         return Connection(connect_host, connect_port, tls=self._context, tunnel=tunnel)
 
     def _exchange(
@@ -277,8 +250,10 @@ class Session:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: Timeout,
+        deadline: float,
+        max_body: int,
     ) -> Response:
-        connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout,) * 2
+        connect_timeout, read_timeout, total = timeouts(timeout)
         scheme, host, port = key = _origin(url)
         origin_host = host_header(host, port, 443 if scheme == "https" else 80)
         parts = urlsplit(url)
@@ -288,7 +263,7 @@ class Session:
         if proxy is not None and scheme == "http":
             # Plain HTTP through a proxy: the absolute URL, credentials per request.
             target = url
-            sent.update(_proxy_auth(proxy))
+            sent.update(proxy_auth(proxy))
         for fresh in (False, True):
             connection = None if fresh else self._connections.pop(key, None)
             if connection is not None and _dropped(connection):
@@ -297,19 +272,26 @@ class Session:
             reused = connection is not None
             if connection is None:
                 connection = self._connection(scheme, host, port, proxy)
+            connection.deadline, connection.received = deadline, 0
+            connection.max_body = max_body
             waited = read_timeout
             try:
                 if connection.sock is None:
                     waited = connect_timeout
                     connection.connect(connect_timeout)
                     waited = read_timeout
-                assert connection.sock is not None
-                connection.sock.settimeout(read_timeout)
+                connection.wait_cap = read_timeout
                 connection.request(method, target, origin_host, sent, body)
                 status, reason, answer_headers, content, will_close = connection.response(method)
+            except TooLarge:
+                connection.close()
+                raise HttpBodyTooLarge(max_body) from None
             except TimeoutError:
                 connection.close()
-                raise HttpTimeout(waited) from None
+                if connection.received and time.monotonic() >= deadline - 0.01:
+                    # Bytes kept coming, too slowly or without end: the total ran out.
+                    raise HttpTimeout(total, total=True) from None
+                raise HttpTimeout(min(waited, total)) from None
             except OSError as exc:
                 connection.close()
                 tls = _tls_failure(exc)
@@ -319,6 +301,9 @@ class Session:
                 if reused and isinstance(exc, stale) and method in _IDEMPOTENT:
                     continue  # the server closed an idle kept-alive connection: once more
                 raise HttpConnectionError(_cause(exc)) from None
+            finally:
+                connection.deadline = connection.wait_cap = float("inf")
+            connection.max_body = 1 << 62
             if will_close:
                 connection.close()
             else:
@@ -335,14 +320,18 @@ class Session:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: Timeout,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> Response:
-        """Send ``method`` with ``body`` to ``url``, following redirects."""
+        """Send ``method`` with ``body`` to ``url``, following redirects; the answer's
+        body may be at most ``max_body`` bytes."""
         if params:
             url += ("&" if urlsplit(url).query else "?") + urlencode(params)
         sent = dict(headers or {})
         origin = _origin(url)
+        # One deadline for the request and every redirect it follows.
+        deadline = time.monotonic() + timeouts(timeout)[2]
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(method, url, sent, body, timeout)
+            response = self._exchange(method, url, sent, body, timeout, deadline, max_body)
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -365,8 +354,11 @@ class Session:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         timeout: Timeout,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> Response:
-        return self.request("GET", url, headers=headers, params=params, timeout=timeout)
+        return self.request(
+            "GET", url, headers=headers, params=params, timeout=timeout, max_body=max_body
+        )
 
     def close(self) -> None:
         for connection in self._connections.values():
@@ -375,6 +367,9 @@ class Session:
 
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
+    "MIB",
+    "HttpBodyTooLarge",
     "HttpConnectionError",
     "HttpError",
     "HttpTimeout",
@@ -386,4 +381,6 @@ __all__ = [
     "failure",
     "is_loopback",
     "proxy_for",
+    "size_text",
+    "timeouts",
 ]

@@ -74,4 +74,19 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-__all__ = ["Completed", "ProcessTimeout", "Runner", "last_line", "run"]
+def error_line(text: str) -> str:
+    """The first ``error:`` line of a tool's output, else its last non-blank line.
+
+    The Pulumi CLI prints the cause first (``error: no stack named 'prod' found``)
+    and hints, diagnostics or a summary after it; the last line alone (what was
+    shown before) was often ``If you want to create a new stack...`` or a blank
+    summary rather than what went wrong.
+    """
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("error:"):
+            return stripped
+    return last_line(text)
+
+
+__all__ = ["Completed", "ProcessTimeout", "Runner", "error_line", "last_line", "run"]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.io.process import Completed, ProcessTimeout, Runner, last_line, run
+from pipeline.io import jsontext
+from pipeline.io.process import Completed, ProcessTimeout, Runner, error_line, run
 
 HISTORY_TIMEOUT = 300.0
 PREVIEW_TIMEOUT = 1800.0
@@ -54,15 +55,17 @@ class PulumiCli:
         except ProcessTimeout:
             raise PulumiError(f"`{shown}` did not finish in time") from None
         if done.returncode != 0:
-            detail = last_line(done.stderr) or last_line(done.stdout) or "no message"
+            detail = error_line(done.stderr) or error_line(done.stdout) or "no message"
             raise PulumiError(f"`{shown}` failed (exit {done.returncode}): {detail}")
         try:
-            return json.loads(done.stdout or "null")
+            return jsontext.loads(done.stdout or "null")
         except json.JSONDecodeError as exc:
             raise PulumiError(
                 f"`{shown}` printed something that is not JSON "
                 f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
             ) from None
+        except ValueError as exc:
+            raise PulumiError(f"`{shown}` printed JSON this pipeline cannot use ({exc})") from None
 
     def history(self, stack: str) -> list[dict[str, Any]]:
         """``pulumi stack history --json``: every update of ``stack``, as Pulumi prints it."""
@@ -113,7 +116,7 @@ class PulumiCli:
         argv = [self._executable, "config", "--show-secrets", "--json", "--stack", stack]
         try:
             done = self._run(argv, HISTORY_TIMEOUT)
-            data = json.loads(done.stdout) if done.returncode == 0 else {}
+            data = jsontext.loads(done.stdout) if done.returncode == 0 else {}
         except (PipelineError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}

@@ -60,7 +60,7 @@ _DOCKER_CONTAINER_IN_PLACE = frozenset(
     {"restart", "memory", "memorySwap", "cpuShares", "maxRetryCount", "mustRun", "wait"}
 )
 _DOCKER_ALWAYS_REPLACE = frozenset({"docker:index/volume:Volume", "docker:index/network:Network"})
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Field lines shown above a changed object's manifest diff, and the longest value shown in one.
 _MAX_FIELD_LINES = 20
 _MAX_FIELD_VALUE = 200

@@ -16,17 +16,20 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pipeline.errors import PipelineError, UsageError
-from pipeline.io.http import USER_AGENT, HttpError, Response, Session, Transport, failure
+from pipeline.errors import PipelineError, UsageError, one_line
+from pipeline.io.http import MIB, USER_AGENT, HttpError, Response, Session, Transport, failure
+from pipeline.io.urls import BadUrl, has_userinfo, shown, split
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 MAX_PAGES = 50  # 5,000 comments: far past any real pull request
+# A page of 100 comments of at most 65,536 characters each (JSON-escaped), and one comment.
+MAX_PAGE_BYTES = 64 * MIB
+MAX_COMMENT_BYTES = 4 * MIB
 _REF = re.compile(
-    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)$"
+    r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<repo>[A-Za-z0-9._-]+)#(?P<n>[1-9]\d*)\Z"
 )
 
 
@@ -70,10 +73,21 @@ def token_from_env(env: Mapping[str, str] | None = None) -> str:
 
 
 def api_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    """``GITHUB_API_URL`` (default https://api.github.com), checked; never with credentials.
+
+    The token is ``GITHUB_TOKEN``'s, so a user name or password in the URL is refused
+    (and never printed): it would be sent nowhere, and shown in error lines and logs.
+    """
     url = (env if env is not None else os.environ).get("GITHUB_API_URL", "") or DEFAULT_API_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise PipelineError(f"GITHUB_API_URL {url!r} is not an http(s) URL")
+    if has_userinfo(url):
+        raise PipelineError(
+            "GITHUB_API_URL carries credentials (user:password@ before the host): remove "
+            "them; the token comes from GITHUB_TOKEN"
+        )
+    try:
+        split(url)
+    except BadUrl as exc:
+        raise PipelineError(f"GITHUB_API_URL {exc}") from None
     return url.rstrip("/")
 
 
@@ -96,11 +110,16 @@ class GitHubClient:
         }
 
     def _request(
-        self, method: str, url: str, what: str, payload: dict[str, Any] | None = None
+        self,
+        method: str,
+        url: str,
+        what: str,
+        payload: dict[str, Any] | None = None,
+        max_body: int = MAX_COMMENT_BYTES,
     ) -> Response:
         if not url.startswith(self._api + "/"):
             # Never send the token to a host the API did not come from.
-            raise GitHubError(f"{what}: GitHub pointed to {url}, outside {self._api}")
+            raise GitHubError(f"{what}: GitHub pointed to {shown(url)}, outside {shown(self._api)}")
         headers = dict(self._headers)
         body = None
         if payload is not None:
@@ -108,10 +127,11 @@ class GitHubClient:
             body = json.dumps(payload).encode()
         try:
             response = self._session.request(
-                method, url, headers=headers, body=body, timeout=self._timeout
+                method, url, headers=headers, body=body, timeout=self._timeout, max_body=max_body
             )
         except HttpError as exc:
-            raise GitHubError(f"{what}: {failure(exc, f'GitHub API at {self._api}')}") from None
+            where = f"GitHub API at {shown(self._api)}"
+            raise GitHubError(f"{what}: {failure(exc, where)}") from None
         if response.status_code >= 400:
             raise GitHubError(_explain(response, what))
         return response
@@ -123,7 +143,9 @@ class GitHubClient:
         for _ in range(MAX_PAGES):
             if url is None:
                 return
-            response = self._request("GET", url, f"listing comments of {pr}")
+            response = self._request(
+                "GET", url, f"listing comments of {pr}", max_body=MAX_PAGE_BYTES
+            )
             page = _json(response, f"listing comments of {pr}")
             if not isinstance(page, list):
                 raise GitHubError(f"listing comments of {pr}: GitHub returned no list")
@@ -141,19 +163,56 @@ class GitHubClient:
         """Update the comment that starts with ``marker``, or create it."""
         existing = self.find_comment(pr, marker)
         if existing is not None:
-            cid = int(existing["id"])
+            cid = _comment_id(existing, f"listing comments of {pr}")
             if existing.get("body") == body:
-                return Posted("unchanged", cid, str(existing.get("html_url", "")))
+                return Posted("unchanged", cid, _html_url(existing))
             url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/comments/{cid}"
-            response = self._request(
-                "PATCH", url, f"updating comment {cid} on {pr}", {"body": body}
-            )
-            data = _json(response, f"updating comment {cid} on {pr}")
-            return Posted("updated", cid, str(data.get("html_url", "")))
+            what = f"updating comment {cid} on {pr}"
+            response = self._request("PATCH", url, what, {"body": body})
+            data = _posted(response, what, "updated")
+            return Posted("updated", cid, _html_url(data))
         url = f"{self._api}/repos/{pr.owner}/{pr.repo}/issues/{pr.number}/comments"
-        response = self._request("POST", url, f"commenting on {pr}", {"body": body})
-        data = _json(response, f"commenting on {pr}")
-        return Posted("created", int(data.get("id", 0)), str(data.get("html_url", "")))
+        what = f"commenting on {pr}"
+        response = self._request("POST", url, what, {"body": body})
+        data = _posted(response, what, "created")
+        return Posted("created", _comment_id(data, what, posted=True), _html_url(data))
+
+
+def _comment_id(comment: Mapping[str, Any], what: str, *, posted: bool = False) -> int:
+    """A comment's ``id`` (a positive integer), or a refusal saying what GitHub sent."""
+    cid = comment.get("id")
+    if isinstance(cid, int) and not isinstance(cid, bool) and 0 < cid < 1 << 63:
+        return cid
+    done = "the comment was posted, but " if posted else ""
+    raise GitHubError(
+        f"{what}: {done}GitHub's answer has no usable comment id "
+        f"({type(cid).__name__}); is GITHUB_API_URL a GitHub API?"
+    )
+
+
+def _posted(response: Response, what: str, action: str) -> Mapping[str, Any]:
+    """The comment object GitHub answers a create or update with; checked."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        shape = "not JSON" if data is None else type(data).__name__
+        raise GitHubError(
+            f"{what}: the comment was {action}, but GitHub's answer is not a comment "
+            f"({shape}); check the pull request"
+        )
+    return data
+
+
+def _html_url(comment: Mapping[str, Any]) -> str:
+    """The comment's ``html_url`` when it is one line of an http(s) URL, else ``""``."""
+    url = comment.get("html_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return ""
+    if one_line(url) != url or len(url) > 2000 or has_userinfo(url):
+        return ""
+    return url
 
 
 def _json(response: Response, what: str) -> Any:
@@ -163,16 +222,23 @@ def _json(response: Response, what: str) -> Any:
         raise GitHubError(f"{what}: GitHub returned a non-JSON response") from None
 
 
+def _short(text: str, limit: int = 300) -> str:
+    """A server's message as one line of at most ``limit`` characters."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _explain(response: Response, what: str) -> str:
     try:
         payload = response.json()
     except ValueError:
         payload = {}
     message = str(payload.get("message", "")) if isinstance(payload, dict) else ""
+    message = _short(message)
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if isinstance(errors, list) and errors:
         detail = "; ".join(
-            str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
+            _short(str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e))
             for e in errors[:3]
         )
         message = f"{message}: {detail}" if message else detail

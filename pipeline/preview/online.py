@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.io.process import last_line
+from pipeline.io.process import error_line
 from pipeline.io.pulumi import PulumiCli
 from pipeline.preview.pulumi_json import (
     Diagnostic,
@@ -38,12 +38,12 @@ def preview_stack(cli: PulumiCli, stack: str, project_root: Path) -> PreviewResu
         if done.returncode != 0:
             raise PipelineError(
                 f"pulumi preview --stack {stack} failed (exit {done.returncode}): "
-                f"{last_line(done.stderr) or 'no output'}"
+                f"{error_line(done.stderr) or 'no output'}"
             ) from None
         raise
     if done.returncode != 0 and not result.errors:
         # Policy failures and engine errors end the run without an error diagnostic.
-        why = last_line(done.stderr or done.stdout) or "no output"
+        why = error_line(done.stderr or done.stdout) or "no output"
         extra = Diagnostic("error", f"pulumi preview exited {done.returncode}: {why}")
         result = replace(result, diagnostics=(*result.diagnostics, extra))
     return result

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.io import jsontext
 from pipeline.preview.redact import redact_inputs
 from pipeline.preview.values import ABSENT, compact, lookup, scrub
 
@@ -293,8 +294,8 @@ def _after_preamble(text: str) -> Any:
     if start < 0:
         return None
     try:
-        return json.loads(text[start + 1 :])
-    except json.JSONDecodeError:
+        return jsontext.loads(text[start + 1 :])
+    except ValueError:
         return None
 
 
@@ -304,13 +305,17 @@ def loads_preview(text: str, source: str = "preview JSON") -> PreviewResult:
     if not stripped:
         raise PreviewFormatError(f"{source} is empty")
     try:
-        data = json.loads(stripped)
+        data = jsontext.loads(stripped)
+    except jsontext.JsonError as exc:
+        raise PreviewFormatError(f"{source} cannot be used: {exc}") from None
     except json.JSONDecodeError as exc:
         data = _after_preamble(stripped)
         if data is None:
             raise PreviewFormatError(
                 f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
             ) from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit limit
+        raise PreviewFormatError(f"{source} cannot be used: {exc}") from None
     try:
         return parse_preview(data)
     except PreviewFormatError as exc:

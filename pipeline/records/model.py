@@ -17,6 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+# SQLite's INTEGER (and any sane count) stops at 2^63 - 1.
+MAX_COUNT = (1 << 63) - 1
+
+
+def number_text(value: int | float) -> str:
+    """A number for a message: as written when short, else roughly (never raises)."""
+    if isinstance(value, int) and -(10**15) < value < 10**15:
+        return str(value)
+    try:
+        return f"{float(value):.3g}"
+    except OverflowError:  # an integer of hundreds of digits
+        return "a number of more than 300 digits"
+
+
 DeployResult = Literal["succeeded", "failed"]
 HoldAction = Literal["placed", "released"]
 # A verification that could not judge (too few requests) is "inconclusive": never a pass.
@@ -43,17 +57,33 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+class TimeRangeError(ValueError):
+    """An ISO 8601 time that exists in its own zone but not in UTC (the calendar's edge)."""
+
+
 def read_time(text: str) -> tuple[datetime, bool]:
     """An ISO 8601 time (``Z`` allowed) as aware UTC, and whether it had no zone.
 
     A time without a zone is read as UTC; callers say so with ``zone_note``.
-    Raises ``ValueError`` for text that is not an ISO 8601 time.
+    Raises ``ValueError`` for text that is not an ISO 8601 time, and
+    ``TimeRangeError`` (one) for a time that falls off the calendar in UTC
+    (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``).
     """
     raw = text.strip()
     if raw.endswith(("Z", "z")):
         raw = raw[:-1] + "+00:00"
     parsed = datetime.fromisoformat(raw)
-    return utc(parsed), parsed.tzinfo is None
+    try:
+        return utc(parsed), parsed.tzinfo is None
+    except OverflowError:
+        raise TimeRangeError("falls outside the calendar in UTC (years 1 to 9999)") from None
+
+
+def time_problem(flag: str, text: str, exc: ValueError) -> str:
+    """The one line for a time flag that could not be read."""
+    if isinstance(exc, TimeRangeError):
+        return f"{flag} {text!r}: {exc}"
+    return f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-01-31T14:05:00Z)"
 
 
 def parse_time(text: str) -> datetime:

@@ -21,13 +21,17 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, os_reason
 from pipeline.project import Project
 from pipeline.secrets import SECRET_PLACEHOLDER, SECRET_STAND_IN
 from pipeline.stacks.config import StackConfig, engine_config, load_stack_config
 
 RESOURCES_FILE = "resources.json"
 OUTPUTS_FILE = "stack-outputs.json"
+# Written into every render; lists its files. Only a directory holding it, and nothing
+# but those files, is ever replaced.
+MARKER_FILE = ".cv-platform-render"
+MARKER_KIND = "cv-platform render"
 CLUSTER_SCOPE = "_cluster"  # namespace part of file names for cluster-scoped objects
 
 
@@ -225,17 +229,49 @@ def _dump_yaml(manifest: dict[str, Any]) -> str:
     return text
 
 
+def _marked_files(out_dir: Path) -> set[str] | None:
+    """The files an earlier render says it wrote in ``out_dir`` (None: no render's marker)."""
+    marker = out_dir / MARKER_FILE
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != MARKER_KIND:
+        return None
+    files = data.get("files")
+    if not isinstance(files, list):
+        return None
+    return {name for name in files if isinstance(name, str)} | {MARKER_FILE}
+
+
 def check_out_dir(out_dir: Path) -> Path:
-    """``out_dir`` resolved, if a render may be written there (new, empty, or a render)."""
+    """``out_dir`` resolved, if a render may be written there.
+
+    New or empty, or a directory an earlier render wrote: it holds the render's
+    marker and nothing but the files the marker lists. Anything else is refused,
+    so a render never replaces a directory holding someone's files.
+    """
     out_dir = out_dir.resolve()
     if out_dir.exists():
         if not out_dir.is_dir():
             raise PipelineError(f"--out {out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()) and not (out_dir / RESOURCES_FILE).is_file():
-            raise PipelineError(
-                f"--out {out_dir} is not empty and holds no earlier render: "
-                "choose a new or empty directory"
-            )
+        entries = {entry.name for entry in out_dir.iterdir()}
+        if entries:
+            written = _marked_files(out_dir)
+            if written is None:
+                raise PipelineError(
+                    f"--out {out_dir} is not empty and was not written by `pipeline render` "
+                    f"(no {MARKER_FILE} marker): choose a new or empty directory"
+                )
+            others = sorted(entries - written)
+            if others:
+                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                raise PipelineError(
+                    f"--out {out_dir} holds files the render did not write ({shown}): move "
+                    "them away or choose another directory; nothing written"
+                )
     elif out_dir.parent.exists() and not out_dir.parent.is_dir():
         raise PipelineError(f"--out {out_dir}: {out_dir.parent} is not a directory")
     return out_dir
@@ -248,7 +284,6 @@ def write_render(result: Render, out_dir: Path) -> None:
     place; an earlier render is moved aside first and removed last. A failure
     leaves the earlier render (or no directory) and no temporary directory.
     """
-    out_dir = check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -260,7 +295,12 @@ def write_render(result: Render, out_dir: Path) -> None:
         (staging / OUTPUTS_FILE).write_text(
             json.dumps(result.outputs, indent=2) + "\n", encoding="utf-8"
         )
+        files = sorted(p.name for p in staging.iterdir())
+        marker = {"kind": MARKER_KIND, "stack": result.stack, "files": files}
+        (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
         staging.chmod(0o755)
+        # Checked again just before the move: what the directory holds now is what goes.
+        out_dir = check_out_dir(out_dir)
         previous = None
         if out_dir.exists():
             # A name as unique as the staging directory's: two renders never share it.
@@ -287,7 +327,7 @@ def render_stack(project: Project, stack: str, out_dir: Path) -> Render:
         write_render(result, out_dir)
     except OSError as exc:
         # Not the temporary directory's name: the user named --out.
-        raise PipelineError(f"--out {out_dir}: cannot write: {exc.strerror or exc}") from None
+        raise PipelineError(f"--out {out_dir}: cannot write: {os_reason(exc)}") from None
     return result
 
 

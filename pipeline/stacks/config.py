@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.errors import ConfigError
 from pipeline.project import PROJECT_NAME, Project
 from pipeline.secrets import SECRET_STAND_IN
+from pipeline.stacks import yamlfile
 
 # The fields of a declaration in Pulumi.yaml's config block (Pulumi's project schema).
 _DECLARATION_FIELDS = ("type", "default", "value", "description", "secret", "items")
@@ -73,24 +72,18 @@ def parse_key(name: str, where: str) -> str:
 
 
 def _load_yaml(path: Path, *, raw: bool = False) -> dict[str, Any]:
-    """The document; with ``raw``, every scalar as the text written (YAML's base schema)."""
+    """The document; with ``raw``, every scalar as the text written (YAML's base schema).
+
+    Bounded (``pipeline.stacks.yamlfile``): a file of nested aliases is refused
+    before its values are built, so the walks below never see an expansion.
+    """
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    if raw:
-        loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-    else:
-        # libyaml's safe loader when built in: the same documents, ~10x faster.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe or base loader
-    except yaml.YAMLError as exc:
-        # The same form as pipeline.stacks.stackfile's (FILE:LINE: malformed YAML: ...).
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not YAML"
-        raise ConfigError(f"{path.name}{where}: malformed YAML: {problem}") from None
+    data = yamlfile.load(path, text, raw=raw)
     if data is None:
         return {}
     if not isinstance(data, dict):

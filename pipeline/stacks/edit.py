@@ -19,6 +19,7 @@ import yaml
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.images.refs import is_tag, parse_digest, parse_name
+from pipeline.stacks import yamlfile
 from pipeline.stacks.image import (
     FIELDS,
     IMAGE_KEY,
@@ -249,28 +250,33 @@ def _validate(new: ImageSetting) -> None:
 
 
 def render_image_edit(path: Path, text: str, new: ImageSetting) -> tuple[ImageSetting, str]:
-    """Pure core: ``(old setting, new text)`` for ``text`` with the image set to ``new``."""
+    """Pure core: ``(old setting, new text)`` for ``text`` with the image set to ``new``.
+
+    A leading byte order mark is kept: the edit is planned on the text after it.
+    """
     _validate(new)
-    located = locate(path, text)
+    bom = yamlfile.BOM if text.startswith(yamlfile.BOM) else ""
+    body = yamlfile.without_bom(text)
+    located = locate(path, body)
     old = setting_of(path, located.image)
     if old == new:
         return old, text
-    new_text = _apply(text, _plan(path, text, located, new))
+    new_body = _apply(body, _plan(path, body, located, new))
     # Belt and braces: the new document must be the old one with only the image changed.
     try:
-        before = yaml.load(text, Loader=LOADER)  # noqa: S506 - a safe loader
-        after = yaml.load(new_text, Loader=LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
+        before = yamlfile.load(path, body)
+        after = yamlfile.load(path, new_body)
+    except ConfigError as exc:
         raise PipelineError(
-            f"internal error: editing {path.name} produced invalid YAML ({exc}); nothing written"
+            f"editing {path.name} produced a file that does not read back ({exc}); nothing written"
         ) from None
-    reread = setting_of(path, locate(path, new_text).image)
+    reread = setting_of(path, locate(path, new_body).image)
     if after != _expected_data(before, new) or reread != new:
         raise PipelineError(
-            f"internal error: the edit of {path.name} would change more than {IMAGE_KEY}; "
-            "nothing written"
+            f"the edit of {path.name} would change more than {IMAGE_KEY}; nothing written "
+            "(write the image as a plain block or flow mapping)"
         )
-    return old, new_text
+    return old, bom + new_body
 
 
 def unified_diff(path: Path, old_text: str, new_text: str) -> str:

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.stacks import yamlfile
 
 IMAGE_KEY = "cv-platform:image"
 FIELDS = ("repository", "tag", "digest")
-LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+LOADER: Any = yamlfile.SAFE_LOADER
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,8 @@ def pairs(path: Path, mapping: yaml.MappingNode) -> dict[str, tuple[yaml.ScalarN
 
 
 def compose(path: Path, text: str) -> yaml.Node | None:
-    try:
-        # Marks are character offsets into ``text`` with either loader (libyaml
-        # counts characters too); libyaml is only faster.
-        return yaml.compose(text, Loader=LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise ConfigError(f"{path.name}{line}: malformed YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: malformed YAML: {exc}") from None
+    """The node graph, bounded; marks index ``without_bom(text)`` (see ``yamlfile``)."""
+    return yamlfile.compose(path, text)
 
 
 def locate(path: Path, text: str) -> Located:
@@ -108,7 +100,45 @@ def locate(path: Path, text: str) -> Located:
         raise ConfigError(
             f"{where(path, image)}: {IMAGE_KEY} must be an object with repository, tag and digest"
         )
+    _refuse_shared(path, root, image_key, image)
     return Located(config_key, config, image_key, image)
+
+
+def _refuse_shared(path: Path, root: yaml.Node, image_key: yaml.Node, image: yaml.Node) -> None:
+    """Refuse an image that a YAML anchor shares with other keys (an edit would change both).
+
+    In the composed graph an alias is one more reference to the anchored node, so the
+    image (or a field of it) is shared when some node refers to it twice.
+    """
+    image_nodes = {id(image)}
+    if isinstance(image, yaml.MappingNode):
+        image_nodes.update(id(part) for pair in image.value for part in pair)
+    incoming: dict[int, int] = {}
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        for child in children:
+            incoming[id(child)] = incoming.get(id(child), 0) + 1
+            todo.append(child)
+    if any(incoming.get(key, 0) > 1 for key in image_nodes):
+        how = (
+            "is a YAML alias of a value written elsewhere"
+            if image.start_mark.index < image_key.end_mark.index
+            else "shares a YAML anchor with other keys"
+        )
+        raise ConfigError(
+            f"{where(path, image_key)}: {IMAGE_KEY} (or one of its fields) {how}: write the "
+            "object out without anchors or aliases, so that pipeline edits only the image"
+        )
 
 
 def setting_of(path: Path, image: yaml.Node | None) -> ImageSetting:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, os_reason
 from pipeline.images.refs import parse_digest
 from pipeline.stacks.edit import render_image_edit, unified_diff
 from pipeline.stacks.image import ImageSetting, locate, setting_of
@@ -183,11 +183,14 @@ def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # The rename is done (and visible); a directory that cannot be fsynced (some
+    # filesystems refuse it) must not turn the written file into an error.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _check_expected(path: Path, old: ImageSetting, expect_digest: Expected) -> None:
@@ -238,7 +241,13 @@ class LockedStack:
             return StackEdit(old, new, text, new_text, False, self.path)
         _remove_stale_temps(self.path)
         mode = os.fstat(self._fd).st_mode & 0o7777
-        _replace_atomically(self.path, new_text.encode("utf-8"), mode)
+        try:
+            _replace_atomically(self.path, new_text.encode("utf-8"), mode)
+        except OSError as exc:  # the temporary file is gone, the stack file untouched
+            raise PipelineError(
+                f"{self.path}: cannot write: {os_reason(exc)}; nothing written (the stack "
+                "file is unchanged)"
+            ) from None
         self._written = True
         return StackEdit(old, new, text, new_text, True, self.path)
 

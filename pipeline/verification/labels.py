@@ -22,7 +22,7 @@ MODEL_VERSION = "model_version"
 POD_NAME_LABEL = "app.kubernetes.io/name"
 POD_VERSION_LABEL = "app.kubernetes.io/version"
 
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 _DIGEST_PREFIX = "sha256:"
 _DIGEST_CHARS = 12
 

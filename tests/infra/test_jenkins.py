@@ -705,3 +705,23 @@ def test_render_shows_the_tooling_for_staging_only_with_secrets_redacted(
     assert SECRET_STAND_IN not in first
     prod = render("prod", "prod")
     assert "docker:" not in prod
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://admin:hunter2@ci.example.internal/", "must not carry credentials"),
+        ("http://ci.example.internal:99999/", "must be a usable URL"),
+        ("http://[fd00::1/", "must be a usable URL"),
+    ],
+)
+def test_the_jenkins_url_is_usable_and_never_echoes_credentials(
+    project: Project, url: str, fragment: str
+) -> None:
+    from infra.config import SettingsError
+
+    tooling = staging_tooling(project)
+    tooling["jenkins"]["url"] = url
+    with pytest.raises(SettingsError, match=fragment) as caught:
+        run(project, tooling)
+    assert "hunter2" not in str(caught.value)

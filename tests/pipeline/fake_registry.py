@@ -41,6 +41,9 @@ class Script:
     retry_after: str | None = None
     delay: float = 0.0
     digest_header: bool = True
+    # What a manifest request answers: its Content-Type (None: no such header) and body.
+    manifest_type: str | None = "application/vnd.oci.image.manifest.v1+json"
+    manifest: bytes = MANIFEST
     bearer_user: str | None = None  # require Bearer tokens issued to this user
     bearer_password: str = ""
     tags: list[str] = field(default_factory=list)  # served by tags/list, Link-paginated
@@ -96,10 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._tags(script)
             return
         if "/manifests/" in self.path:
-            headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+            headers = {}
+            if script.manifest_type is not None:
+                headers["Content-Type"] = script.manifest_type
             if script.digest_header:
                 headers["Docker-Content-Digest"] = MANIFEST_DIGEST
-            self._reply(200, headers, MANIFEST)
+            self._reply(200, headers, script.manifest)
             return
         self._reply(404, {"Content-Type": "application/json"}, b'{"errors":[]}')
 

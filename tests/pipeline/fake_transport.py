@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.client import HTTPMessage
 
-from pipeline.io.http import Response, Timeout
+from pipeline.io.http import DEFAULT_MAX_BODY, Response, Timeout
 
 Answer = Callable[[str, str, Mapping[str, str]], Response]
 
@@ -36,6 +36,7 @@ class FakeTransport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: Timeout,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> Response:
         sent = dict(headers or {})
         self.sent.append((method, url, sent))

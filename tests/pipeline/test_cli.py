@@ -42,9 +42,11 @@ def _failing(exc: BaseException) -> Adapters:
         (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), 1, "Connection refused"),
         (GateRefused("refused by soak"), 3, "error: refused by soak"),
         (RuntimeError("two\nlines"), 1, "internal error: RuntimeError: two lines (set PIPELINE"),
+        (GateRefused("said\r\nby a server\u2028"), 3, "error: said by a server"),
+        (PermissionError(errno.EACCES, "Permission denied", "/srv/a\nb"), 1, "/srv/a b:"),
         (KeyboardInterrupt(), 130, "interrupted"),
     ],
-    ids=["file", "socket", "gate", "bug", "ctrl-c"],
+    ids=["file", "socket", "gate", "bug", "server-text", "file-name-with-break", "ctrl-c"],
 )
 def test_a_failure_is_its_exit_code_and_one_line(
     monkeypatch: pytest.MonkeyPatch,
@@ -60,7 +62,18 @@ def test_a_failure_is_its_exit_code_and_one_line(
     assert captured.err.startswith("python -m pipeline metrics: ")
     assert line in captured.err
     assert captured.err.count("\n") == 1
+    assert len(captured.err.splitlines()) == 1
     assert "Errno" not in captured.err
+
+
+def test_terminal_escapes_in_a_message_are_shown_not_sent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["metrics"], _failing(GateRefused("held: \x1b[2J\x1b]0;pwned\x07"))) == 3
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\x07" not in err
+    assert "held: \\x1b[2J\\x1b]0;pwned\\x07" in err
 
 
 def _options(parser: argparse.ArgumentParser, path: str = "") -> list[tuple[str, argparse.Action]]:

@@ -91,6 +91,11 @@ def test_str_is_canonical_and_round_trips() -> None:
         ("r.io/m:v1 extra", None, "whitespace"),
         (f"r.io/m@{DIGEST}@{DIGEST}", None, "more than one '@'"),
         ("r.io/" + "a" * 300 + ":v1", None, "the limit is 255"),
+        ("localhost:99999/cv/model:v1", None, "port 99999 is out of range (1-65535)"),
+        ("localhost:0/cv/model:v1", None, "port 0 is out of range"),
+        ("[::1]:65536/cv/model:v1", None, "port 65536 is out of range"),
+        ("r.io:" + "9" * 40 + "/m:v1", None, "out of range"),
+        ("[::1:5000/cv/model:v1", None, "invalid registry host '[::1:5000'"),
     ],
 )
 def test_rejects_bad_references_with_one_clear_line(
@@ -119,3 +124,20 @@ def test_parse_digest_accepts_sha256_only() -> None:
     for other in ("sha512:" + HEX * 2, "sha384:" + HEX + HEX[:32]):
         with pytest.raises(InvalidReferenceError, match="only sha256 digests are accepted"):
             parse_digest(other)
+
+
+def test_the_predicates_refuse_a_trailing_line_break() -> None:
+    # `$` matches before a final newline; the grammar's anchors must not.
+    from pipeline.images.refs import is_digest, is_path_component, is_registry_host, is_tag
+
+    assert is_tag("v1")
+    assert not is_tag("v1\n")
+    assert is_digest(DIGEST)
+    assert not is_digest(DIGEST + "\n")
+    assert is_path_component("model")
+    assert not is_path_component("model\n")
+    assert is_registry_host("r.io:5000")
+    assert not is_registry_host("r.io:5000\n")
+    assert not is_registry_host("r.io:65536")
+    with pytest.raises(InvalidReferenceError):
+        parse_digest(DIGEST + "\n")

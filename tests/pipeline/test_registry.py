@@ -410,3 +410,63 @@ def test_ecr_without_aws_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch
         client.resolve(parse_ref(f"{ECR_HOST}/cv/model:v1"))
     assert str(caught.value).startswith(f"authentication failed for {ECR_HOST}: ECR ")
     assert "\n" not in str(caught.value)
+
+
+# -- only manifests and indexes are pinned ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        (
+            Script(digest_header=False, manifest_type="text/html", manifest=b"<html>hi</html>"),
+            "answered text/html for",
+        ),
+        (
+            Script(manifest_type="text/html", manifest=b"<html>hi</html>"),
+            "answered text/html for",
+        ),
+        (
+            Script(digest_header=False, manifest_type=None, manifest=b"<html>hi</html>"),
+            "answered no media type for",
+        ),
+        (
+            Script(
+                digest_header=False,
+                manifest_type="application/json",
+                manifest=b'{"schemaVersion": 2, '
+                b'"mediaType": "application/vnd.oci.image.layer.v1.tar"}',
+            ),
+            "answered application/vnd.oci.image.layer.v1.tar for",
+        ),
+        (
+            Script(
+                digest_header=False,
+                manifest_type="application/vnd.oci.image.manifest.v1+json",
+                manifest=b"<html>not json</html>",
+            ),
+            "answered application/vnd.oci.image.manifest.v1+json for",
+        ),
+        (
+            Script(
+                digest_header=False, manifest_type="application/octet-stream", manifest=b"\0" * 64
+            ),
+            "not an image manifest or index",
+        ),
+    ],
+    ids=["html-get", "html-head", "untyped-html", "layer-type", "typed-not-json", "blob"],
+)
+def test_only_manifests_and_indexes_are_pinned(script: Script, fragment: str) -> None:
+    with fake_registry(script) as host:
+        client = RegistryClient(retries=0)
+        with pytest.raises(RegistryError) as caught:
+            client.resolve(parse_ref(f"{host}/cv/model:v1"))
+    assert fragment in str(caught.value)
+    assert "nothing pinned" in str(caught.value)
+
+
+def test_a_manifest_without_a_content_type_is_read_from_its_body() -> None:
+    # Untyped (or generic) answers are accepted when the body says it is a manifest.
+    with fake_registry(Script(manifest_type="application/json")) as host:
+        digest = RegistryClient(retries=0).resolve(parse_ref(f"{host}/cv/model:v1"))
+    assert digest == MANIFEST_DIGEST

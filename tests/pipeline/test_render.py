@@ -238,11 +238,21 @@ def test_two_renders_are_byte_identical(project: Path, tmp_path: Path) -> None:
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
 
-def test_render_replaces_an_earlier_render(project: Path, tmp_path: Path) -> None:
+def test_render_replaces_an_earlier_render_with_what_it_wrote(
+    project: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     render(project, out)
+    marker = json.loads((out / ".cv-platform-render").read_text())
+    assert marker["kind"] == "cv-platform render"
+    assert marker["files"] == sorted(
+        p.name for p in out.iterdir() if p.name != ".cv-platform-render"
+    )
+    # An object an earlier render wrote (its marker lists it) that this render has not.
     (out / "deployment-demo-dev-stale.yaml").write_text("kind: Deployment\n")
-    render(project, out)
+    marker["files"] = sorted([*marker["files"], "deployment-demo-dev-stale.yaml"])
+    (out / ".cv-platform-render").write_text(json.dumps(marker))
+    assert render(project, out) == 0
     assert not (out / "deployment-demo-dev-stale.yaml").exists()
 
 
@@ -253,8 +263,63 @@ def test_render_refuses_a_directory_that_is_not_a_render(
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     assert render(project, out) == 1
-    assert "not empty" in capsys.readouterr().err
+    assert "was not written by `pipeline render`" in capsys.readouterr().err
     assert tree(out) == {"notes.txt": b"keep me"}
+
+
+def test_render_refuses_a_directory_with_a_resources_json_but_no_marker(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What used to pass for a render: the directory lost precious.txt.
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    (out / "resources.json").write_text("[]")
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "no .cv-platform-render marker" in err
+    assert tree(out) == {"precious.txt": b"keep me", "resources.json": b"[]"}
+
+
+@pytest.mark.parametrize(
+    "added", ["precious.txt", ".hidden", "subdir"], ids=["file", "dotfile", "directory"]
+)
+def test_render_refuses_an_earlier_render_someone_added_files_to(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], added: str
+) -> None:
+    out = tmp_path / "out"
+    render(project, out)
+    if added == "subdir":
+        (out / added).mkdir()
+    else:
+        (out / added).write_text("keep me")
+    before = sorted(p.name for p in out.iterdir())
+    capsys.readouterr()
+    assert render(project, out) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert f"holds files the render did not write ({added})" in err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "not json",
+        '["a list"]',
+        '{"kind": "something else", "files": []}',
+        '{"kind": "cv-platform render"}',
+    ],
+)
+def test_a_marker_that_is_not_a_renders_is_no_marker(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".cv-platform-render").write_text(marker)
+    assert render(project, out) == 1
+    assert "was not written by `pipeline render`" in capsys.readouterr().err
 
 
 def test_config_error_exits_1_with_the_programs_message_and_writes_nothing(

@@ -179,10 +179,14 @@ def test_a_concurrent_change_fails_the_rollback_instead_of_losing_it(
         assert read_image(prod).digest is None
 
     def someone_else_writes_meanwhile(
-        location: str | None, project: Project | None, *, create: bool = True
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
     ) -> Store:
         write_image(prod, ImageSetting(REPO, "tb", B))
-        return open_store(location, project, create=create)
+        return open_store(location, project, create=create, readonly=readonly)
 
     adapters = Adapters(open_store=someone_else_writes_meanwhile)
     assert cli(root, "rollback", "prod", adapters=adapters) == 1
@@ -392,8 +396,15 @@ class FlakyStore:
 
 
 def opener(**kwargs: object) -> Callable[..., Store]:
-    def open_flaky(location: str | None, project: Project | None, *, create: bool = True) -> Store:
-        return FlakyStore(open_store(location, project, create=create), **kwargs)  # type: ignore[arg-type, return-value]
+    def open_flaky(
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Store:
+        store = open_store(location, project, create=create, readonly=readonly)
+        return FlakyStore(store, **kwargs)  # type: ignore[arg-type, return-value]
 
     return open_flaky
 
@@ -473,8 +484,15 @@ def test_promote_checks_holds_again_under_the_lock(
                 other.close()
             return self.inner.holds(stack)
 
-    def open_late(location: str | None, project: Project | None, *, create: bool = True) -> Store:
-        return HoldsLate(open_store(location, project, create=create))  # type: ignore[return-value]
+    def open_late(
+        location: str | None,
+        project: Project | None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Store:
+        store = open_store(location, project, create=create, readonly=readonly)
+        return HoldsLate(store)  # type: ignore[return-value]
 
     before = (root / "Pulumi.prod.yaml").read_bytes()
     skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",

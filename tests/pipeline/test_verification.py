@@ -229,6 +229,7 @@ class FakeProm:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: Timeout,
+        max_body: int = 16 << 20,
     ) -> Response:
         assert params is not None
         expr, at = params["query"], float(params["time"])

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.records.model import CiRun, Record
+from pipeline.errors import PipelineError
+from pipeline.records.model import MAX_COUNT, CiRun, Record, number_text
 from pipeline.records.sources.junit import TestCounts
 
 if TYPE_CHECKING:
@@ -53,7 +54,25 @@ def ci_run(
     test_seconds: float | None,
     key: str | None = None,
 ) -> CiRun:
-    """The one CiRun every source makes: its times and counts, the rest from ``facts``."""
+    """The one CiRun every source makes: its times and counts, the rest from ``facts``.
+
+    Counts are checked here, once for every source: a number past ``MAX_COUNT``
+    (a JUnit header saying ``tests="1e30"``, a flag of twenty digits) is refused
+    in one line instead of failing deep in the store.
+    """
+    for name, value in (
+        ("passed", counts.passed),
+        ("failed", counts.failed),
+        ("errors", counts.errors),
+        ("skipped", counts.skipped),
+        ("scan-critical", facts.scan_critical),
+        ("scan-high", facts.scan_high),
+    ):
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            raise PipelineError(
+                f"record ci ({source}): {name} {number_text(value)} is out of range for a "
+                f"count (0 to {MAX_COUNT:,}); nothing recorded"
+            )
     return CiRun(
         image=facts.image,
         digest=facts.digest,

@@ -25,7 +25,7 @@ GIT_TIMEOUT = 10.0
 # At most this many commits per deployment (a first deployment of a long history).
 MAX_CHANGES = 1000
 BOT_TRAILER = "Built-From: "
-_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 
 
 def _show(commit: str | None, repo: Path | None, runner: Runner) -> tuple[str, datetime] | None:

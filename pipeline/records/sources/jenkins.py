@@ -28,16 +28,25 @@ default: both calls share one kept-alive connection; ``~/.netrc`` is not read).
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import PipelineError
-from pipeline.io.http import HttpError, Session, Transport, basic_auth, failure, is_loopback
+from pipeline.io.http import (
+    MIB,
+    HttpError,
+    Session,
+    Transport,
+    basic_auth,
+    failure,
+    is_loopback,
+)
+from pipeline.io.jsontext import JsonError
+from pipeline.io.urls import BadUrl, has_userinfo, shown, split
+from pipeline.records.sources.jenkins_report import JenkinsError, millis, parse_test_report
 from pipeline.records.sources.junit import TestCounts
 
 DEFAULT_BUILD_STAGES: tuple[str, ...] = ("Build",)
@@ -49,14 +58,14 @@ ENV_DEPLOY_STAGES = "PIPELINE_JENKINS_DEPLOY_STAGES"
 ENV_ALLOW_HTTP = "PIPELINE_JENKINS_ALLOW_HTTP"
 ENV_TIMEOUT = "PIPELINE_JENKINS_TIMEOUT"
 DEFAULT_TIMEOUT = 15.0
+# The run's description (stages) and its test report (one status per case: a million
+# cases fit) are capped at what they can legitimately be.
+MAX_DESCRIBE_BYTES = 16 * MIB
+MAX_TEST_REPORT_BYTES = 64 * MIB
 
 TIMED_STATUSES = frozenset({"SUCCESS", "FAILED", "UNSTABLE"})
 UNFINISHED_STATUSES = frozenset({"IN_PROGRESS", "PAUSED_PENDING_INPUT", "QUEUED"})
 _TEST_REPORT_TREE = "passCount,failCount,skipCount,duration,suites[cases[status]]"
-
-
-class JenkinsError(PipelineError):
-    """Jenkins could not be read, refused, or the build cannot be recorded."""
 
 
 def split_names(text: str) -> tuple[str, ...]:
@@ -133,10 +142,18 @@ class JenkinsBuild:
     notes: tuple[str, ...] = field(default=())
 
 
-def _millis(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _started_at(value: Any, url: str) -> datetime | None:
+    """``startTimeMillis`` as a time; a number no build can have started at is refused."""
+    start_ms = millis(value)
+    if start_ms is None or not start_ms > 0:
         return None
-    return float(value)
+    try:
+        return datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise JenkinsError(
+            f"{shown(url) or 'wfapi/describe'}: startTimeMillis {value!r:.40} is not a time "
+            "(out of the calendar's range): is this a Jenkins build?"
+        ) from None
 
 
 def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuild:
@@ -166,9 +183,9 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
         stage_status = str(raw.get("status") or "").upper()
         category = stage_map.category(stage_name)
         seconds: float | None = None
-        duration = _millis(raw.get("durationMillis"))
+        duration = millis(raw.get("durationMillis"))
         if stage_status in TIMED_STATUSES and duration is not None:
-            pause = _millis(raw.get("pauseDurationMillis")) or 0.0
+            pause = millis(raw.get("pauseDurationMillis")) or 0.0
             seconds = max(0.0, duration - pause) / 1000
         if category is None:
             unmapped.append(stage_name)
@@ -187,15 +204,13 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
         notes.append("stages not counted as build/test/deploy: " + ", ".join(unmapped))
     if untimed:
         notes.append("stages without a time (did not run to an end): " + ", ".join(untimed))
-    start_ms = _millis(data.get("startTimeMillis"))
-    queue_ms = _millis(data.get("queueDurationMillis"))
+    started = _started_at(data.get("startTimeMillis"), url)
+    queue_ms = millis(data.get("queueDurationMillis"))
     return JenkinsBuild(
         url=url,
         name=name,
         status=status,
-        started=(
-            datetime.fromtimestamp(start_ms / 1000, tz=UTC) if start_ms and start_ms > 0 else None
-        ),
+        started=started,
         queue_seconds=None if queue_ms is None else queue_ms / 1000,
         build_seconds=total("build"),
         test_seconds=total("test"),
@@ -205,53 +220,17 @@ def parse_describe(data: Any, stage_map: StageMap, url: str = "") -> JenkinsBuil
     )
 
 
-def _is_count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def parse_test_report(data: Any) -> TestCounts:
-    """The JUnit plugin's ``testReport/api/json`` as counts (failures include errors)."""
-    if not isinstance(data, dict):
-        raise JenkinsError("testReport/api/json: expected a JSON object")
-    duration = _millis(data.get("duration"))
-    pass_count, fail_count, skip_count = (
-        data.get(k) for k in ("passCount", "failCount", "skipCount")
-    )
-    if _is_count(pass_count) and _is_count(fail_count) and _is_count(skip_count):
-        passed, failed, skipped = int(pass_count), int(fail_count), int(skip_count)
-        cases = passed + failed + skipped
-    else:
-        passed = failed = skipped = 0
-        for suite in data.get("suites") or []:
-            for case in (suite or {}).get("cases") or []:
-                status = str((case or {}).get("status") or "").upper()
-                if status in ("PASSED", "FIXED"):
-                    passed += 1
-                elif status in ("FAILED", "REGRESSION"):
-                    failed += 1
-                elif status == "SKIPPED":
-                    skipped += 1
-        cases = passed + failed + skipped
-    return TestCounts(
-        passed=passed,
-        failed=failed,
-        skipped=skipped,
-        time_seconds=duration if duration is not None and duration >= 0 else None,
-        files=0,
-        cases=cases,
-    )
-
-
 def normalize_build_url(url: str) -> str:
     """``https://host/job/x/42/`` from what a user pastes (a describe URL is fine too)."""
     text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise JenkinsError(f"--from-jenkins {url!r}: expected an http(s) build URL")
-    if parts.username or parts.password:
+    if has_userinfo(text):
         raise JenkinsError(
             "--from-jenkins: do not put credentials in the URL; set JENKINS_USER and JENKINS_TOKEN"
         )
+    try:
+        parts = split(text)
+    except BadUrl as exc:
+        raise JenkinsError(f"--from-jenkins {exc}: expected an http(s) build URL") from None
     base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
     for suffix in ("/wfapi/describe", "/wfapi", "/testReport/api/json", "/api/json"):
         if base.endswith(suffix):
@@ -283,7 +262,7 @@ class JenkinsClient:
         self._timeout = timeout
         self._allow_plain_http = allow_plain_http
 
-    def _get_json(self, url: str, *, missing_ok: bool = False) -> Any:
+    def _get_json(self, url: str, max_body: int, *, missing_ok: bool = False) -> Any:
         parts = urlsplit(url)
         if (
             self._auth is not None
@@ -299,7 +278,9 @@ class JenkinsClient:
         if self._auth is not None:
             headers["Authorization"] = basic_auth(*self._auth)
         try:
-            response = self._session.request("GET", url, headers=headers, timeout=self._timeout)
+            response = self._session.request(
+                "GET", url, headers=headers, timeout=self._timeout, max_body=max_body
+            )
         except HttpError as exc:
             raise JenkinsError(failure(exc, f"Jenkins at {parts.netloc}")) from None
         status = response.status_code
@@ -311,20 +292,26 @@ class JenkinsClient:
                 "check JENKINS_USER and JENKINS_TOKEN and the job's read permission"
             )
         if status == 404:
-            raise JenkinsError(f"no such build or no Pipeline REST API at {url} (HTTP 404)")
+            raise JenkinsError(f"no such build or no Pipeline REST API at {shown(url)} (HTTP 404)")
         if status >= 400:
-            raise JenkinsError(f"Jenkins answered HTTP {status} for {url}")
+            raise JenkinsError(f"Jenkins answered HTTP {status} for {shown(url)}")
         try:
-            return json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise JenkinsError(f"{url}: the answer is not JSON (is this a Jenkins URL?)") from None
+            return response.json()
+        except JsonError as exc:
+            raise JenkinsError(f"{shown(url)}: the answer is not usable JSON ({exc})") from None
+        except ValueError:
+            raise JenkinsError(
+                f"{shown(url)}: the answer is not JSON (is this a Jenkins URL?)"
+            ) from None
 
     def read_build(self, build_url: str, stage_map: StageMap) -> JenkinsBuild:
         base = normalize_build_url(build_url)
-        describe = self._get_json(base + "wfapi/describe")
+        describe = self._get_json(base + "wfapi/describe", MAX_DESCRIBE_BYTES)
         build = parse_describe(describe, stage_map, url=base)
         report = self._get_json(
-            base + "testReport/api/json?tree=" + _TEST_REPORT_TREE, missing_ok=True
+            base + "testReport/api/json?tree=" + _TEST_REPORT_TREE,
+            MAX_TEST_REPORT_BYTES,
+            missing_ok=True,
         )
         notes = list(build.notes)
         tests: TestCounts | None = None
@@ -355,3 +342,19 @@ def client_from_env(
         timeout=timeout,
         allow_plain_http=source.get(ENV_ALLOW_HTTP, "") in ("1", "true", "yes"),
     )
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "JenkinsBuild",
+    "JenkinsClient",
+    "JenkinsError",
+    "StageMap",
+    "StageTime",
+    "client_from_env",
+    "credentials",
+    "normalize_build_url",
+    "parse_describe",
+    "parse_test_report",
+    "split_names",
+]

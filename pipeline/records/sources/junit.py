@@ -32,11 +32,15 @@ on little else. The rules, in the order they apply:
 
 XML is parsed with defusedxml: no DTD entity is ever expanded and no external
 resource is fetched; a report that declares entities is refused.
+
+Files are opened by ``pipeline.records.sources.reportfiles``: regular files only
+(a FIFO would block for ever), bounded in size and number, and fed to the parser
+in pieces of at least an eighth of the file (expat re-scans an unfinished token on
+every feed; see there).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,14 +48,17 @@ from pathlib import Path
 from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 
-from pipeline.errors import PipelineError
+from pipeline.records.sources.reportfiles import (
+    Pieces,
+    ReportError,
+    expand_reports,
+    open_report,
+)
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 
-_GLOB_CHARS = frozenset("*?[")
 
-
-class JunitError(PipelineError):
+class JunitError(ReportError):
     """A JUnit report is missing, unreadable or not well-formed XML."""
 
 
@@ -186,8 +193,10 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
     suite_has_child: list[bool] = []
     in_case = 0
     try:
-        with open(name, "rb") as handle:
-            for event, elem in iterparse(handle, events=("start", "end")):
+        handle, size = open_report(name, JunitError)
+        with handle:
+            pieces = Pieces(handle, size, name, JunitError)
+            for event, elem in iterparse(pieces, events=("start", "end")):
                 tag = _local(elem.tag)
                 if event == "start":
                     if root_tag is None:
@@ -392,20 +401,7 @@ def summarize(reports: Iterable[JunitReport]) -> TestCounts:
 
 def expand(patterns: Sequence[str]) -> list[Path]:
     """Expand file names and globs (``**`` allowed) into a sorted, de-duplicated list."""
-    found: dict[str, Path] = {}
-    for pattern in patterns:
-        if _GLOB_CHARS.intersection(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            if not files:
-                raise JunitError(f"--junit {pattern}: no file matches this pattern")
-            for match in files:
-                found.setdefault(os.path.realpath(match), Path(match))
-        else:
-            if not os.path.exists(pattern):
-                raise JunitError(f"--junit {pattern}: no such file")
-            found.setdefault(os.path.realpath(pattern), Path(pattern))
-    return list(found.values())
+    return expand_reports(patterns, "--junit", JunitError)
 
 
 def count(patterns: Sequence[str]) -> TestCounts:

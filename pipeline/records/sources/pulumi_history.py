@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.io.pulumi import PulumiError
-from pipeline.records.model import Deployment, read_time
+from pipeline.records.model import Deployment, TimeRangeError, read_time
 from pipeline.stacks.image import IMAGE_KEY
 
 DIGEST_OUTPUT = "imageDigest"
@@ -57,16 +57,23 @@ def parse_time_value(value: Any, what: str) -> tuple[datetime, bool]:
     if isinstance(value, bool):
         raise PulumiError(f"history: {what} is not a time: {value!r}")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value  # epoch ms vs epoch s
-        return datetime.fromtimestamp(seconds, tz=UTC), False
+        try:
+            seconds = value / 1000 if value > 1e11 else value  # epoch ms vs epoch s
+            return datetime.fromtimestamp(seconds, tz=UTC), False
+        except (OverflowError, OSError, ValueError):
+            raise PulumiError(
+                f"history: {what} {value!r:.40} is not a time (out of the calendar's range)"
+            ) from None
     if isinstance(value, str) and value.strip():
         text = value.strip()
-        if text.isdigit():
-            return parse_time_value(int(text), what)
+        if text.isdigit() and text.isascii():
+            return parse_time_value(int(text[:40]) if len(text) <= 40 else 10**40, what)
         try:
             return read_time(text)
+        except TimeRangeError as exc:
+            raise PulumiError(f"history: {what} {value!r:.40}: {exc}") from None
         except ValueError:
-            raise PulumiError(f"history: {what} is not an ISO 8601 time: {value!r}") from None
+            raise PulumiError(f"history: {what} is not an ISO 8601 time: {value!r:.60}") from None
     raise PulumiError(f"history: {what} is missing or not a time: {value!r}")
 
 

@@ -11,17 +11,29 @@
   returns the stored record instead (idempotent re-ingest).
 
 Lists come back oldest first (by the kind's sort time, then insertion order).
+
+Failures say what happened to the file: a full disk is ``no space left`` with the
+store's path (SQLite reports it as SQLITE_FULL, or as an I/O error when even its
+``-shm`` file cannot grow), never the "cannot rollback - no transaction is active"
+that an explicit ROLLBACK after SQLite's own automatic one used to print. A store
+opened ``readonly`` (``history``, ``metrics``) writes nothing: ``mode=ro``, no
+journal switch, no migration, and in a read-only directory (where SQLite cannot
+create its ``-shm`` file) ``immutable=1``, refused when a ``-wal`` file holds
+changes that could then not be read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pipeline.errors import StoreError
 from pipeline.records.model import (
@@ -56,6 +68,8 @@ from pipeline.records.stores.migrations import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_SECONDS = 30.0
 ALL_TIME = Window()
+# Less free space than this in the store's directory, with an I/O error: a full disk.
+_NEARLY_FULL = 256 << 10
 
 
 def _quote(name: str) -> str:
@@ -99,9 +113,14 @@ def _where(clauses: list[str]) -> str:
 class SqliteStore:
     """``RecordStore`` on a SQLite file; see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.location = str(path)
+        self.readonly = readonly
+        if readonly:
+            self._db = self._open_readonly()
+            return
+        existed = path.exists()
         try:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
@@ -116,15 +135,101 @@ class SqliteStore:
             self._migrate()
         except (sqlite3.Error, StoreError) as exc:
             self._db.close()
+            if not existed and self._disk_full(exc):
+                # Our own empty file, which nobody could have written since: no store.
+                self._remove_empty()
             if isinstance(exc, StoreError):
                 raise
             raise self._error("not a readable record store", exc) from None
 
+    def _connect_ro(self, immutable: bool) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro" + (
+            "&immutable=1" if immutable else ""
+        )
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        try:
+            self._db = self._connect_ro(immutable=False)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+                raise self._error("not a readable record store", exc) from None
+            # A read-only directory: SQLite cannot make its -shm file to read a WAL store.
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StoreError(
+                    f"record store {self.path}: its latest changes are in {wal.name}, which "
+                    "cannot be read in a read-only directory: run a command that records, "
+                    "where the directory is writable, to fold them in"
+                ) from None
+            try:
+                self._db = self._connect_ro(immutable=True)
+            except sqlite3.Error as again:
+                raise self._error("not a readable record store", again) from None
+        except sqlite3.Error as exc:
+            raise self._error("not a readable record store", exc) from None
+        try:
+            version = self.schema_version()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise self._error("not a readable record store", exc) from None
+        if version != SCHEMA_VERSION:
+            self._db.close()
+            newer = version > SCHEMA_VERSION
+            raise StoreError(
+                f"record store {self.path}: schema version {version}, "
+                + (
+                    f"newer than this pipeline understands ({SCHEMA_VERSION}); upgrade the pipeline"
+                    if newer
+                    else f"older than this pipeline's ({SCHEMA_VERSION}): a command that records "
+                    "upgrades it; this one only reads"
+                )
+            )
+        return self._db
+
+    def _remove_empty(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size == 0:
+                self.path.unlink()
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                self.path.with_name(self.path.name + suffix).unlink()
+
     # -- errors -----------------------------------------------------------------
 
+    def _disk_full(self, exc: BaseException) -> bool:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL:
+            return True
+        if code is None or code & 0xFF != sqlite3.SQLITE_IOERR:
+            return False
+        try:
+            info = os.statvfs(self.path.absolute().parent)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < _NEARLY_FULL
+
     def _error(self, what: str, exc: BaseException) -> StoreError:
+        if self._disk_full(exc):
+            return StoreError(
+                f"record store {self.path}: no space left on device in "
+                f"{self.path.absolute().parent}; nothing recorded: free some space and run "
+                "the command again"
+            )
         detail = " ".join(str(exc).split()) or type(exc).__name__
         return StoreError(f"record store {self.path}: {what}: {detail}")
+
+    def _rollback(self) -> None:
+        """Undo an open transaction; SQLite has already undone it after SQLITE_FULL."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     # -- schema -----------------------------------------------------------------
 
@@ -165,7 +270,7 @@ class SqliteStore:
                 )
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     # -- writing ----------------------------------------------------------------
@@ -181,6 +286,8 @@ class SqliteStore:
         recorded_at = datetime.now(UTC)
         stamp = iso(recorded_at)
         out: list[Record] = []
+        if self.readonly:
+            raise StoreError(f"record store {self.path}: opened read-only; nothing recorded")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -192,7 +299,7 @@ class SqliteStore:
                         out.extend(self._insert_batch(cls, list(group), recorded_at, stamp))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         except sqlite3.Error as exc:
             raise self._error("cannot append", exc) from None
