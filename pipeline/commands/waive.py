@@ -55,6 +55,7 @@ def expiry(text: str, now: datetime) -> datetime:
     from datetime import UTC, date, datetime
 
     from pipeline.errors import UsageError
+    from pipeline.records.limits import MAX_WAIVER
     from pipeline.records.model import read_time
 
     try:
@@ -68,6 +69,11 @@ def expiry(text: str, now: datetime) -> datetime:
             ) from None
     if when <= now:
         raise UsageError(f"--expires {text}: is not in the future (now {now:%Y-%m-%d %H:%M} UTC)")
+    if when > now + MAX_WAIVER:
+        raise UsageError(
+            f"--expires {text}: more than {MAX_WAIVER.days} days ahead; a waiver must expire "
+            "(waive the finding again when it does)"
+        )
     return when
 
 

@@ -28,7 +28,8 @@ on little else. The rules, in the order they apply:
   tests.
 * Time: the root ``<testsuites time=>`` if present, else the sum of the
   outermost suites' ``time``, else the sum of the cases' times. Negative case
-  times (seen in real reports) are left out and counted in a warning.
+  times (seen in real reports) are left out and counted in a warning; a time that is
+  Infinity, NaN or more than ``limits.MAX_REAL`` seconds refuses the file.
 
 XML is parsed with defusedxml: no DTD entity is ever expanded and no external
 resource is fetched; a report that declares entities is refused.
@@ -133,6 +134,27 @@ def _number(text: str | None) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
+class _OffScale(ValueError):
+    """A time attribute that is a number, but not a test time (caught per file)."""
+
+
+def _time(text: str | None) -> float | None:
+    """A ``time`` attribute: absent or unreadable is None; Infinity, NaN or more than
+    ``MAX_REAL`` seconds is ``_OffScale`` (two such suites would sum to Infinity)."""
+    from pipeline.records.limits import MAX_REAL
+
+    value = _number(text)
+    if value is None and text is not None:
+        try:
+            float(text.strip().replace(",", ""))
+        except ValueError:
+            return None
+        raise _OffScale(f"time={text.strip()!r} is not a finite number")
+    if value is not None and value > MAX_REAL:
+        raise _OffScale(f"time={text!r} is more than {MAX_REAL:g} s")
+    return value
+
+
 def _count_attr(elem: Element, *names: str) -> int | None:
     for name in names:
         value = _number(elem.get(name))
@@ -158,7 +180,7 @@ def _case_from(elem: Element, suite: int) -> JunitCase:
         classname=elem.get("classname") or "",
         name=elem.get("name") or "",
         outcome=outcome,
-        time=_number(elem.get("time")),
+        time=_time(elem.get("time")),
         flaky=bool(flaky_attempts) and outcome == "passed",
         reruns=reruns,
         flaky_attempts=flaky_attempts,
@@ -207,7 +229,7 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
                                 "expected <testsuites> or <testsuite>"
                             )
                         if tag == "testsuites":
-                            root_time = _number(elem.get("time"))
+                            root_time = _time(elem.get("time"))
                             root_header = _header(elem)
                     if tag == "testcase":
                         in_case += 1
@@ -215,7 +237,7 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
                         if suite_has_child:
                             suite_has_child[-1] = True
                         else:
-                            outer_times.append(_number(elem.get("time")))
+                            outer_times.append(_time(elem.get("time")))
                         suite_has_child.append(False)
                         suites_seen += 1
                         open_suites.append(suites_seen)
@@ -242,6 +264,8 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
                     elem.clear()
     except JunitError:
         raise
+    except _OffScale as exc:
+        raise JunitError(f"{name}: {exc}, not a test time; fix the report") from None
     except ParseError as exc:
         message = str(exc).split(":", 1)[0]
         raise JunitError(

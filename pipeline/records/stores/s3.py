@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import StoreError
+from pipeline.records.limits import check_records, usable
 from pipeline.records.model import (
     CiRun,
     Deployment,
@@ -148,12 +149,13 @@ class S3Store:
     # -- writing ----------------------------------------------------------------
 
     def add(self, record: Record) -> Record:
-        return self._put(record, datetime.now(UTC))
+        return self.add_many([record])[0]
 
     def add_many(self, records: Iterable[Record]) -> list[Record]:
         """Write one object per record (in parallel); returns the stored records in order."""
         recorded_at = datetime.now(UTC)
         batch = list(records)
+        check_records(batch, recorded_at)
         if len(batch) <= 1:
             return [self._put(record, recorded_at) for record in batch]
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
@@ -242,7 +244,9 @@ class S3Store:
                         continue
             names.append(name)
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-            records = list(pool.map(lambda name: self._get(kind, name), names))
+            records = usable(
+                kind, pool.map(lambda name: self._get(kind, name), names), self.location
+            )
         out = []
         for record in records:
             if stack is not None and all(getattr(record, f) != stack for f in kind.stack_fields):

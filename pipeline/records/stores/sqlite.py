@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.errors import StoreError
+from pipeline.records.limits import check_records, sql_condition, usable
 from pipeline.records.model import (
     CiRun,
     Deployment,
@@ -92,6 +93,7 @@ class _Statements:
         select_cols = ", ".join(_quote(c) for c in kind.field_names)
         self.select = f"SELECT {select_cols} FROM {kind.name}"  # noqa: S608
         self.order = " ORDER BY sort_at, id"
+        self.within, self.spans = sql_condition(kind)
         self.by_key = f"{self.select} WHERE key = ?"
 
 
@@ -288,11 +290,13 @@ class SqliteStore:
         out: list[Record] = []
         if self.readonly:
             raise StoreError(f"record store {self.path}: opened read-only; nothing recorded")
+        batch = list(records)
+        check_records(batch, recorded_at)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 # Runs of unkeyed records of one kind go in with one executemany.
-                for (cls, keyed), group in groupby(records, _batch_of):
+                for (cls, keyed), group in groupby(batch, _batch_of):
                     if keyed:
                         out.extend(self._insert_keyed(r, recorded_at, stamp) for r in group)
                     else:
@@ -359,14 +363,20 @@ class SqliteStore:
         if extra is not None:
             clauses.append(extra[0])
             params.extend(extra[1])
-        query = sql.select + _where(clauses) + sql.order
+        # Rows off limits (stored before they were refused) are left out, and said.
+        now = datetime.now(UTC)
+        bounds = [iso(now + span) for span in sql.spans]
+        query = sql.select + _where([*clauses, sql.within]) + sql.order
+        off = sql.select + _where([*clauses, f"NOT ({sql.within})"]) + sql.order
         # A bulk read allocates several objects per row and keeps them all: the
         # cyclic GC would rescan the growing heap over and over for nothing
         # (records hold no cycles), which costs about a fifth of the read.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return sql.decode(self._db.execute(query, params))
+            found = sql.decode(self._db.execute(query, [*params, *bounds]))
+            usable(sql.kind, sql.decode(self._db.execute(off, [*params, *bounds])), str(self.path))
+            return found
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
         finally:
