@@ -301,6 +301,8 @@ class Rehearsal:
             f"{rules} rules of the rendered PrometheusRule loaded"
         )
         load = self.loads.pop(stack, None)
+        before = self.verification(stack)
+        failed: StageFailed | None = None
         try:
             self.ci(
                 "ci/verify",
@@ -312,29 +314,42 @@ class Rehearsal:
                 *options,
                 PROMETHEUS_URL=self.prometheus.url,
             )
+        except StageFailed as exc:
+            failed = exc
         finally:
             if load is not None:
                 load.stop()
         sent = sum(load.sent(url) for url in replicas) if load is not None else 0
         found = self.verification(stack)
-        found["sent"] = sent
-        self.run.facts.setdefault("verifications", []).append(found)
+        if found is not None and found != before:
+            # The report shows what was measured, also when the verification failed.
+            found["sent"] = sent
+            self.run.facts.setdefault("verifications", []).append(found)
+        if failed is not None:
+            raise failed
+        if found is None or found == before:
+            raise StageFailed(f"ci/verify {stack} passed but recorded no verification")
         return (
             f"{found['result']}: {found['requests']:.0f} requests, error ratio "
             f"{found['error_ratio'] * 100:.2f}%, p95 {found['p95_ms']:.0f} ms ({sent} sent)"
         )
 
-    def verification(self, stack: str) -> dict[str, Any]:
-        """The stack's latest verification in the run's store."""
+    def verification(self, stack: str) -> dict[str, Any] | None:
+        """The stack's latest verification in the run's store (None: none yet)."""
+        if not (self.run.root / "records.db").exists():
+            return None
         done = run(
             [sys.executable, "-m", "pipeline", "--store", str(self.run.root / "records.db"),
              "history", stack, "--json", "--limit", "50"],
             timeout=60, cwd=self.run.worktree, check=f"read {stack}'s history",
         )  # fmt: skip
         events = json.loads(done.stdout)
-        last = next(e for e in events if e["event"] == "verification")
+        last = next((e for e in events if e["event"] == "verification"), None)
+        if last is None:
+            return None
         return {
             "stack": stack,
+            "id": last.get("id"),
             "result": last["result"],
             "requests": last["requests"],
             "error_ratio": last["error_ratio"],
