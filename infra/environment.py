@@ -214,6 +214,7 @@ class ModelEnvironment(pulumi.ComponentResource):
         pod = Pod(args.app_name, args.image, args.server, args.resources, args.gpu, args.model)
         policies = network_policies(
             app,
+            ns_name,
             self.selector,
             args.network,
             args.ingress,

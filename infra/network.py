@@ -1,12 +1,14 @@
 """How traffic reaches the model server: NetworkPolicies, and the optional Ingress.
 
-A default deny for every pod of the namespace; the serving port open only to the
-namespaces and pod labels the settings name (and the ingress controller when the
-Ingress is on); with monitoring on, the Prometheus pods of its namespace admitted
-to the port that serves the metrics path (the server's one port); DNS to kube-dns;
-and only the egress the settings list. With no peer there is no allow rule at
-all: an empty ``from`` would admit everyone. The Ingress publishes the prediction
-endpoint alone, over TLS. Pure: it builds Args.
+A default deny for every pod of the namespace; the serving port open only to pods
+the settings name, each peer selecting a namespace *and* pod labels in one peer
+(so that no namespace is admitted whole): the client pods of
+``allowedIngressNamespaces``, the labelled pods of the environment's own namespace,
+and the ingress controller's pods when the Ingress is on; with monitoring on, the
+Prometheus pods of its namespace admitted to the port that serves the metrics path
+(the server's one port); DNS to kube-dns; and only the egress the settings list.
+With no peer there is no allow rule at all: an empty ``from`` would admit everyone.
+The Ingress publishes the prediction endpoint alone, over TLS. Pure: it builds Args.
 """
 
 from __future__ import annotations
@@ -38,44 +40,39 @@ from infra.config import IngressSettings, MonitoringSettings, NetworkSettings, S
 Policy = tuple[str, str, NetworkPolicySpecArgs]
 
 
+NAMESPACE_NAME = "kubernetes.io/metadata.name"
+
+
+def _peer(namespaces: list[str], label: tuple[str, str]) -> NetworkPolicyPeerArgs:
+    """Pods labelled ``label`` in ``namespaces``: both selectors in one peer (an AND)."""
+    if len(namespaces) == 1:
+        namespace = LabelSelectorArgs(match_labels={NAMESPACE_NAME: namespaces[0]})
+    else:
+        namespace = LabelSelectorArgs(
+            match_expressions=[
+                LabelSelectorRequirementArgs(key=NAMESPACE_NAME, operator="In", values=namespaces)
+            ]
+        )
+    return NetworkPolicyPeerArgs(
+        namespace_selector=namespace, pod_selector=LabelSelectorArgs(match_labels=dict([label]))
+    )
+
+
 def _ingress_peers(
-    network: NetworkSettings, ingress: IngressSettings | None
+    namespace: str, network: NetworkSettings, ingress: IngressSettings | None
 ) -> list[NetworkPolicyPeerArgs]:
     peers: list[NetworkPolicyPeerArgs] = []
-    namespaces = list(network.ingress_namespaces)
-    if ingress is not None and ingress.controller_namespace not in namespaces:
-        namespaces.append(ingress.controller_namespace)
-    if namespaces:
-        peers.append(
-            NetworkPolicyPeerArgs(
-                namespace_selector=LabelSelectorArgs(
-                    match_expressions=[
-                        LabelSelectorRequirementArgs(
-                            key="kubernetes.io/metadata.name",
-                            operator="In",
-                            values=sorted(namespaces),
-                        )
-                    ]
-                )
-            )
-        )
-    peers.extend(
-        NetworkPolicyPeerArgs(pod_selector=LabelSelectorArgs(match_labels={key: value}))
-        for key, value in network.ingress_pod_labels
-    )
+    if network.ingress_namespaces:
+        peers.append(_peer(sorted(network.ingress_namespaces), network.ingress_client_label))
+    peers.extend(_peer([namespace], label) for label in network.ingress_pod_labels)
+    if ingress is not None:
+        peers.append(_peer([ingress.controller_namespace], ingress.controller_pod_label))
     return peers
 
 
 def _prometheus_rule(monitoring: MonitoringSettings, port: int) -> NetworkPolicyIngressRuleArgs:
     """Prometheus' pods (by label, in their namespace) to the metrics port, nothing else."""
-    namespace = LabelSelectorArgs(
-        match_labels={"kubernetes.io/metadata.name": monitoring.prometheus_namespace}
-    )
-    label = monitoring.prometheus_pod_label
-    peer = NetworkPolicyPeerArgs(
-        namespace_selector=namespace,
-        pod_selector=LabelSelectorArgs(match_labels=dict([label])) if label else None,
-    )
+    peer = _peer([monitoring.prometheus_namespace], monitoring.prometheus_pod_label)
     return NetworkPolicyIngressRuleArgs(
         from_=[peer], ports=[NetworkPolicyPortArgs(protocol="TCP", port=port)]
     )
@@ -83,6 +80,7 @@ def _prometheus_rule(monitoring: MonitoringSettings, port: int) -> NetworkPolicy
 
 def network_policies(
     app: str,
+    namespace: str,
     selector: Mapping[str, str],
     network: NetworkSettings,
     ingress: IngressSettings | None,
@@ -101,7 +99,7 @@ def network_policies(
             ),
         )
     ]
-    peers = _ingress_peers(network, ingress)
+    peers = _ingress_peers(namespace, network, ingress)
     if peers:
         serving = NetworkPolicyIngressRuleArgs(
             from_=peers, ports=[NetworkPolicyPortArgs(protocol="TCP", port=container_port)]
@@ -118,9 +116,7 @@ def network_policies(
     dns = NetworkPolicyEgressRuleArgs(
         to=[
             NetworkPolicyPeerArgs(
-                namespace_selector=LabelSelectorArgs(
-                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                ),
+                namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME: "kube-system"}),
                 pod_selector=LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
             )
         ],

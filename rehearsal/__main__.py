@@ -6,12 +6,14 @@ Builds the model image from model/Dockerfile on a private Docker Engine, runs
 the model's tests inside an image of it, pushes it to a local Distribution
 registry with htpasswd auth, pins staging to it (set-image), deploys staging by
 running the rendered Deployment as real containers (a stand-in for ``pulumi up``,
-said once), smoke-tests it, records the deployment and the CI run, promotes it
-to prod through the gates, deploys and smoke-tests prod, then reports each
-stage, the digest in each environment and M_CI/M_CD of this run (computed by
-``pipeline metrics`` from the run's own records) on stdout and in
-``build/rehearsal/report.json``. Everything it started is stopped on success,
-failure and Ctrl-C. A failed stage is one line naming it and why, exit 1.
+said once), smoke-tests it, verifies it against a real Prometheus scraping its
+replicas under a bounded load, records the deployment and the CI run, promotes it
+to prod through the gates, deploys, smoke-tests and verifies prod (with rollback
+on failure), then reports each stage, the digest in each environment, the
+verifications and M_CI/M_CD of this run (computed by ``pipeline metrics`` from the
+run's own records) on stdout and in ``build/rehearsal/report.json``. Everything it
+started is stopped on success, failure and Ctrl-C. A failed stage is one line
+naming it and why, exit 1.
 
 Variants break the workload on purpose (CI runs them; each must fail at
 ``--expect-failure``): ``rootfs-write`` makes the server write to its
@@ -123,6 +125,7 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
         ],
         "environments": environments(rehearsal),
         "metrics": facts.get("metrics"),
+        "verifications": facts.get("verifications", []),
         "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
         "model": facts.get("model"),
     }
@@ -136,6 +139,13 @@ def print_report(data: dict[str, Any]) -> None:
         print(f"{stage['name']:<18} {stage['status']:<8} {stage['seconds']:>8.1f}")
     for env in data["environments"]:
         print(f"{env['stack']:<8} {env['digest'] or '(not deployed)'}")
+    for check in data.get("verifications") or []:
+        p95 = "n/a" if check["p95_ms"] is None else f"{check['p95_ms']:.0f} ms"
+        ratio = "n/a" if check["error_ratio"] is None else f"{check['error_ratio'] * 100:.2f}%"
+        print(
+            f"verify {check['stack']:<8} {check['result']:<12} {check['requests'] or 0:.0f} "
+            f"requests, error ratio {ratio}, p95 {p95} ({check['sent']} sent)"
+        )
     m = data.get("metrics") or {}
     if m:
         ci = m.get("m_ci_minutes")
@@ -201,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         rehearsal.stage("set image staging", rehearsal.set_image)
         rehearsal.stage("deploy staging", lambda: rehearsal.deploy("staging"))
         rehearsal.stage("smoke staging", lambda: rehearsal.smoke("staging"))
+        rehearsal.stage("verify staging", lambda: rehearsal.verify("staging"))
         rehearsal.stage("record ci", rehearsal.record_ci)
         rehearsal.stage("promote", rehearsal.promote)
         rehearsal.stage("deploy prod", lambda: rehearsal.deploy("prod"))
         rehearsal.stage("smoke prod", lambda: rehearsal.smoke("prod"))
+        rehearsal.stage("verify prod", lambda: rehearsal.verify("prod", "--rollback-on-failure"))
         rehearsal.run.facts["metrics"] = metrics(rehearsal)
     except StageFailed as exc:
         failure = str(exc)

@@ -8,7 +8,9 @@ replica of the Deployment on the rehearsal's engine pulling the rendered image
 by digest, waits for the rendered probes, and then (a rollout that surges, never
 going below what was running) removes the replicas of the previous deployment.
 A replica that never gets ready fails the deploy, and the previous ones keep
-running. Where the stack's replicas answer is written to RUN/STACK.json.
+running. Where the stack's replicas answer is written to RUN/STACK.json, and, for
+the rehearsal's Prometheus, to RUN/prometheus/targets-STACK.json with the labels
+the ServiceMonitor would give them.
 
     python -m rehearsal.deploy STACK       (environment: REHEARSAL_RUN, DOCKER_HOST)
 """
@@ -22,8 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from infra.monitoring.monitor import Target
+from pipeline.verification.labels import POD_NAME_LABEL, POD_VERSION_LABEL
 from rehearsal.engine import DockerEngine
 from rehearsal.proc import StageFailed, run
+from rehearsal.prometheus import write_targets
 from rehearsal.registry import free_port
 from rehearsal.workload import (
     PodSpec,
@@ -125,8 +130,19 @@ def main(argv: list[str]) -> int:
         print(f"deploy {stack}: {exc}", file=sys.stderr)
         return 1
     (run_dir / f"{stack}.json").write_text(
-        json.dumps({"stack": stack, "image": pod.image, "replicas": urls}, indent=2)
+        json.dumps(
+            {"stack": stack, "image": pod.image, "replicas": urls, "namespace": pod.namespace},
+            indent=2,
+        )
     )
+    # What the ServiceMonitor would have Prometheus scrape: these replicas, so labelled.
+    app = pod.labels.get(POD_NAME_LABEL, pod.name)
+    version = pod.labels.get(POD_VERSION_LABEL, "")
+    targets = [
+        Target(url.removeprefix("http://"), pod.namespace, app, f"{pod.name}-{i}", version)
+        for i, url in enumerate(urls)
+    ]
+    write_targets(run_dir / "prometheus", stack, targets)
     return 0
 
 

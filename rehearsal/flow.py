@@ -23,13 +23,21 @@ from typing import Any
 
 from rehearsal.base import ensure_base_image
 from rehearsal.engine import DockerEngine
+from rehearsal.load import Load
 from rehearsal.proc import StageFailed, last_line, run
+from rehearsal.prometheus import RehearsalPrometheus
 from rehearsal.registry import LocalRegistry, Login
 
 REPOSITORY = "cv-platform/model-server"
 STACKS = ("staging", "prod")
 # The prod stack's soak, shortened in the throwaway worktree only (and said so).
 REHEARSAL_SOAK_MINUTES = 0
+# Verification over a short window of a bounded load (ci/verify options, said so):
+# requests per second to each replica, from the deploy until its verification.
+VERIFY_WINDOW = "20s"
+VERIFY_MIN_REQUESTS = "30"
+LOAD_RATE = 8.0
+LOAD_SECONDS = 180.0
 
 
 @dataclass
@@ -80,8 +88,12 @@ class Rehearsal:
         self.run = run_
         self.engine = DockerEngine(run_.root / "engine", run_.logs / "engine.log")
         self.registry = LocalRegistry(run_.root / "registry", run_.logs / "registry.log")
+        self.prometheus = RehearsalPrometheus(
+            run_.root / "prometheus", run_.logs / "prometheus.log"
+        )
         self.login: Login | None = None
         self.base = ""
+        self.loads: dict[str, Load] = {}
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -181,8 +193,12 @@ class Rehearsal:
         self.engine.start()
         self.login = self.registry.start()
         self.engine.login(self.login.host, self.login.user, self.login.password)
+        prometheus = self.prometheus.start()
         self.run.facts["commit"] = commit
-        return f"commit {commit[:12]}, engine and registry {self.login.host} up"
+        return (
+            f"commit {commit[:12]}, engine, registry {self.login.host} and "
+            f"Prometheus {prometheus} up"
+        )
 
     def base_image(self) -> str:
         assert self.login is not None
@@ -292,6 +308,10 @@ class Rehearsal:
             reason = reasons[-1].removeprefix(f"deploy {stack}: ")
             raise StageFailed(f"{reason}; recorded as a failed deployment") from failed
         replicas = json.loads((self.run.root / f"{stack}.json").read_text())["replicas"]
+        # Traffic for the verification, from now until it has judged the stack.
+        self.loads[stack] = Load(
+            replicas, rate=LOAD_RATE, seconds=LOAD_SECONDS, budget=int(LOAD_RATE * LOAD_SECONDS)
+        ).start()
         return f"{len(replicas)} replica(s), {replicas[0]}"
 
     def smoke(self, stack: str) -> str:
@@ -299,6 +319,76 @@ class Rehearsal:
         for url in replicas:
             self.ci("ci/smoke", stack, url)
         return f"{len(replicas)} replica(s) answered"
+
+    def verify(self, stack: str, *options: str) -> str:
+        """``ci/verify STACK`` against the run's Prometheus, over the deploy's load."""
+        placed = json.loads((self.run.root / f"{stack}.json").read_text())
+        rules = self.prometheus.load_rules(stack, self.run.root / "render" / stack)
+        replicas = placed["replicas"]
+        if not self.prometheus.wait_scraped(placed["namespace"], len(replicas)):
+            raise StageFailed(f"Prometheus did not scrape the {len(replicas)} {stack} replica(s)")
+        say(
+            f"{stack}: verify over {VERIFY_WINDOW} with at least {VERIFY_MIN_REQUESTS} requests "
+            f"(rehearsal options of ci/verify), {len(replicas)} replica(s) under load, "
+            f"{rules} rules of the rendered PrometheusRule loaded"
+        )
+        load = self.loads.pop(stack, None)
+        before = self.verification(stack)
+        failed: StageFailed | None = None
+        try:
+            self.ci(
+                "ci/verify",
+                stack,
+                "--window",
+                VERIFY_WINDOW,
+                "--min-requests",
+                VERIFY_MIN_REQUESTS,
+                *options,
+                PROMETHEUS_URL=self.prometheus.url,
+            )
+        except StageFailed as exc:
+            failed = exc
+        finally:
+            if load is not None:
+                load.stop()
+        sent = sum(load.sent(url) for url in replicas) if load is not None else 0
+        found = self.verification(stack)
+        if found is not None and found != before:
+            # The report shows what was measured, also when the verification failed.
+            found["sent"] = sent
+            self.run.facts.setdefault("verifications", []).append(found)
+        if failed is not None:
+            raise failed
+        if found is None or found == before:
+            raise StageFailed(f"ci/verify {stack} passed but recorded no verification")
+        return (
+            f"{found['result']}: {found['requests']:.0f} requests, error ratio "
+            f"{found['error_ratio'] * 100:.2f}%, p95 {found['p95_ms']:.0f} ms ({sent} sent)"
+        )
+
+    def verification(self, stack: str) -> dict[str, Any] | None:
+        """The stack's latest verification in the run's store (None: none yet)."""
+        if not (self.run.root / "records.db").exists():
+            return None
+        done = run(
+            [sys.executable, "-m", "pipeline", "--store", str(self.run.root / "records.db"),
+             "history", stack, "--json", "--limit", "50"],
+            timeout=60, cwd=self.run.worktree, check=f"read {stack}'s history",
+        )  # fmt: skip
+        events = json.loads(done.stdout)
+        last = next((e for e in events if e["event"] == "verification"), None)
+        if last is None:
+            return None
+        return {
+            "stack": stack,
+            "id": last.get("id"),
+            "result": last["result"],
+            "requests": last["requests"],
+            "error_ratio": last["error_ratio"],
+            "p95_ms": None if last["p95_seconds"] is None else last["p95_seconds"] * 1000,
+            "since": last["since"],
+            "until": last["until"],
+        }
 
     def record_ci(self) -> str:
         return last_line(self.ci("ci/record-ci"))
@@ -359,9 +449,21 @@ class Rehearsal:
             shutil.rmtree(self.run.worktree, ignore_errors=True)
         run(["git", "worktree", "prune"], timeout=60, cwd=self.run.checkout)
 
+    def stop_loads(self) -> None:
+        for load in self.loads.values():
+            load.stop()
+        self.loads.clear()
+
     def cleanup(self) -> None:
         say("stopping what the rehearsal started ...")
-        for step in (self.engine.stop, self.registry.stop, self.remove_worktree):
+        steps = (
+            self.stop_loads,
+            self.prometheus.stop,
+            self.engine.stop,
+            self.registry.stop,
+            self.remove_worktree,
+        )
+        for step in steps:
             try:
                 step()
             except (StageFailed, OSError, subprocess.SubprocessError) as exc:

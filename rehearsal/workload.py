@@ -103,6 +103,9 @@ class PodSpec:
     tmpfs: tuple[tuple[str, int], ...]  # (mount path, size limit in bytes)
     probes: Mapping[str, Probe]
     notes: tuple[str, ...] = field(default=())
+    # Where the Deployment runs and its pods' labels (what a ServiceMonitor labels them by).
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def _load_all(render_dir: Path) -> list[dict[str, Any]]:
@@ -231,6 +234,8 @@ def pod_from_render(render_dir: Path, stack: str) -> PodSpec:
         tmpfs=tuple(tmpfs),
         probes=probes,
         notes=tuple(notes),
+        namespace=str(deployment["metadata"].get("namespace") or ""),
+        labels=dict(deployment["spec"]["template"].get("metadata", {}).get("labels") or {}),
     )
 
 

@@ -54,6 +54,7 @@ def test_the_docs_show_commands() -> None:
     # The extraction itself works (render is shown inline and as `make render`).
     shown = {shlex.split(c)[0] for _, c in CASES}
     assert shown == {"set-image", "promote", "rollback", "hold", "history", "record"} | {
+        "verify",
         "metrics",
         "preview",
         "waive",

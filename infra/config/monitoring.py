@@ -32,8 +32,8 @@ _DURATION: Final = re.compile(
 @dataclass(frozen=True)
 class MonitoringSettings:
     prometheus_namespace: str
-    # (key, value) of the Prometheus pods allowed to scrape; None: any pod of the namespace.
-    prometheus_pod_label: tuple[str, str] | None
+    # (key, value) of the Prometheus pods allowed to scrape (never the whole namespace).
+    prometheus_pod_label: tuple[str, str]
     # (key, value) put on the ServiceMonitor and PrometheusRule so that the Prometheus
     # selects them (kube-prometheus-stack: release=<its release>); None: no extra label.
     selector_label: tuple[str, str] | None
@@ -82,7 +82,9 @@ def parse_monitoring(raw: str | None) -> MonitoringSettings | None:
         )
     return MonitoringSettings(
         prometheus_namespace=dns_label(f"{KEY}.prometheusNamespace", fields["prometheusNamespace"]),
-        prometheus_pod_label=_pair("prometheusPodSelector", fields["prometheusPodSelector"]),
+        prometheus_pod_label=label_pair(
+            f"{KEY}.prometheusPodSelector", fields["prometheusPodSelector"]
+        ),
         selector_label=_pair("selectorLabel", fields["selectorLabel"]),
         scrape_interval=interval,
         alert_error_ratio=ratio,

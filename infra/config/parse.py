@@ -207,7 +207,10 @@ def _ingress(values: Reader) -> IngressSettings | None:
     controller = dns_label(
         "ingressControllerNamespace", values.string("ingressControllerNamespace").strip()
     )
-    return IngressSettings(host, class_name, tls, controller)
+    controller_pods = label_pair(
+        "ingressControllerPodSelector", values.string("ingressControllerPodSelector").strip()
+    )
+    return IngressSettings(host, class_name, tls, controller, controller_pods)
 
 
 def _registry(
@@ -348,6 +351,10 @@ def parse_settings(
         ingress_namespaces=tuple(
             dns_label("allowedIngressNamespaces", ns)
             for ns in read.strings("allowedIngressNamespaces")
+        ),
+        ingress_client_label=label_pair(
+            "allowedIngressClientPodSelector",
+            read.string("allowedIngressClientPodSelector").strip(),
         ),
         ingress_pod_labels=tuple(
             label_pair("allowedIngressPodLabels", item)

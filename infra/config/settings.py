@@ -122,6 +122,8 @@ class EgressRule:
 @dataclass(frozen=True)
 class NetworkSettings:
     ingress_namespaces: tuple[str, ...]
+    # (key, value) a pod in ingress_namespaces must carry: a namespace is never admitted whole.
+    ingress_client_label: tuple[str, str]
     ingress_pod_labels: tuple[tuple[str, str], ...]
     egress: tuple[EgressRule, ...]
 
@@ -132,6 +134,8 @@ class IngressSettings:
     class_name: str
     tls_secret_name: str
     controller_namespace: str
+    # (key, value) of the controller's pods: only they, in controller_namespace, are admitted.
+    controller_pod_label: tuple[str, str]
 
 
 @dataclass(frozen=True, eq=False)

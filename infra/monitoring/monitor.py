@@ -100,6 +100,23 @@ class Target:
     version: str
 
 
+def target_group(target: Target) -> dict[str, Any]:
+    """A static (or file_sd) target group: the pod with the labels the ServiceMonitor gives."""
+    return {
+        "targets": [target.address],
+        "labels": {
+            "namespace": target.namespace,
+            "service": target.service,
+            "job": target.service,
+            "pod": target.pod,
+            "container": target.service,
+            "endpoint": PORT_NAME,
+            APP: target.service,
+            VERSION: target.version,
+        },
+    }
+
+
 def static_scrape_config(
     job: str, targets: Sequence[Target], metrics_path: str, interval: str, timeout: str
 ) -> dict[str, Any]:
@@ -109,22 +126,7 @@ def static_scrape_config(
         "metrics_path": metrics_path,
         "scrape_interval": interval,
         "scrape_timeout": timeout,
-        "static_configs": [
-            {
-                "targets": [t.address],
-                "labels": {
-                    "namespace": t.namespace,
-                    "service": t.service,
-                    "job": t.service,
-                    "pod": t.pod,
-                    "container": t.service,
-                    "endpoint": PORT_NAME,
-                    APP: t.service,
-                    VERSION: t.version,
-                },
-            }
-            for t in targets
-        ],
+        "static_configs": [target_group(t) for t in targets],
         "metric_relabel_configs": [prometheus_relabel(r) for r in METRIC_RELABELINGS],
     }
 
@@ -136,4 +138,5 @@ __all__ = [
     "prometheus_relabel",
     "service_monitor_spec",
     "static_scrape_config",
+    "target_group",
 ]

@@ -395,6 +395,18 @@ def test_ingress_namespaces_must_be_dns_labels() -> None:
     assert message.startswith("cv-platform:allowedIngressNamespaces must be a DNS-1123 label")
 
 
+@pytest.mark.parametrize("key", ["allowedIngressClientPodSelector", "ingressControllerPodSelector"])
+@pytest.mark.parametrize("value", ["", "app"])
+def test_ingress_peer_pod_selectors_are_required_labels(key: str, value: str) -> None:
+    ingress: dict[str, Any] = {
+        "ingressEnabled": True,
+        "ingressHost": "a.example.com",
+        "ingressTlsSecretName": "t",
+    }
+    message = refused(**ingress, **{key: value})
+    assert message.startswith(f"cv-platform:{key} entries must be label selectors key=value")
+
+
 def test_ingress_pod_labels_parse() -> None:
     settings = parse(allowedIngressPodLabels=["app.kubernetes.io/name=gateway"])
     assert settings.network.ingress_pod_labels == (("app.kubernetes.io/name", "gateway"),)

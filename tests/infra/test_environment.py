@@ -354,12 +354,80 @@ def test_ingress_is_allowed_only_to_the_serving_port_from_configured_peers(
     prod: ProgramRun,
 ) -> None:
     allow = policies(prod)["model-server-allow-ingress"]
-    rule = allow["ingress"]
-    assert len(rule) == 1
-    assert rule[0]["ports"] == [{"protocol": "TCP", "port": 8080.0}]
-    namespaces = rule[0]["from"][0]["namespaceSelector"]["matchExpressions"][0]
-    # The ingress controller joins the configured client namespaces when the Ingress is on.
-    assert namespaces["values"] == ["api-gateway", "ingress-nginx"]
+    (rule,) = allow["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080.0}]
+    # The client pods of api-gateway, and the ingress controller's pods (the Ingress is on).
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "api-gateway"}},
+            "podSelector": {"matchLabels": {"cv-platform.io/model-client": "true"}},
+        },
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+        },
+    ]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_no_ingress_peer_admits_a_whole_namespace(run_stack: Any, stack: str) -> None:
+    run = run_stack(
+        stack,
+        {
+            "allowedIngressNamespaces": ["api-gateway", "ci"],
+            "allowedIngressPodLabels": ["app=smoke-test"],
+        },
+    )
+    found = policies(run)
+    peers = [
+        peer
+        for name in ("model-server-allow-ingress", "model-server-allow-prometheus")
+        for rule in found[name]["ingress"]
+        for peer in rule["from"]
+    ]
+    assert len(peers) >= 3
+    for peer in peers:
+        assert set(peer) == {"namespaceSelector", "podSelector"}
+        assert peer["podSelector"]["matchLabels"]
+
+
+def test_client_namespaces_share_one_peer_with_the_client_label(run_stack: Any) -> None:
+    run = run_stack(
+        "staging",
+        {
+            "allowedIngressNamespaces": ["ci", "api-gateway"],
+            "allowedIngressClientPodSelector": "app.kubernetes.io/part-of=gateway",
+        },
+    )
+    (peer,) = policies(run)["model-server-allow-ingress"]["ingress"][0]["from"]
+    assert peer == {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["api-gateway", "ci"],
+                }
+            ]
+        },
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "gateway"}},
+    }
+
+
+def test_ingress_controller_pods_are_selected_by_their_label(run_stack: Any) -> None:
+    run = run_stack(
+        "prod",
+        {
+            "allowedIngressNamespaces": [],
+            "ingressControllerNamespace": "edge",
+            "ingressControllerPodSelector": "app.kubernetes.io/name=traefik",
+        },
+    )
+    (peer,) = policies(run)["model-server-allow-ingress"]["ingress"][0]["from"]
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+    }
 
 
 def test_prometheus_is_admitted_to_the_metrics_port_only(prod: ProgramRun) -> None:
@@ -381,13 +449,17 @@ def test_prometheus_is_admitted_to_the_metrics_port_only(prod: ProgramRun) -> No
     ]
 
 
-def test_without_a_prometheus_pod_label_its_whole_namespace_is_admitted(run_stack: Any) -> None:
+def test_prometheus_pods_are_selected_in_the_configured_namespace(run_stack: Any) -> None:
     run = run_stack(
-        "staging", {"monitoring": {"prometheusNamespace": "obs", "prometheusPodSelector": ""}}
+        "staging",
+        {"monitoring": {"prometheusNamespace": "obs", "prometheusPodSelector": "app=prom"}},
     )
     (rule,) = policies(run)["model-server-allow-prometheus"]["ingress"]
     assert rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "obs"}}}
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "obs"}},
+            "podSelector": {"matchLabels": {"app": "prom"}},
+        }
     ]
 
 
@@ -399,7 +471,10 @@ def test_monitoring_off_admits_no_prometheus(run_stack: Any) -> None:
 def test_pod_label_peers_are_allowed_from_the_own_namespace(run_stack: Any) -> None:
     run = run_stack("staging", {"allowedIngressPodLabels": ["app=smoke-test"]})
     peers = policies(run)["model-server-allow-ingress"]["ingress"][0]["from"]
-    assert {"podSelector": {"matchLabels": {"app": "smoke-test"}}} in peers
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cv-staging"}},
+        "podSelector": {"matchLabels": {"app": "smoke-test"}},
+    } in peers
 
 
 def test_no_peers_means_no_ingress_allow_rule(run_stack: Any) -> None:

@@ -161,6 +161,11 @@ def test_monitoring_is_on_by_default() -> None:
             "cv-platform:monitoring.prometheusNamespace must be",
         ),
         ({"selectorLabel": "release"}, "cv-platform:monitoring.selectorLabel entries must be"),
+        # Prometheus is admitted by its pods' label, never as its whole namespace.
+        (
+            {"prometheusPodSelector": ""},
+            "cv-platform:monitoring.prometheusPodSelector entries must be",
+        ),
         ({"grafana": True}, "cv-platform:monitoring.grafana is not a known field"),
     ],
 )

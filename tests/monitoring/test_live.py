@@ -45,6 +45,7 @@ from tests.monitoring.servers import (
     prometheus,
     write_model,
 )
+from tests.pipeline.recordkit import model_card
 from tests.registry_fixture import PushedImages
 from tests.waiting import wait_until
 
@@ -382,6 +383,8 @@ def test_a_failed_prod_verification_rolls_back_holds_and_promotion_is_refused(
         deployed(live, "staging", v2, bad, earlier),
         Verification("staging", bad, v2, "passed", earlier, earlier + timedelta(minutes=5)),
         CiRun(image=v2, digest=bad, passed=10, scan_critical=0, scan_high=0),
+        model_card(good),
+        model_card(bad, accuracy=0.9741),
         deployed(live, "prod", v2, bad),
     )
     assert verify(root, "prod", "--rollback-on-failure") == 3
@@ -403,5 +406,5 @@ def test_a_failed_prod_verification_rolls_back_holds_and_promotion_is_refused(
     assert main(["--project-dir", str(root), "promote", "--from", "staging", "--to", "prod"]) == 3
     captured = capsys.readouterr()
     failing = [ln.split()[0] for ln in captured.out.splitlines() if " FAIL " in f" {ln} "]
-    assert failing == ["not-on-hold"]
-    assert "refused by not-on-hold" in captured.err
+    assert failing == ["not-rejected", "not-on-hold"]  # rolled back from prod, and held
+    assert "refused by not-rejected, not-on-hold" in captured.err

@@ -496,7 +496,8 @@ def test_promote_checks_holds_again_under_the_lock(
 
     before = (root / "Pulumi.prod.yaml").read_bytes()
     skips = [arg for gate in ("soak", "verified", "digest-resolves", "tests-passed",
-                              "vulnerabilities") for arg in ("--skip-gate", gate)]  # fmt: skip
+                              "vulnerabilities", "model-quality", "model-compatible")
+             for arg in ("--skip-gate", gate)]  # fmt: skip
     argv = ["promote", "--from", "staging", "--to", "prod", *skips]
     assert cli(root, *argv, adapters=Adapters(open_store=open_late)) == 3
     assert calls == 2

@@ -28,7 +28,7 @@ from pipeline.records.model import (
     change_entry,
 )
 from pipeline.records.stores import Store, open_store
-from pipeline.records.stores.codec import KINDS
+from pipeline.records.stores.kinds import KINDS
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 

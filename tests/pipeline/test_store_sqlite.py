@@ -15,7 +15,8 @@ from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.records.model import Hold, Promotion, Verification, Waiver
 from pipeline.records.stores import open_store
-from pipeline.records.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from pipeline.records.stores.migrations import MIGRATIONS, SCHEMA_VERSION
+from pipeline.records.stores.sqlite import SqliteStore
 from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, T0, ci_run, deployment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ def test_a_store_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_kind_has_its_table_and_refuses_update_and_delete(tmp_path: Path) -> None:
-    from pipeline.records.stores.codec import KINDS
+    from pipeline.records.stores.kinds import KINDS
 
     path = tmp_path / "records.db"
     open_store(str(path), None).close()

@@ -316,8 +316,8 @@ def test_a_failed_verification_is_exit_3_with_the_table(
     )
     assert main(["--project-dir", str(root), "history", "prod"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[1].split()[2:] == ["verify", "sha256:4d4d4d4d4d4d", "failed:", "error", "ratio",
-                                   "20.00%", ">", "1.00%"]  # fmt: skip
+    assert rows[1].split()[2:] == ["verify", "sha256:4d4d4d4d4d4d", "-", "failed:", "error",
+                                   "ratio", "20.00%", ">", "1.00%"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 """How each record kind maps to columns (SQLite) and JSON objects (S3).
 
-One table per kind describes every stored field and its storage type, so the
-two stores and their tests share a single truth. Timestamps are stored as UTC
-ISO 8601 text with a fixed width (``2026-01-02T03:04:05.000000+00:00``), which
-sorts lexicographically in time order and reads back fast with
-``datetime.fromisoformat``.
+Each kind's table of stored fields and their storage types is in ``kinds``; this
+module turns it into row and JSON encoders and decoders for the two stores.
+Timestamps are stored as UTC ISO 8601 text with a fixed width
+(``2026-01-02T03:04:05.000000+00:00``), which sorts lexicographically in time
+order and reads back fast with ``datetime.fromisoformat``.
 
 Reading builds records without the frozen dataclass ``__init__`` (which calls
 ``object.__setattr__`` once per field): a bulk read of 100,000 CI runs spends
@@ -16,261 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pipeline.records.model import (
-    CiRun,
-    Deployment,
-    Finding,
-    Hold,
-    ModelCard,
-    Promotion,
-    Readmission,
-    Record,
-    Rollback,
-    Scan,
-    Verification,
-    Waiver,
-    utc,
-)
-
-# "tuple": a tuple of strings, stored as a JSON array; "findings": a scan's findings,
-# stored as a JSON array of objects (one per Finding, its fields by name).
-FieldType = Literal["text", "time", "int", "real", "tuple", "findings"]
-_JSON_TYPES = ("tuple", "findings")
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A record kind: its table (and S3 folder), class and stored fields."""
-
-    name: str
-    cls: type[Any]
-    # Every dataclass field except ``id`` and ``recorded_at``, in column order.
-    columns: tuple[tuple[str, FieldType], ...]
-    # The time that orders (oldest first) and windows the records of this kind.
-    sort_field: str
-    # Fields a ``stack=`` filter matches (any of them).
-    stack_fields: tuple[str, ...] = ()
-    keyed: bool = False
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        """Stored field names in read order: ``id``, the columns, ``recorded_at``."""
-        return ("id", *(name for name, _ in self.columns), "recorded_at")
-
-
-CI_RUNS = Kind(
-    name="ci_runs",
-    cls=CiRun,
-    columns=(
-        ("image", "text"),
-        ("digest", "text"),
-        ("commit", "text"),
-        ("commit_time", "time"),
-        ("started", "time"),
-        ("build_seconds", "real"),
-        ("test_seconds", "real"),
-        ("passed", "int"),
-        ("failed", "int"),
-        ("errors", "int"),
-        ("skipped", "int"),
-        ("scan_critical", "int"),
-        ("scan_high", "int"),
-        ("source", "text"),
-        ("key", "text"),
-    ),
-    # A CI run without a start time is ordered by when it was recorded.
-    sort_field="started",
-    keyed=True,
-)
-
-DEPLOYMENTS = Kind(
-    name="deployments",
-    cls=Deployment,
-    columns=(
-        ("stack", "text"),
-        ("result", "text"),
-        ("image", "text"),
-        ("digest", "text"),
-        ("started", "time"),
-        ("finished", "time"),
-        ("commit", "text"),
-        ("commit_time", "time"),
-        ("source", "text"),
-        ("key", "text"),
-        ("changes", "tuple"),
-    ),
-    sort_field="finished",
-    stack_fields=("stack",),
-    keyed=True,
-)
-
-PROMOTIONS = Kind(
-    name="promotions",
-    cls=Promotion,
-    columns=(
-        ("source_stack", "text"),
-        ("target_stack", "text"),
-        ("image", "text"),
-        ("digest", "text"),
-        ("at", "time"),
-        ("skipped_gates", "tuple"),
-        ("previous_digest", "text"),
-        ("actor", "text"),
-    ),
-    sort_field="at",
-    stack_fields=("source_stack", "target_stack"),
-)
-
-ROLLBACKS = Kind(
-    name="rollbacks",
-    cls=Rollback,
-    columns=(
-        ("stack", "text"),
-        ("from_digest", "text"),
-        ("to_digest", "text"),
-        ("image", "text"),
-        ("at", "time"),
-        ("reason", "text"),
-        ("actor", "text"),
-    ),
-    sort_field="at",
-    stack_fields=("stack",),
-)
-
-HOLDS = Kind(
-    name="holds",
-    cls=Hold,
-    columns=(
-        ("stack", "text"),
-        ("action", "text"),
-        ("at", "time"),
-        ("reason", "text"),
-        ("actor", "text"),
-    ),
-    sort_field="at",
-    stack_fields=("stack",),
-)
-
-SCANS = Kind(
-    name="scans",
-    cls=Scan,
-    columns=(
-        ("image", "text"),
-        ("digest", "text"),
-        ("format", "text"),
-        ("scanner", "text"),
-        ("scanner_version", "text"),
-        ("artifact", "text"),
-        ("os", "text"),
-        ("findings", "findings"),
-        ("source", "text"),
-        ("key", "text"),
-    ),
-    # Evidence is ordered by when it was recorded.
-    sort_field="recorded_at",
-    keyed=True,
-)
-
-MODEL_CARDS = Kind(
-    name="model_cards",
-    cls=ModelCard,
-    columns=(
-        ("image", "text"),
-        ("digest", "text"),
-        ("name", "text"),
-        ("version", "text"),
-        ("accuracy", "real"),
-        ("inputs", "text"),
-        ("outputs", "text"),
-        ("params", "text"),
-        ("latency_p50_ms", "real"),
-        ("latency_p95_ms", "real"),
-        ("card", "text"),
-        ("source", "text"),
-        ("key", "text"),
-    ),
-    sort_field="recorded_at",
-    keyed=True,
-)
-
-WAIVERS = Kind(
-    name="waivers",
-    cls=Waiver,
-    columns=(
-        ("digest", "text"),
-        ("finding", "text"),
-        ("reason", "text"),
-        ("expires", "time"),
-        ("at", "time"),
-        ("actor", "text"),
-    ),
-    sort_field="at",
-)
-
-READMISSIONS = Kind(
-    name="readmissions",
-    cls=Readmission,
-    columns=(
-        ("stack", "text"),
-        ("digest", "text"),
-        ("reason", "text"),
-        ("at", "time"),
-        ("actor", "text"),
-    ),
-    sort_field="at",
-    stack_fields=("stack",),
-)
-
-VERIFICATIONS = Kind(
-    name="verifications",
-    cls=Verification,
-    columns=(
-        ("stack", "text"),
-        ("digest", "text"),
-        ("image", "text"),
-        ("result", "text"),
-        ("since", "time"),
-        ("until", "time"),
-        ("requests", "real"),
-        ("error_ratio", "real"),
-        ("p95_seconds", "real"),
-        ("min_requests", "int"),
-        ("max_error_ratio", "real"),
-        ("max_p95_ms", "real"),
-        ("selector", "text"),
-        ("reason", "text"),
-        ("actor", "text"),
-    ),
-    # Judged at the window's end.
-    sort_field="until",
-    stack_fields=("stack",),
-)
-
-KINDS: tuple[Kind, ...] = (
-    CI_RUNS,
-    DEPLOYMENTS,
-    PROMOTIONS,
-    ROLLBACKS,
-    HOLDS,
-    VERIFICATIONS,
-    SCANS,
-    MODEL_CARDS,
-    WAIVERS,
-    READMISSIONS,
-)
-
-KIND_OF: dict[type[Any], Kind] = {kind.cls: kind for kind in KINDS}
-
-
-def kind_of(record: Record) -> Kind:
-    try:
-        return KIND_OF[type(record)]
-    except KeyError:
-        raise TypeError(f"not a record: {type(record).__name__}") from None
+from pipeline.records.model import Finding, Record, utc
+from pipeline.records.stores.kinds import JSON_TYPES, Kind
 
 
 def iso(value: datetime) -> str:
@@ -407,7 +158,7 @@ JSON_SCHEMA = 3
 def to_json(kind: Kind, record: Record, recorded_at: datetime) -> dict[str, Any]:
     body: dict[str, Any] = {"schema": JSON_SCHEMA, "kind": kind.name}
     for (name, ftype), value in zip(kind.columns, encode_values(kind, record), strict=True):
-        body[name] = json.loads(value) if ftype in _JSON_TYPES and value is not None else value
+        body[name] = json.loads(value) if ftype in JSON_TYPES and value is not None else value
     body["recorded_at"] = iso(recorded_at)
     return body
 
@@ -432,12 +183,12 @@ def from_json(kind: Kind, body: dict[str, Any], record_id: int) -> Any:
     for name, ftype in kind.columns:
         if name in body:
             value = body[name]
-            row.append(json.dumps(value) if ftype in _JSON_TYPES and value is not None else value)
+            row.append(json.dumps(value) if ftype in JSON_TYPES and value is not None else value)
         elif defaults[name] is MISSING:
             raise ValueError(f"{kind.name} object lacks {name!r}")
         else:
             # An object written before this field existed: the model's default.
-            row.append(None if ftype in _JSON_TYPES else defaults[name])
+            row.append(None if ftype in JSON_TYPES else defaults[name])
     if "recorded_at" not in body:
         raise ValueError(f"{kind.name} object lacks 'recorded_at'")
     row.append(body["recorded_at"])

@@ -7,6 +7,10 @@ Every table is append-only (triggers refuse UPDATE and DELETE).
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from datetime import UTC, datetime
+
 
 def _append_only(table: str) -> tuple[str, str]:
     return (
@@ -208,4 +212,53 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2), (3, _
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+def schema_version(db: sqlite3.Connection) -> int:
+    """The newest migration applied to ``db`` (0: a new, empty file)."""
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if exists is None:
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite3.Connection, where: str) -> None:
+    """Apply the missing migrations in one write transaction (two processes opening an
+    old file at once migrate it exactly once); refuse a file from a newer pipeline."""
+    # Read without a lock first: the usual open is of an up-to-date file.
+    current = schema_version(db)
+    if current == SCHEMA_VERSION:
+        return
+    if current > SCHEMA_VERSION:
+        from pipeline.errors import StoreError
+
+        raise StoreError(
+            f"record store {where}: schema version {current} is newer than this "
+            f"pipeline understands ({SCHEMA_VERSION}); upgrade the pipeline"
+        )
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = schema_version(db)  # another process may have migrated meanwhile
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in statements:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, datetime.now(UTC).isoformat(timespec="microseconds")),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite has already undone it after SQLITE_FULL
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]

@@ -46,11 +46,11 @@ from pipeline.records.model import (
     Window,
     utc,
 )
-from pipeline.records.stores.codec import (
+from pipeline.records.stores.codec import JSON_SCHEMA, from_json, sort_time, to_json
+from pipeline.records.stores.kinds import (
     CI_RUNS,
     DEPLOYMENTS,
     HOLDS,
-    JSON_SCHEMA,
     MODEL_CARDS,
     PROMOTIONS,
     READMISSIONS,
@@ -59,10 +59,7 @@ from pipeline.records.stores.codec import (
     VERIFICATIONS,
     WAIVERS,
     Kind,
-    from_json,
     kind_of,
-    sort_time,
-    to_json,
 )
 
 if TYPE_CHECKING:

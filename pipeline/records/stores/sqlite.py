@@ -51,21 +51,12 @@ from pipeline.records.model import (
     Waiver,
     Window,
 )
-from pipeline.records.stores.codec import (
-    CI_RUNS,
-    DEPLOYMENTS,
-    HOLDS,
+from pipeline.records.stores.codec import decoder, iso, make_encoder, with_identity
+from pipeline.records.stores.kinds import (
     KINDS,
-    PROMOTIONS,
-    ROLLBACKS,
-    VERIFICATIONS,
     Kind,
-    decoder,
-    iso,
-    make_encoder,
-    with_identity,
 )
-from pipeline.records.stores.migrations import MIGRATIONS, SCHEMA_VERSION
+from pipeline.records.stores.migrations import SCHEMA_VERSION, migrate, schema_version
 
 BUSY_TIMEOUT_SECONDS = 30.0
 ALL_TIME = Window()
@@ -236,44 +227,10 @@ class SqliteStore:
     # -- schema -----------------------------------------------------------------
 
     def schema_version(self) -> int:
-        exists = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone()
-        if exists is None:
-            return 0
-        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
+        return schema_version(self._db)
 
     def _migrate(self) -> None:
-        # Read without a lock first: the usual open is of an up-to-date file.
-        current = self.schema_version()
-        if current == SCHEMA_VERSION:
-            return
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"record store {self.path}: schema version {current} is newer than this "
-                f"pipeline understands ({SCHEMA_VERSION}); upgrade the pipeline"
-            )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            current = self.schema_version()  # another process may have migrated meanwhile
-            for version, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in statements:
-                    self._db.execute(statement)
-                self._db.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                    (version, iso(datetime.now(UTC))),
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+        migrate(self._db, str(self.path))
 
     # -- writing ----------------------------------------------------------------
 
@@ -431,14 +388,4 @@ class SqliteStore:
         self.close()
 
 
-__all__ = [
-    "CI_RUNS",
-    "DEPLOYMENTS",
-    "HOLDS",
-    "MIGRATIONS",
-    "PROMOTIONS",
-    "ROLLBACKS",
-    "SCHEMA_VERSION",
-    "VERIFICATIONS",
-    "SqliteStore",
-]
+__all__ = ["SqliteStore"]
