@@ -31,7 +31,7 @@ from pipeline.records.model import utc
 
 if TYPE_CHECKING:
     from pipeline.records.model import Record
-    from pipeline.records.stores.codec import Kind
+    from pipeline.records.stores.kinds import Kind
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_WAIVER = timedelta(days=366)
@@ -108,7 +108,7 @@ def sql_condition(kind: Kind) -> tuple[str, tuple[timedelta, ...]]:
 
 def check_records(records: Sequence[Record], now: datetime | None = None) -> None:
     """Raise ``RecordRefused`` (one line, nothing stored) for the first record off limits."""
-    from pipeline.records.stores.codec import kind_of
+    from pipeline.records.stores.kinds import kind_of
 
     now = now or datetime.now(UTC)
     for record in records:

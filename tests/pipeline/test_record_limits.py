@@ -22,7 +22,8 @@ from pipeline.records.limits import (
 )
 from pipeline.records.model import CiRun, Deployment, ModelCard, Verification, Waiver
 from pipeline.records.stores import open_store
-from pipeline.records.stores.codec import JSON_SCHEMA, kind_of
+from pipeline.records.stores.codec import JSON_SCHEMA
+from pipeline.records.stores.kinds import kind_of
 from tests.pipeline.hostile import assert_refused, cli, make_project
 
 IMAGE = "registry.example.internal/cv/model:v1@sha256:" + "ab" * 32
@@ -66,7 +67,8 @@ def test_a_deployment_that_finishes_in_the_future_is_refused_and_nothing_stored(
     line = assert_refused(
         cli(capsys, "--project-dir", str(root), "--store", str(store), *argv), fragment
     )
-    assert "at most 5 minute(s) ahead" in line and "nothing recorded" in line
+    assert "at most 5 minute(s) ahead" in line
+    assert "nothing recorded" in line
     assert stored_deployments(store) == []
 
 
@@ -209,7 +211,8 @@ def test_rows_stored_before_the_limits_are_ignored_and_said_once(
 
     history = cli(capsys, *base, "history", "staging")
     assert history.code == 0
-    assert "9999" not in history.out and "succeeded in 3600 s" in history.out
+    assert "9999" not in history.out
+    assert "succeeded in 3600 s" in history.out
     assert history.err.count("ignoring deployment #2: started 9999-12-31T23:00:00Z") == 1
 
     metrics = cli(capsys, *base, "metrics", "--format", "json")
@@ -220,7 +223,8 @@ def test_rows_stored_before_the_limits_are_ignored_and_said_once(
 
     promote = cli(capsys, *base, "promote", "--from", "staging", "--to", "prod", "--dry-run")
     assert promote.code in (1, 3)  # refused by gates or prod's absence: never an overflow
-    assert "internal error" not in promote.err and "OverflowError" not in promote.err
+    assert "internal error" not in promote.err
+    assert "OverflowError" not in promote.err
 
 
 def test_an_s3_object_from_before_the_limits_is_ignored(
