@@ -163,7 +163,7 @@ def test_a_day_of_delivery_through_the_cli(flow: Flow) -> None:
     promoted = [line for line in table if " promote " in line]
     assert "digits 1.2.0 (0.9733)" in promoted[0]
     assert "digits 1.1.0 (0.9711)" in promoted[1]
-    assert "skipped model-quality, model-compatible" in promoted[1]
+    assert "skipped verified, model-quality, model-compatible" in promoted[1]
 
     # Metrics over prod: builds 20 min, tests 30 min, deploys 10 min -> M_CI 20.
     metrics = json.loads(flow.ok("metrics", "--stack", "prod", "--format", "json"))

@@ -52,8 +52,10 @@ from xml.etree.ElementTree import Element, ParseError
 from pipeline.records.sources.reportfiles import (
     Pieces,
     ReportError,
+    defused_reason,
     expand_reports,
     open_report,
+    xml_error_position,
 )
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
@@ -139,19 +141,16 @@ class _OffScale(ValueError):
 
 
 def _time(text: str | None) -> float | None:
-    """A ``time`` attribute: absent or unreadable is None; Infinity, NaN or more than
+    """A ``time`` attribute: None when absent or no number; Infinity, NaN or more than
     ``MAX_REAL`` seconds is ``_OffScale`` (two such suites would sum to Infinity)."""
     from pipeline.records.limits import MAX_REAL
 
-    value = _number(text)
-    if value is None and text is not None:
-        try:
-            float(text.strip().replace(",", ""))
-        except ValueError:
-            return None
-        raise _OffScale(f"time={text.strip()!r} is not a finite number")
-    if value is not None and value > MAX_REAL:
-        raise _OffScale(f"time={text!r} is more than {MAX_REAL:g} s")
+    try:
+        value = None if text is None else float(text.strip().replace(",", ""))
+    except ValueError:
+        return None
+    if value is not None and not abs(value) <= MAX_REAL:  # NaN fails the comparison too
+        raise _OffScale(f"time={text!r} is not a finite number up to {MAX_REAL:g} s")
     return value
 
 
@@ -186,13 +185,6 @@ def _case_from(elem: Element, suite: int) -> JunitCase:
         flaky_attempts=flaky_attempts,
         suite=suite,
     )
-
-
-def _error_position(exc: ParseError) -> str:
-    position = getattr(exc, "position", None)
-    if position:
-        return f"line {position[0]}, column {position[1] + 1}"
-    return "position unknown"
 
 
 def parse_file(path: str | os.PathLike[str]) -> JunitReport:
@@ -269,10 +261,10 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
     except ParseError as exc:
         message = str(exc).split(":", 1)[0]
         raise JunitError(
-            f"{name}: not well-formed XML at {_error_position(exc)}: {message}"
+            f"{name}: not well-formed XML at {xml_error_position(exc)}: {message}"
         ) from None
     except DefusedXmlException as exc:
-        raise JunitError(f"{name}: refused: {_defused_reason(exc)}") from None
+        raise JunitError(f"{name}: refused: {defused_reason(exc)}") from None
     except UnicodeDecodeError as exc:
         raise JunitError(f"{name}: not readable as text: {exc.reason}") from None
     except IsADirectoryError:
@@ -311,19 +303,6 @@ def parse_file(path: str | os.PathLike[str]) -> JunitReport:
         time_seconds=time_seconds,
         negative_times=negative,
     )
-
-
-def _defused_reason(exc: Exception) -> str:
-    """What defusedxml refused, in words (its repr names internals)."""
-    entity = getattr(exc, "name", None)
-    system_id = getattr(exc, "sysid", None)
-    if entity:
-        where = f" pointing at {system_id}" if system_id else ""
-        return (
-            f"the report declares the entity {entity!r}{where}; "
-            "JUnit reports must not declare entities (nothing was expanded or fetched)"
-        )
-    return f"{type(exc).__name__}: reports must not declare entities or external references"
 
 
 def _header(elem: Element) -> HeaderCounts | None:
