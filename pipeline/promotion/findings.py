@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.records.model import FindingSeverity, Scan, Waiver
+from pipeline.records.model import FINDING_SEVERITIES, FindingSeverity, Scan, Waiver
 
 # Most severe first; "unknown" is not ordered (it blocks whatever the threshold).
 _RANK: dict[str, int] = {"critical": 4, "high": 3, "medium": 2, "low": 1, "negligible": 0}
@@ -127,15 +127,7 @@ def judge_scans(
 
 
 def _count_line(merged: Sequence[MergedFinding]) -> str:
-    severities: list[FindingSeverity] = [
-        "critical",
-        "high",
-        "medium",
-        "low",
-        "negligible",
-        "unknown",
-    ]
-    counts = [(s, sum(1 for m in merged if m.severity == s)) for s in severities]
+    counts = [(s, sum(1 for m in merged if m.severity == s)) for s in FINDING_SEVERITIES]
     return ", ".join(f"{n} {s}" for s, n in counts if n)
 
 
