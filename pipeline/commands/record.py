@@ -140,7 +140,9 @@ def _register_ci(c: argparse.ArgumentParser) -> None:
 
 
 def note(text: str) -> None:
-    print(f"note: {text}", file=sys.stderr)
+    from pipeline.errors import one_line
+
+    print(f"note: {one_line(text)}", file=sys.stderr)
 
 
 def _require(args: argparse.Namespace, kind: str, flags: Sequence[str]) -> None:
