@@ -9,7 +9,8 @@ Markdown itself escapes ``|`` in tables and ``<&>`` in titles.
 
 ``Scrubber`` replaces, in this order: ``Basic``/``Bearer`` credentials (whoever's they
 are); whole base64 runs that decode to text holding a known secret, a line or a word of
-one; a multi-line one folded the way YAML single-quotes it; then every literal form
+one; a multi-line one folded the way YAML single-quotes it, a long one wrapped the way
+YAML double-quotes it; then every literal form
 ``forms_of`` lists. A multi-line value also gives each of its lines that say more than
 structure (at least ``MIN_LINE`` characters, with a digit or a symbol: a kubeconfig's
 ``- name: deployer`` is no secret) and its long words that mix letters and digits. Pure.
@@ -124,6 +125,25 @@ def folded(value: str) -> re.Pattern[str] | None:
     return re.compile(r"\n(?:[ ]*\n)+[ ]*".join(re.escape(line) for line in lines))
 
 
+def yaml_wrapped(value: str) -> re.Pattern[str] | None:
+    """``value`` double-quoted by YAML past its line width: the emitter may break the
+    line between any two characters (an escaped break, ``\\`` at the end of a line)
+    or at a space (a plain break, or an escaped one and the space as ``\\ ``), and
+    indents what follows."""
+    if len(value) < MIN_LINE:
+        return None
+    escaped = set()
+    for unicode in (False, True):
+        dumped = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=unicode)
+        escaped.add(dumped.rstrip("\n").removesuffix("...").rstrip("\n")[1:-1])
+    gap = r"(?:\\\n[ ]*)?"
+    patterns = [
+        gap.join(r"(?: |\\ |\n[ ]*)" if c == " " else re.escape(c) for c in form)
+        for form in escaped
+    ]
+    return re.compile("|".join(f"(?:{p})" for p in sorted(patterns, key=len, reverse=True)))
+
+
 def revealing_words(values: Iterable[str]) -> frozenset[str]:
     """Long words of the values that mix letters and digits (keys, tokens, hashes)."""
     words: set[str] = set()
@@ -204,7 +224,9 @@ class Scrubber:
         for value in values:
             forms |= forms_of(value)
         self._forms = sorted(forms, key=len, reverse=True)
-        self._folded = [p for p in map(folded, sorted(values, key=len, reverse=True)) if p]
+        longest_first = sorted(values, key=len, reverse=True)
+        self._folded = [p for p in map(folded, longest_first) if p]
+        self._folded += [p for p in map(yaml_wrapped, longest_first) if p]
         self._hidden = needles(values)
 
     def __call__(self, text: str) -> str:
@@ -227,4 +249,5 @@ __all__ = [
     "needles",
     "revealing_words",
     "scrub_credentials",
+    "yaml_wrapped",
 ]

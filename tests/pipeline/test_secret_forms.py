@@ -109,6 +109,17 @@ def test_a_multi_line_secret_single_quoted_and_folded_by_yaml_is_scrubbed() -> N
     assert redact_text(shown, [secret]) == f"data:\n  key: '{SECRET_PLACEHOLDER}'\n"
 
 
+@pytest.mark.parametrize(
+    "secret",
+    ["a long secret with spaces that YAML wraps " * 3, "00" + "\x1f" * 11 + "\U00010000" * 3 + "0"],
+    ids=["at spaces", "between escapes"],
+)
+def test_a_long_secret_wrapped_by_yaml_double_quoting_is_scrubbed(secret: str) -> None:
+    shown = yaml.safe_dump({"k": secret}, default_style='"', width=40)
+    assert "\\\n" in shown or "\n  " in shown  # wrapped over lines
+    assert redact_text(shown, [secret]) == f'"k": "{SECRET_PLACEHOLDER}"\n'
+
+
 def test_a_kubeconfig_in_a_configmap_diff_never_reaches_the_comment() -> None:
     urn = "urn:pulumi:prod::cv-platform::kubernetes:core/v1:ConfigMap::access"
     old = {"data": {"kubeconfig": "old"}}
