@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ settings.register_profile(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile("project")
+# HYPOTHESIS_PROFILE=deep: many more examples, for a search by hand before a release.
+settings.register_profile("deep", parent=settings.get_profile("project"), max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "project"))
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
