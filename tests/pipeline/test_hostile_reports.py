@@ -4,14 +4,17 @@ device, a huge file, a pattern matching too much, a long attribute. Each ends at
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
 
 import pytest
 
+from pipeline.records.model import CiRun
 from pipeline.records.sources import reportfiles
 from pipeline.records.sources.junit import JunitError, count, parse_file
+from pipeline.records.stores import open_store
 from tests.pipeline.hostile import assert_refused, cli
 
 IMAGE = "registry.example.internal/cv/model:v1@sha256:" + "ab" * 32
@@ -101,3 +104,60 @@ def test_a_long_attribute_is_parsed_in_large_pieces(tmp_path: Path) -> None:
         counted = count([str(report)])
     assert counted.failed == 1
     assert max(fed) >= len(message)  # the whole token arrives in one feed
+
+
+@pytest.mark.parametrize("times", [("1e308", "1e308"), ("1e300", "1"), ("4e7", "0")])
+def test_report_times_summing_past_any_ci_stage_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], times: tuple[str, str]
+) -> None:
+    reports = []
+    for index, seconds in enumerate(times):
+        report = tmp_path / f"report-{index}.xml"
+        report.write_text(
+            f'<testsuite name="s{index}" tests="1" time="{seconds}">'
+            f'<testcase classname="c" name="t{index}" time="{seconds}"/></testsuite>',
+            encoding="utf-8",
+        )
+        reports += ["--junit", str(report)]
+    store = tmp_path / "records.db"
+    result = cli(capsys, "--store", str(store), "record", "ci", *reports, "--image", IMAGE)
+    line = assert_refused(result, "record ci (junit): test time ")
+    assert "is out of range (0 to 31,622,400 s, a finite number); nothing recorded" in line
+    assert not store.exists()
+
+
+def test_report_times_within_a_year_are_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<testsuite name="s" tests="1" time="3.5"><testcase classname="c" name="t" time="3.5"/>'
+        "</testsuite>",
+        encoding="utf-8",
+    )
+    store = tmp_path / "records.db"
+    result = cli(
+        capsys, "--store", str(store), "record", "ci", "--junit", str(report), "--image", IMAGE
+    )
+    assert result.code == 0, result
+    assert "test time 3.5 s taken from the JUnit reports" in result.err
+
+
+def test_an_infinite_time_already_stored_is_read_as_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "records.db"
+    # As a release without the range check stored it (SQLite keeps an infinity as REAL).
+    opened = open_store(str(store), None)
+    try:
+        opened.add(CiRun(IMAGE, test_seconds=float("inf"), build_seconds=float("inf")))
+    finally:
+        opened.close()
+    result = cli(capsys, "--store", str(store), "metrics", "--format", "json")
+    assert result.code == 0, result.err
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"metrics printed {constant}")
+
+    metrics = json.loads(result.out, parse_constant=refuse)
+    assert metrics["ci_runs"] == 1

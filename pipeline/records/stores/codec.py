@@ -223,6 +223,10 @@ def make_decoder(kind: Kind) -> Callable[[Iterable[Row]], list[Any]]:
             value = f"(None if {var} is None else fromiso({var}))"
         elif types[name] == "tuple":
             value = f"(() if {var} is None else tuple(loads({var})))"
+        elif types[name] == "real":
+            # A row stored before times were checked may hold an infinity (or NaN, from
+            # JSON): read as unknown, so no reader computes with it or prints it.
+            value = f"({var} if {var} is None or -INF < {var} < INF else None)"
         else:
             value = var
         items.append(f"{name!r}: {value}")
@@ -242,6 +246,7 @@ def make_decoder(kind: Kind) -> Callable[[Iterable[Row]], list[Any]]:
         "cls": kind.cls,
         "fromiso": datetime.fromisoformat,
         "loads": json.loads,
+        "INF": float("inf"),
     }
     decode: Callable[[Iterable[Row]], list[Any]] = _compile("decode", source, env)
     return decode
