@@ -388,8 +388,11 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from datetime import UTC, datetime
 
     from pipeline.project import locate_project
+    from pipeline.records.stores.codec import refuse_future
 
     records = _reader(args)(args, adapters)
+    # Before the store is opened (or created): a refused record leaves no file behind.
+    refuse_future(records, datetime.now(UTC))
     project = locate_project(args.project_dir, args.store)
     if project is not None and args.record_kind == "deploy":
         project.existing_stack_file(args.stack)

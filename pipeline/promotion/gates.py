@@ -231,7 +231,15 @@ def _soak(facts: PromotionFacts, candidate: Deployment) -> GateResult:
         return GateResult(
             SOAK, True, f"ran {_minutes(ran)} (needs {facts.policy.soak_minutes} min)"
         )
-    ready = candidate.finished + needed
+    try:
+        ready = candidate.finished + needed
+    except OverflowError:  # a row from before times were checked: "finished" in 9999
+        return GateResult(
+            SOAK,
+            False,
+            f"its deployment is recorded as finished {_when(candidate.finished)}, ahead of "
+            "this machine's clock: record the real deployment (record deploy)",
+        )
     return GateResult(
         SOAK,
         False,

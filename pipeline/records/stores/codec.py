@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pipeline.errors import StoreError
 from pipeline.records.model import CiRun, Deployment, Hold, Promotion, Record, Rollback, utc
 
 FieldType = Literal["text", "time", "int", "real", "tuple"]
@@ -146,6 +147,37 @@ def kind_of(record: Record) -> Kind:
         return KIND_OF[type(record)]
     except KeyError:
         raise TypeError(f"not a record: {type(record).__name__}") from None
+
+
+# How far ahead of this machine's clock a record's time may be: clocks of CI hosts
+# and laptops disagree by seconds, not by minutes.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _short(value: datetime) -> str:
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refuse_future(records: Sequence[Record], now: datetime) -> None:
+    """StoreError for the first time in ``records`` past ``now`` plus ``MAX_CLOCK_SKEW``.
+
+    The store is append-only: a deployment that "finished" in 2099 would be the last
+    one for good, and one in 9999 leaves no room to add a soak time to. Every source
+    (flags, JUnit, Jenkins, Pulumi) passes through here.
+    """
+    latest = now + MAX_CLOCK_SKEW
+    for record in records:
+        kind = kind_of(record)
+        for name, ftype in kind.columns:
+            value = getattr(record, name)
+            if ftype == "time" and value is not None and utc(value) > latest:
+                raise StoreError(
+                    f"{kind.name.removesuffix('s').replace('_', ' ')} {name.replace('_', ' ')} "
+                    f"{_short(value)} is "
+                    f"ahead of this machine's clock ({_short(now)}) by more than "
+                    f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes: check the time "
+                    "given (or the clock); nothing recorded"
+                )
 
 
 def iso(value: datetime) -> str:

@@ -41,6 +41,7 @@ from pipeline.records.stores.codec import (
     Kind,
     from_json,
     kind_of,
+    refuse_future,
     sort_time,
     to_json,
 )
@@ -129,12 +130,13 @@ class S3Store:
     # -- writing ----------------------------------------------------------------
 
     def add(self, record: Record) -> Record:
-        return self._put(record, datetime.now(UTC))
+        return self.add_many([record])[0]
 
     def add_many(self, records: Iterable[Record]) -> list[Record]:
         """Write one object per record (in parallel); returns the stored records in order."""
         recorded_at = datetime.now(UTC)
         batch = list(records)
+        refuse_future(batch, recorded_at)
         if len(batch) <= 1:
             return [self._put(record, recorded_at) for record in batch]
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:

@@ -48,6 +48,7 @@ from pipeline.records.stores.codec import (
     decoder,
     iso,
     make_encoder,
+    refuse_future,
     with_identity,
 )
 from pipeline.records.stores.schema import MIGRATIONS, SCHEMA_VERSION
@@ -270,6 +271,8 @@ class SqliteStore:
         out: list[Record] = []
         if self.readonly:
             raise StoreError(f"record store {self.path}: opened read-only; nothing recorded")
+        records = list(records)
+        refuse_future(records, recorded_at)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
