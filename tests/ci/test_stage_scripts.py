@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -399,10 +400,12 @@ def test_promote_refuses_when_staging_moved_on_since_approval(ci: Agent) -> None
     through(ci, "Build", "Push", "Set image (staging)", "Deploy staging")
     # Another build deploys another image to staging during the approval wait.
     other = "sha256:" + "b" * 64
+    # Later than the stage's own record, and within the clock skew a record may have.
+    later = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = ci.sh(
         "python -m pipeline record deploy --stack staging --result succeeded "
         f"--image {ci.agent_env['IMAGE_REPOSITORY']}@{other} "
-        "--started 2099-01-01T00:00:00Z --finished 2099-01-01T00:01:00Z"
+        f"--started {later} --finished {later}"
     )
     assert done.returncode == 0, done.stderr
     before = (ci.workspace / "Pulumi.prod.yaml").read_bytes()
