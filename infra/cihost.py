@@ -66,7 +66,8 @@ class CiDockerHost(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # The containers find each other by alias here (registry, jenkins, buildkitd).
+        # The containers find each other by alias here (registry, jenkins); BuildKit is
+        # on it without one (the agent reaches it over a unix socket).
         self.network = docker.Network(
             f"{name}-tooling",
             name=f"{name}-tooling",

@@ -10,8 +10,13 @@ CiDockerHost), on the tooling network:
   (default 127.0.0.1:8080);
 - the agent, built from infra/jenkins/agent/Dockerfile, connecting over
   WebSocket through the controller's HTTP port (the TCP agent port is off);
-- a rootless BuildKit daemon that the agent's buildctl builds images with;
+- a rootless BuildKit daemon that the agent's buildctl builds images with,
+  over a unix socket on a volume only the two of them mount (BuildKit listens
+  on no TCP port: nothing else on the tooling network can reach it);
 - the scanner's DB on a disposable volume the agent mounts at /var/cache/trivy.
+
+Each container has memory and CPU limits (infra/containers.py) and a health
+check; docs/ci-tooling.md says why BuildKit runs with the security options it has.
 
 No container mounts the Docker socket. Secrets reach the controller only as
 files under /run/secrets, uploaded from Pulumi secrets at container creation;
@@ -31,6 +36,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config import JenkinsSettings
+from infra.containers import AGENT_LIMITS, BUILDKIT_LIMITS, CONTROLLER_LIMITS
 
 ASSETS: Final = Path(__file__).resolve().parent / "jenkins"
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -50,7 +56,11 @@ BUILDKIT_IMAGE: Final = (
     "moby/buildkit:v0.33.0-rootless"
     "@sha256:80b15f0735e87bab7bf59ec4d695dfb4a7cfb25521cf56dc75d6f256285b63ef"
 )
-BUILDKIT_PORT: Final = 1234
+# The BuildKit socket's directory: a tmpfs volume owned by uid 1000, mode 0700, mounted
+# by BuildKit (its user, uid 1000) and read-only by the agent (jenkins, uid 1000).
+BUILDKIT_SOCKET_DIR: Final = "/run/buildkit"
+BUILDKIT_ADDR: Final = f"unix://{BUILDKIT_SOCKET_DIR}/buildkitd.sock"
+BUILDKIT_UID: Final = 1000  # moby/buildkit:rootless's user, and jenkins in the agent image
 HTTP_PORT: Final = 8080
 SECRETS_DIR: Final = "/run/secrets"
 AGENT_SECRET_DIR: Final = "/run/agent-secret"  # noqa: S105 - a path, not a secret
@@ -59,6 +69,12 @@ RECORDS_DIR: Final = "/var/lib/cv-platform"
 # Trivy's DB (refreshed by the cv-platform-scanner-db job; ci/scan reads it).
 SCANNER_DB_DIR: Final = "/var/cache/trivy"
 PLATFORM: Final = "linux/amd64"
+# The agent is healthy while remoting runs ([.] so the check's own command line does not
+# match) and BuildKit answers on the socket.
+AGENT_HEALTH: Final = (
+    "grep -qs 'agent[.]jar' /proc/[0-9]*/cmdline"
+    ' && buildctl --addr "$BUILDKIT_HOST" debug workers >/dev/null'
+)
 # The agent's entrypoint: waits up to 5 minutes for the secret file (then exits, and
 # the restart policy tries again), then starts the inbound agent.
 AGENT_START: Final = (
@@ -185,6 +201,19 @@ class JenkinsServer(pulumi.ComponentResource):
         scanner_db = docker.Volume(
             f"{name}-scanner-db", name=f"{name}-scanner-db", labels=scratch, opts=child
         )
+        # Memory, not disk: the socket is gone with the last container that mounts it.
+        buildkit_socket = docker.Volume(
+            f"{name}-buildkit-socket",
+            name=f"{name}-buildkit-socket",
+            driver="local",
+            driver_opts={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                "o": f"uid={BUILDKIT_UID},gid={BUILDKIT_UID},mode=0700,size=1m",
+            },
+            labels=scratch,
+            opts=child,
+        )
 
         def secret_files(
             files: dict[str, pulumi.Input[str] | None],
@@ -262,21 +291,24 @@ class JenkinsServer(pulumi.ComponentResource):
             ),
             security_opts=["no-new-privileges:true"],
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            memory=CONTROLLER_LIMITS.memory_mb,
+            memory_swap=CONTROLLER_LIMITS.memory_mb,
+            cpus=CONTROLLER_LIMITS.cpus,
             must_run=True,
             opts=child,
         )
 
-        buildkit_alias = "buildkitd"
         self.buildkitd = docker.Container(
             f"{name}-buildkitd",
             name=f"{name}-buildkitd",
             image=docker.RemoteImage(
                 f"{name}-buildkit-image", name=BUILDKIT_IMAGE, keep_locally=True, opts=child
             ).repo_digest,
-            # Rootless BuildKit inside an unprivileged container (no process sandbox).
+            # Rootless BuildKit inside an unprivileged container (no process sandbox),
+            # listening only on the socket in the volume it shares with the agent.
             command=[
                 "--addr",
-                f"tcp://0.0.0.0:{BUILDKIT_PORT}",
+                BUILDKIT_ADDR,
                 "--oci-worker-no-process-sandbox",
                 "--config",
                 "/home/user/.config/buildkit/buildkitd.toml",
@@ -292,27 +324,33 @@ class JenkinsServer(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     volume_name=buildkit_cache.name,
                     container_path="/home/user/.local/share/buildkit",
-                )
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=buildkit_socket.name, container_path=BUILDKIT_SOCKET_DIR
+                ),
             ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[buildkit_alias])
-            ],
-            # Rootless BuildKit needs these two unconfined; it gets no privileges.
+            # On the network to pull base images and push to the registry; no alias and
+            # no port: nothing addresses it there.
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
+            # The narrowest profile rootless BuildKit runs under without --privileged
+            # (docs/ci-tooling.md): Docker's seccomp and AppArmor profiles refuse the
+            # user namespace and the mounts it makes inside it. /proc stays masked
+            # (no systempaths=unconfined: the no-process-sandbox flag spares it), and
+            # no-new-privileges cannot be set: it would void the file capabilities
+            # (cap_setuid, cap_setgid) of the newuidmap and newgidmap that map its
+            # user namespace.
             security_opts=["seccomp=unconfined", "apparmor=unconfined"],
             restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=[
-                    "CMD",
-                    "buildctl",
-                    "--addr",
-                    f"tcp://127.0.0.1:{BUILDKIT_PORT}",
-                    "debug",
-                    "workers",
-                ],
+                tests=["CMD", "buildctl", "--addr", BUILDKIT_ADDR, "debug", "workers"],
                 interval="30s",
                 timeout="10s",
                 retries=3,
+                start_period="30s",
             ),
+            memory=BUILDKIT_LIMITS.memory_mb,
+            memory_swap=BUILDKIT_LIMITS.memory_mb,
+            cpus=BUILDKIT_LIMITS.cpus,
             must_run=True,
             opts=child,
         )
@@ -337,7 +375,7 @@ class JenkinsServer(pulumi.ComponentResource):
             ],
             envs=[
                 f"AGENT_SECRET_FILE={AGENT_SECRET_DIR}/{s.agent_name}",
-                f"BUILDKIT_HOST=tcp://{buildkit_alias}:{BUILDKIT_PORT}",
+                f"BUILDKIT_HOST={BUILDKIT_ADDR}",
                 f"IMAGE_REPOSITORY={args.image_repository}",
                 f"PIPELINE_STORE={RECORDS_DIR}/records.db",
                 f"TRIVY_CACHE_DIR={SCANNER_DB_DIR}",
@@ -354,11 +392,28 @@ class JenkinsServer(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     volume_name=scanner_db.name, container_path=SCANNER_DB_DIR
                 ),
+                # Connecting to a socket needs no write access to the file system it is on.
+                docker.ContainerVolumeArgs(
+                    volume_name=buildkit_socket.name,
+                    container_path=BUILDKIT_SOCKET_DIR,
+                    read_only=True,
+                ),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network)],
             restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", AGENT_HEALTH],
+                interval="30s",
+                timeout="10s",
+                retries=3,
+                # The entrypoint may wait up to 5 minutes for the controller's secret.
+                start_period="330s",
+            ),
             security_opts=["no-new-privileges:true"],
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            memory=AGENT_LIMITS.memory_mb,
+            memory_swap=AGENT_LIMITS.memory_mb,
+            cpus=AGENT_LIMITS.cpus,
             must_run=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.controller, self.buildkitd]),
         )

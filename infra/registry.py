@@ -28,6 +28,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config import RegistrySettings, ToolingRegistrySettings
+from infra.containers import REGISTRY_LIMITS
 
 # registry:3 (Distribution v3), pinned by digest. Update tag and digest together.
 REGISTRY_IMAGE: Final = (
@@ -281,6 +282,9 @@ class ImageRegistry(pulumi.ComponentResource):
             # No read-only root filesystem: Docker refuses uploads into one.
             security_opts=["no-new-privileges:true"],
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            memory=REGISTRY_LIMITS.memory_mb,
+            memory_swap=REGISTRY_LIMITS.memory_mb,
+            cpus=REGISTRY_LIMITS.cpus,
             must_run=True,
             # Created means healthy: pushes that follow find it answering.
             wait=True,

@@ -113,10 +113,12 @@ def _container(pod: Pod, config_map: pulumi.Input[str]) -> ContainerArgs:
     limits: dict[str, str] = {
         "cpu": pod.resources.cpu_limit,
         "memory": pod.resources.memory_limit,
+        "ephemeral-storage": pod.resources.ephemeral_storage_limit,
     }
     requests: dict[str, str] = {
         "cpu": pod.resources.cpu_request,
         "memory": pod.resources.memory_request,
+        "ephemeral-storage": pod.resources.ephemeral_storage_request,
     }
     if gpu.enabled:
         limits[GPU_RESOURCE] = str(gpu.count)
@@ -297,6 +299,8 @@ def quota_spec(pod: Pod, max_replicas: int) -> ResourceQuotaSpecArgs:
         "limits.cpu": _cpu_quantity(pods * res.cpu_limit_millis),
         "requests.memory": _memory_quantity(pods * res.memory_request_bytes),
         "limits.memory": _memory_quantity(pods * res.memory_limit_bytes),
+        "requests.ephemeral-storage": _memory_quantity(pods * res.ephemeral_storage_request_bytes),
+        "limits.ephemeral-storage": _memory_quantity(pods * res.ephemeral_storage_limit_bytes),
         "services.loadbalancers": "0",
         "services.nodeports": "0",
     }
@@ -308,13 +312,20 @@ def quota_spec(pod: Pod, max_replicas: int) -> ResourceQuotaSpecArgs:
 def limits_spec(pod: Pod) -> LimitRangeSpecArgs:
     """Defaults and maximums for any container: the model server's own requests and limits."""
     res = pod.resources
+    limits = {
+        "cpu": res.cpu_limit,
+        "memory": res.memory_limit,
+        "ephemeral-storage": res.ephemeral_storage_limit,
+    }
+    requests = {
+        "cpu": res.cpu_request,
+        "memory": res.memory_request,
+        "ephemeral-storage": res.ephemeral_storage_request,
+    }
     return LimitRangeSpecArgs(
         limits=[
             LimitRangeItemArgs(
-                type="Container",
-                default={"cpu": res.cpu_limit, "memory": res.memory_limit},
-                default_request={"cpu": res.cpu_request, "memory": res.memory_request},
-                max={"cpu": res.cpu_limit, "memory": res.memory_limit},
+                type="Container", default=limits, default_request=requests, max=dict(limits)
             )
         ]
     )

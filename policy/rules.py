@@ -263,7 +263,10 @@ IMAGES_PINNED_BY_DIGEST = ResourceValidationPolicy(
 )
 
 
-# --- CPU and memory limits -----------------------------------------------------------------
+# --- CPU, memory and ephemeral-storage limits ---------------------------------------------
+
+
+_LIMITED = ("cpu", "memory", "ephemeral-storage")
 
 
 def _validate_limits(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -272,7 +275,9 @@ def _validate_limits(args: ResourceValidationArgs, report: ReportViolation) -> N
         return
     for container in containers(spec, ephemeral=False):
         limits = _map(_map(container.get("resources")).get("limits"))
-        missing = [k for k in ("cpu", "memory") if limits.get(k) in (None, "")]
+        # ephemeral-storage: without it one pod's logs or scratch files can fill the
+        # node's disk and get every pod on it evicted.
+        missing = [k for k in _LIMITED if limits.get(k) in (None, "")]
         if missing:
             report(
                 f"container {_cname(container)} has no {' or '.join(missing)} limit "
@@ -283,7 +288,10 @@ def _validate_limits(args: ResourceValidationArgs, report: ReportViolation) -> N
 
 RESOURCE_LIMITS = ResourceValidationPolicy(
     name="container-resource-limits",
-    description="Every container sets resources.limits.cpu and resources.limits.memory.",
+    description=(
+        "Every container sets resources.limits.cpu, resources.limits.memory and "
+        "resources.limits.ephemeral-storage."
+    ),
     validate=_validate_limits,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: modest example counts, no per-example deadline (the suite runs
+# on loaded machines), and no example database written into the work tree.
+settings.register_profile(
+    "project",
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# HYPOTHESIS_PROFILE=deep: many more examples, for a search by hand before a release.
+settings.register_profile("deep", parent=settings.get_profile("project"), max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "project"))
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

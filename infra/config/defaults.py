@@ -91,6 +91,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "cpuLimit": "2",
     "memoryRequest": "1Gi",
     "memoryLimit": "2Gi",
+    "ephemeralStorageRequest": "1Gi",
+    "ephemeralStorageLimit": "2Gi",
     "gpuCount": 0,
     "gpuNodeSelector": ["nvidia.com/gpu.present=true"],
     "gpuTolerations": ["nvidia.com/gpu:NoSchedule"],

@@ -129,3 +129,12 @@ def memory(key: str, value: str) -> str:
             key, f"must be a positive memory quantity such as 512Mi or 2Gi, got {value!r}"
         )
     return value
+
+
+def storage(key: str, value: str) -> str:
+    """Ephemeral storage: the same quantity grammar as memory."""
+    if not _MEMORY.match(value) or memory_bytes(value) <= 0:
+        raise SettingsError(
+            key, f"must be a positive storage quantity such as 500Mi or 2Gi, got {value!r}"
+        )
+    return value

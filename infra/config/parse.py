@@ -34,7 +34,9 @@ from infra.config.kubernetes import (
     label_pair,
     label_value,
     memory,
+    memory_bytes,
     qualified_name,
+    storage,
 )
 from infra.config.monitoring import parse_monitoring
 from infra.config.settings import (
@@ -306,6 +308,8 @@ def parse_settings(
         cpu("cpuLimit", read.string("cpuLimit").strip()),
         memory("memoryRequest", read.string("memoryRequest").strip()),
         memory("memoryLimit", read.string("memoryLimit").strip()),
+        storage("ephemeralStorageRequest", read.string("ephemeralStorageRequest").strip()),
+        storage("ephemeralStorageLimit", read.string("ephemeralStorageLimit").strip()),
     )
     if resources.cpu_limit_millis < resources.cpu_request_millis:
         raise SettingsError(
@@ -318,6 +322,12 @@ def parse_settings(
             "memoryLimit",
             f"must be at least cv-platform:memoryRequest ({resources.memory_request}), "
             f"got {resources.memory_limit!r}",
+        )
+    if resources.ephemeral_storage_limit_bytes < resources.ephemeral_storage_request_bytes:
+        raise SettingsError(
+            "ephemeralStorageLimit",
+            "must be at least cv-platform:ephemeralStorageRequest "
+            f"({resources.ephemeral_storage_request}), got {resources.ephemeral_storage_limit!r}",
         )
 
     container_port = read.integer("containerPort", 1024, 65535)
@@ -346,6 +356,15 @@ def parse_settings(
         cache_size=memory("modelCacheSize", read.string("modelCacheSize").strip()),
         tmp_size=memory("tmpSize", read.string("tmpSize").strip()),
     )
+    # The emptyDirs live on the node's disk and count against the pod's ephemeral-storage
+    # limit: a limit below them gets the pod evicted once the cache fills.
+    scratch = memory_bytes(model.cache_size) + memory_bytes(model.tmp_size)
+    if resources.ephemeral_storage_limit_bytes < scratch:
+        raise SettingsError(
+            "ephemeralStorageLimit",
+            f"must hold cv-platform:modelCacheSize ({model.cache_size}) plus cv-platform:tmpSize "
+            f"({model.tmp_size}), got {resources.ephemeral_storage_limit!r}",
+        )
 
     network = NetworkSettings(
         ingress_namespaces=tuple(

@@ -57,6 +57,8 @@ class ResourceSettings:
     cpu_limit: str
     memory_request: str
     memory_limit: str
+    ephemeral_storage_request: str
+    ephemeral_storage_limit: str
 
     @property
     def cpu_limit_millis(self) -> int:
@@ -73,6 +75,14 @@ class ResourceSettings:
     @property
     def memory_request_bytes(self) -> int:
         return memory_bytes(self.memory_request)
+
+    @property
+    def ephemeral_storage_limit_bytes(self) -> int:
+        return memory_bytes(self.ephemeral_storage_limit)
+
+    @property
+    def ephemeral_storage_request_bytes(self) -> int:
+        return memory_bytes(self.ephemeral_storage_request)
 
 
 @dataclass(frozen=True)

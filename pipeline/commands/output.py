@@ -3,6 +3,10 @@
 Colour follows https://no-color.org: only when the stream is a terminal, and never
 when ``NO_COLOR`` is set to anything but the empty string. Widths are measured on
 the plain text, so a coloured table lines up exactly like a plain one.
+
+Cells hold stored and foreign text (a hold's reason, a record's source, a gate's
+reason): each is printed as one line with its control characters escaped, so a
+stored ANSI sequence or line break cannot repaint the terminal or forge a row.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
     from pipeline.records.model import Record
+
+from pipeline.errors import one_line
 
 Colour = Literal["green", "red", "yellow", "bold"]
 _CODES: Mapping[Colour, str] = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
@@ -39,7 +45,11 @@ def table(
     *,
     colour: bool = False,
 ) -> str:
-    """Columns separated by two spaces, trailing blanks stripped; ``colours`` per cell."""
+    """Columns separated by two spaces, trailing blanks stripped; ``colours`` per cell.
+
+    Every cell is printed as ``one_line`` makes it: breaks folded, controls escaped."""
+    headers = [one_line(h) for h in headers]
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]

@@ -44,7 +44,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def note(text: str) -> None:
-    print(f"note: {text}", file=sys.stderr)
+    from pipeline.errors import one_line
+
+    print(f"note: {one_line(text)}", file=sys.stderr)
 
 
 def _require(args: argparse.Namespace, kind: str, flags: Sequence[str]) -> None:
@@ -285,10 +287,14 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
 
     from pipeline.commands.output import describe
     from pipeline.project import locate_project
+    from pipeline.records.limits import check_records
 
     # Local files first: a bad card or report fails before any source is asked.
     evidence = record_evidence.ci_evidence(args) if args.record_kind == "ci" else []
     records = _reader(args)(args, adapters)
+    # Before the store is opened (or created): a refused record leaves no file behind.
+    # (The store checks again: every writer goes through it.)
+    check_records([*records, *evidence], datetime.now(UTC))
     project = locate_project(args.project_dir, args.store)
     if project is not None and args.record_kind == "deploy":
         project.existing_stack_file(args.stack)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineError
 from pipeline.preview.pulumi_json import COUNT_ORDER
-from pipeline.preview.redact import redact_free_text, redact_text
+from pipeline.preview.redact import MIN_SECRET_LENGTH, redact_free_text
 from pipeline.preview.report import StackReport
+from pipeline.preview.secret_forms import Scrubber
 from policy.model import DEFAULT_PROD_STACKS
 
 MARKER = "<!-- cv-platform:preview -->"
@@ -315,14 +316,15 @@ def build_comment(
         _stack_section(doc, report)
 
     # Redact first: lengths are measured on what will be posted.
+    scrub = Scrubber(secrets, MIN_SECRET_LENGTH)
     for i, part in enumerate(doc.parts):
         if isinstance(part, _Detail):
-            part.body = redact_text(part.body, secrets)
-            part.title = redact_text(part.title, secrets)
+            part.body = scrub(part.body)
+            part.title = scrub(part.title)
         elif isinstance(part, _Table):
-            part.rows = [redact_text(r, secrets) for r in part.rows]
+            part.rows = [scrub(r) for r in part.rows]
         else:
-            doc.parts[i] = redact_text(part, secrets)
+            doc.parts[i] = scrub(part)
     fixed = sum(_size(p) + 2 for p in doc.parts if isinstance(p, str))
     room = limit - fixed - _NOTE_RESERVE
     if room < 0:

@@ -3,7 +3,8 @@
 Pulumi secrets are already ``[secret]`` by the time data reaches here (``preview_json.scrub``,
 the render's redaction). This catches what is not marked secret but is one: literal env values
 with credential names, Kubernetes Secret payloads, values shaped like keys or tokens, and any
-known secret config value that turns up in the final text. Pure.
+known secret config value that turns up in the final text, in any form it takes there
+(``pipeline.preview.secret_forms``: escaped, encoded, line by line). Pure.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pipeline.preview.secret_forms import Scrubber
 from pipeline.secrets import SECRET_PLACEHOLDER
 from policy.plaintext import is_plaintext_secret, is_secret_name
 
@@ -95,10 +97,7 @@ def redact_free_text(text: str) -> str:
 
 
 def redact_text(text: str, secret_values: Iterable[str]) -> str:
-    """``text`` with every known secret value (longest first) replaced by ``[secret]``."""
-    values = sorted(
-        {v for v in secret_values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True
-    )
-    for value in values:
-        text = text.replace(value, SECRET_PLACEHOLDER)
-    return text
+    """``text`` with every known secret value, in every form it can take, as ``[secret]``.
+
+    For many texts and the same values, build one ``Scrubber`` and call it on each."""
+    return Scrubber(secret_values, MIN_SECRET_LENGTH)(text)

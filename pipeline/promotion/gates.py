@@ -211,7 +211,7 @@ def _soak(facts: PromotionFacts, candidate: Deployment) -> GateResult:
         return GateResult(
             SOAK, True, f"ran {_minutes(ran)} (needs {facts.policy.soak_minutes} min)"
         )
-    ready = candidate.finished + needed
+    ready = candidate.finished + needed  # no stored time lies past the clock (limits.py)
     return GateResult(
         SOAK,
         False,

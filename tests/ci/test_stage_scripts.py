@@ -435,12 +435,12 @@ def test_promote_refuses_when_staging_moved_on_since_approval(ci: Agent) -> None
     through(ci, "Build", "Push", "Set image (staging)", "Deploy staging")
     # Another build deploys another image to staging during the approval wait.
     other = "sha256:" + "b" * 64
-    now = datetime.now(UTC)  # later than Deploy staging's own record, within the clock skew
-    started, finished = (f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in (now, now + timedelta(minutes=1)))
+    # Later than the stage's own record, and within the clock skew a record may have.
+    later = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = ci.sh(
         "python -m pipeline record deploy --stack staging --result succeeded "
         f"--image {ci.agent_env['IMAGE_REPOSITORY']}@{other} "
-        f"--started {started} --finished {finished}"
+        f"--started {later} --finished {later}"
     )
     assert done.returncode == 0, done.stderr
     before = (ci.workspace / "Pulumi.prod.yaml").read_bytes()

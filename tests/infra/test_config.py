@@ -306,6 +306,34 @@ def test_cpu_limit_below_request_is_refused() -> None:
     assert message == "cv-platform:cpuLimit must be at least cv-platform:cpuRequest (2), got '500m'"
 
 
+@pytest.mark.parametrize("quantity", ["-1Gi", "2GB", "0", "", "lots"])
+def test_ephemeral_storage_quantities_refused(quantity: str) -> None:
+    assert refused(ephemeralStorageRequest=quantity).startswith(
+        "cv-platform:ephemeralStorageRequest must be a positive storage quantity"
+    )
+
+
+def test_ephemeral_storage_limit_below_request_is_refused() -> None:
+    message = refused(ephemeralStorageRequest="3Gi", ephemeralStorageLimit="2Gi")
+    assert message == (
+        "cv-platform:ephemeralStorageLimit must be at least "
+        "cv-platform:ephemeralStorageRequest (3Gi), got '2Gi'"
+    )
+
+
+def test_ephemeral_storage_limit_must_hold_the_empty_dirs() -> None:
+    message = refused(modelCacheSize="2Gi", tmpSize="512Mi", ephemeralStorageLimit="2Gi")
+    assert message == (
+        "cv-platform:ephemeralStorageLimit must hold cv-platform:modelCacheSize (2Gi) plus "
+        "cv-platform:tmpSize (512Mi), got '2Gi'"
+    )
+
+
+def test_ephemeral_storage_limit_that_holds_the_empty_dirs_is_accepted() -> None:
+    settings = parse(modelCacheSize="2Gi", tmpSize="512Mi", ephemeralStorageLimit="2560Mi")
+    assert settings.resources.ephemeral_storage_limit == "2560Mi"
+
+
 def test_memory_limit_below_request_is_refused() -> None:
     message = refused(memoryRequest="2Gi", memoryLimit="1024Mi")
     assert message.startswith("cv-platform:memoryLimit must be at least cv-platform:memoryRequest")

@@ -216,9 +216,15 @@ def test_probe_paths_and_port_follow_config(run_stack: Any) -> None:
 
 def test_requests_and_limits_come_from_config(staging: ProgramRun) -> None:
     assert container(staging)["resources"] == {
-        "requests": {"cpu": "250m", "memory": "512Mi"},
-        "limits": {"cpu": "1", "memory": "1Gi"},
+        "requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+        "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"},
     }
+
+
+def test_prod_ephemeral_storage_holds_the_model_cache_and_scratch(prod: ProgramRun) -> None:
+    resources = container(prod)["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "4Gi"
+    assert resources["limits"]["ephemeral-storage"] == "6Gi"  # 4Gi cache + 256Mi /tmp + logs
 
 
 def test_pod_runs_restricted_as_a_high_uid(staging: ProgramRun) -> None:
@@ -516,6 +522,8 @@ def test_quota_fits_the_autoscaler_maximum_plus_the_surge_pod(prod: ProgramRun) 
         "limits.cpu": "44",
         "requests.memory": "88Gi",
         "limits.memory": "88Gi",
+        "requests.ephemeral-storage": "44Gi",
+        "limits.ephemeral-storage": "66Gi",
         "requests.nvidia.com/gpu": "11",
         "services.loadbalancers": "0",
         "services.nodeports": "0",
@@ -525,8 +533,9 @@ def test_quota_fits_the_autoscaler_maximum_plus_the_surge_pod(prod: ProgramRun) 
 def test_limit_range_defaults_and_caps_containers(staging: ProgramRun) -> None:
     (item,) = one(staging, "LimitRange").inputs["spec"]["limits"]
     assert item["type"] == "Container"
-    assert item["default"] == item["max"] == {"cpu": "1", "memory": "1Gi"}
-    assert item["defaultRequest"] == {"cpu": "250m", "memory": "512Mi"}
+    limits = {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"}
+    assert item["default"] == item["max"] == limits
+    assert item["defaultRequest"] == {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1Gi"}
 
 
 # --- Pull secret and Ingress ----------------------------------------------------------------

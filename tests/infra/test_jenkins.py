@@ -396,7 +396,7 @@ def test_agent_connects_over_websocket_with_its_secret_from_a_file(tooling_run: 
     assert "-webSocket" in command
     assert command[command.index("-url") + 1] == "http://jenkins:8080/"
     assert command[command.index("-secret") + 1] == "@/run/agent-secret/cv-platform-agent"
-    assert "BUILDKIT_HOST=tcp://buildkitd:1234" in agent.inputs["envs"]
+    assert "BUILDKIT_HOST=unix:///run/buildkit/buildkitd.sock" in agent.inputs["envs"]
     # It waits for Jenkins to publish that file before starting remoting.
     assert agent.inputs["entrypoints"][:2] == ["/bin/sh", "-c"]
     assert "AGENT_SECRET_FILE=/run/agent-secret/cv-platform-agent" in agent.inputs["envs"]
@@ -417,8 +417,106 @@ def test_everything_shares_the_tooling_network(tooling_run: ProgramRun) -> None:
         nets = [n["name"] for n in res.inputs["networksAdvanced"]]
         assert nets == ["cv-platform-tooling"], name
     buildkitd = containers(tooling_run)["cv-platform-jenkins-buildkitd"]
-    assert "ports" not in buildkitd.inputs  # reachable only on the tooling network
+    assert "ports" not in buildkitd.inputs
     assert not buildkitd.inputs.get("privileged")
+
+
+# --- Container hardening -------------------------------------------------------------------
+
+
+def volumes_by_name(run: ProgramRun) -> dict[str, DeclaredResource]:
+    return {r.name: r for r in run.resources if r.type == "docker:index/volume:Volume"}
+
+
+def test_buildkit_listens_on_no_tcp_port_only_on_its_socket(tooling_run: ProgramRun) -> None:
+    buildkitd = containers(tooling_run)["cv-platform-jenkins-buildkitd"]
+    command = buildkitd.inputs["command"]
+    assert command[command.index("--addr") + 1] == "unix:///run/buildkit/buildkitd.sock"
+    assert command.count("--addr") == 1
+    assert not [arg for arg in command if "tcp://" in arg]
+    # On the network for pulls and pushes, under no name another container could use.
+    assert [n.get("aliases") for n in buildkitd.inputs["networksAdvanced"]] == [None]
+    health = buildkitd.inputs["healthcheck"]["tests"]
+    assert health[health.index("--addr") + 1] == "unix:///run/buildkit/buildkitd.sock"
+
+
+def test_the_buildkit_socket_volume_is_a_private_tmpfs_of_buildkit_and_the_agent(
+    tooling_run: ProgramRun,
+) -> None:
+    volume = volumes_by_name(tooling_run)["cv-platform-jenkins-buildkit-socket"]
+    assert volume.inputs["driverOpts"] == {
+        "type": "tmpfs",
+        "device": "tmpfs",
+        "o": "uid=1000,gid=1000,mode=0700,size=1m",
+    }
+    mounted = {
+        name: v
+        for name, res in containers(tooling_run).items()
+        for v in res.inputs.get("volumes", [])
+        if v["volumeName"] == "cv-platform-jenkins-buildkit-socket"
+    }
+    assert set(mounted) == {"cv-platform-jenkins-buildkitd", "cv-platform-jenkins-agent"}
+    assert {v["containerPath"] for v in mounted.values()} == {"/run/buildkit"}
+    assert mounted["cv-platform-jenkins-agent"]["readOnly"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "memory", "cpus"),
+    [
+        ("cv-platform-registry-server", 512, "1"),
+        ("cv-platform-jenkins-controller", 2048, "2"),
+        ("cv-platform-jenkins-agent", 4096, "2"),
+        ("cv-platform-jenkins-buildkitd", 4096, "2"),
+    ],
+)
+def test_every_tooling_container_has_memory_and_cpu_limits_without_extra_swap(
+    tooling_run: ProgramRun, name: str, memory: int, cpus: str
+) -> None:
+    inputs = containers(tooling_run)[name].inputs
+    assert inputs["memory"] == memory
+    assert inputs["memorySwap"] == memory
+    assert inputs["cpus"] == cpus
+
+
+def test_every_tooling_container_has_a_health_check(tooling_run: ProgramRun) -> None:
+    for name, res in containers(tooling_run).items():
+        check = res.inputs.get("healthcheck")
+        assert check, name
+        assert check["tests"][0] in {"CMD", "CMD-SHELL"}, name
+        assert check["retries"] >= 3, name
+
+
+def test_the_agent_is_healthy_while_remoting_runs_and_buildkit_answers(
+    tooling_run: ProgramRun,
+) -> None:
+    check = containers(tooling_run)["cv-platform-jenkins-agent"].inputs["healthcheck"]
+    kind, script = check["tests"]
+    assert kind == "CMD-SHELL"
+    assert "'agent[.]jar' /proc/[0-9]*/cmdline" in script
+    assert 'buildctl --addr "$BUILDKIT_HOST" debug workers' in script
+    # Longer than the entrypoint's 5-minute wait for the controller's secret.
+    assert check["startPeriod"] == "330s"
+
+
+def test_buildkit_gets_only_the_two_unconfined_profiles_rootless_mode_needs(
+    tooling_run: ProgramRun,
+) -> None:
+    inputs = containers(tooling_run)["cv-platform-jenkins-buildkitd"].inputs
+    assert sorted(inputs["securityOpts"]) == ["apparmor=unconfined", "seccomp=unconfined"]
+    assert "--oci-worker-no-process-sandbox" in inputs["command"]  # so /proc stays masked
+    assert not inputs.get("privileged")
+    assert not inputs.get("capabilities", {}).get("adds")
+    assert not inputs.get("devices")
+
+
+def test_every_other_tooling_container_has_no_new_privileges_and_no_capabilities(
+    tooling_run: ProgramRun,
+) -> None:
+    for name, res in containers(tooling_run).items():
+        if name == "cv-platform-jenkins-buildkitd":
+            continue
+        assert res.inputs["securityOpts"] == ["no-new-privileges:true"], name
+        assert res.inputs["capabilities"] == {"drops": ["ALL"]}, name
 
 
 # --- The Jenkins assets ------------------------------------------------------------------

@@ -101,3 +101,41 @@ def test_a_long_attribute_is_parsed_in_large_pieces(tmp_path: Path) -> None:
         counted = count([str(report)])
     assert counted.failed == 1
     assert max(fed) >= len(message)  # the whole token arrives in one feed
+
+
+# A time no report can hold (1e308, Infinity) refuses its file: test_record_limits.py.
+@pytest.mark.parametrize("times", [("2e7", "2e7"), ("4e7", "0")])
+def test_report_times_summing_past_any_ci_stage_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], times: tuple[str, str]
+) -> None:
+    reports = []
+    for index, seconds in enumerate(times):
+        report = tmp_path / f"report-{index}.xml"
+        report.write_text(
+            f'<testsuite name="s{index}" tests="1" time="{seconds}">'
+            f'<testcase classname="c" name="t{index}" time="{seconds}"/></testsuite>',
+            encoding="utf-8",
+        )
+        reports += ["--junit", str(report)]
+    store = tmp_path / "records.db"
+    result = cli(capsys, "--store", str(store), "record", "ci", *reports, "--image", IMAGE)
+    line = assert_refused(result, "record ci (junit): test time ")
+    assert "is out of range (0 to 31,622,400 s, a finite number); nothing recorded" in line
+    assert not store.exists()
+
+
+def test_report_times_within_a_year_are_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(
+        '<testsuite name="s" tests="1" time="3.5"><testcase classname="c" name="t" time="3.5"/>'
+        "</testsuite>",
+        encoding="utf-8",
+    )
+    store = tmp_path / "records.db"
+    result = cli(
+        capsys, "--store", str(store), "record", "ci", "--junit", str(report), "--image", IMAGE
+    )
+    assert result.code == 0, result
+    assert "test time 3.5 s taken from the JUnit reports" in result.err

@@ -3,6 +3,7 @@ exists in its zone but not in UTC, epoch numbers no clock reaches. One line each
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 from pipeline.io.pulumi import PulumiError
 from pipeline.records.model import TimeRangeError, read_time
 from pipeline.records.sources.pulumi_history import parse_time_value
-from tests.pipeline.hostile import assert_refused, cli, make_project
+from pipeline.records.stores import open_store
+from tests.pipeline.hostile import DIGEST, STAGING, assert_refused, cli, make_project
 
 IMAGE = "registry.example.internal/cv/model:v1@sha256:" + "ab" * 32
 
@@ -84,3 +86,34 @@ def test_a_history_time_no_clock_reaches_is_one_line(value: Any) -> None:
         parse_time_value(value, "endTime")
     assert "\n" not in str(caught.value)
     assert len(str(caught.value)) < 200
+
+
+# --- Times from the future (the rest: tests/pipeline/test_record_limits.py) ---------------
+
+
+def test_promote_ignores_a_deployment_stored_as_finished_in_9999_in_one_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod = STAGING.replace("environment: staging", "environment: prod")
+    root = make_project(tmp_path / "p", {"staging": STAGING, "prod": prod})
+    store = tmp_path / "records.db"
+    open_store(str(store), None).close()
+    # As a release without the check stored it.
+    image = f"registry.example.internal/cv-platform/model-server:v1@{DIGEST}"
+    db = sqlite3.connect(store)
+    db.execute(
+        "INSERT INTO deployments (stack, result, image, digest, started, finished, source,"
+        " recorded_at, sort_at) VALUES ('staging', 'succeeded', ?, ?, ?, ?, 'cli', ?, ?)",
+        (image, DIGEST, "9999-12-31T22:59:00.000000+00:00", "9999-12-31T23:59:00.000000+00:00",
+         "2026-01-01T00:00:00.000000+00:00", "9999-12-31T23:59:00.000000+00:00"),
+    )  # fmt: skip
+    db.commit()
+    db.close()
+    promote = ["promote", "--from", "staging", "--to", "prod", "--dry-run"]
+    result = cli(capsys, "--project-dir", str(root), "--store", str(store), *promote)
+    assert result.code == 3, result
+    assert "internal error" not in result.out + result.err
+    assert "source-succeeded" in result.err  # staging has no deployment left to promote
+    notes = [line for line in result.err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1
+    assert "ignoring deployment #1: started 9999-12-31T22:59:00Z" in notes[0]

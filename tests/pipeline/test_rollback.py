@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -505,3 +506,44 @@ def test_promote_checks_holds_again_under_the_lock(
     assert "prod was placed on hold while the gates were evaluated" in err
     assert "rolled back elsewhere" in err
     assert (root / "Pulumi.prod.yaml").read_bytes() == before
+
+
+HOSTILE_REASON = "\x1b[2J\x1b[31mincident 42\x1b[0m\nfake row\r\x07"
+
+
+def test_history_prints_a_stored_reason_on_one_line_with_controls_escaped(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "hold", "prod", "--reason", HOSTILE_REASON) == 0
+    capsys.readouterr()
+    assert cli(root, "history", "prod", "--limit", "1") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\r" not in out
+    _header, row, older = out.splitlines()
+    cells = re.split(r"\s{2,}", row)
+    assert cells[1:] == ["hold", "-", "-", r"\x1b[2J\x1b[31mincident 42\x1b[0m fake row \x07"]
+    assert older.startswith("(")
+
+
+def test_history_json_keeps_the_stored_reason_exactly(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "hold", "prod", "--reason", HOSTILE_REASON) == 0
+    capsys.readouterr()
+    assert cli(root, "history", "prod", "--limit", "1", "--json") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out  # JSON escapes it as \u001b
+    assert json.loads(out)[0]["reason"] == HOSTILE_REASON
+
+
+def test_promote_gate_table_escapes_a_hold_reason(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(root, "hold", "prod", "--reason", HOSTILE_REASON) == 0
+    capsys.readouterr()
+    cli(root, "promote", "--from", "staging", "--to", "prod", "--dry-run")
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+    assert "\\x1b[31mincident 42" in captured.out + captured.err

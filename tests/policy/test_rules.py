@@ -21,7 +21,10 @@ DIGEST = "sha256:" + "ab" * 32
 GOOD_CONTAINER: dict[str, Any] = {
     "name": "model-server",
     "image": f"registry.example.internal/cv-platform/model-server@{DIGEST}",
-    "resources": {"limits": {"cpu": "2", "memory": "2Gi"}, "requests": {"cpu": "500m"}},
+    "resources": {
+        "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "2Gi"},
+        "requests": {"cpu": "500m"},
+    },
     "env": [
         {"name": "LOG_LEVEL", "value": "info"},
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
@@ -177,9 +180,16 @@ def test_limits_present_pass() -> None:
 
 
 def test_missing_memory_limit_fails() -> None:
-    dep = _deployment(resources={"limits": {"cpu": "1"}, "requests": {"memory": "1Gi"}})
+    limits = {"cpu": "1", "ephemeral-storage": "1Gi"}
+    dep = _deployment(resources={"limits": limits, "requests": {"memory": "1Gi"}})
     found = _violations(rules.RESOURCE_LIMITS, DEPLOYMENT, dep)
     assert found == ["container model-server has no memory limit (resources.limits)"]
+
+
+def test_missing_ephemeral_storage_limit_fails() -> None:
+    dep = _deployment(resources={"limits": {"cpu": "1", "memory": "1Gi"}})
+    found = _violations(rules.RESOURCE_LIMITS, DEPLOYMENT, dep)
+    assert found == ["container model-server has no ephemeral-storage limit (resources.limits)"]
 
 
 # --- LoadBalancer ----------------------------------------------------------------------------

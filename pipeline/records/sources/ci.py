@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from pipeline.records.sources.jenkins import JenkinsBuild
 
 CiSource = Literal["cli", "junit", "jenkins"]
+# No stage of one CI run takes a year; a longer one (a JUnit time="1e308", summed to
+# infinity) would be stored and printed as a JSON Infinity that parsers refuse.
+MAX_STAGE_SECONDS = 366 * 86400
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def ci_run(
 
     Counts are checked here, once for every source: a number past ``MAX_COUNT``
     (a JUnit header saying ``tests="1e30"``, a flag of twenty digits) is refused
-    in one line instead of failing deep in the store.
+    in one line instead of failing deep in the store; so are stage times that are not
+    a finite number of seconds up to ``MAX_STAGE_SECONDS``.
     """
     for name, value in (
         ("passed", counts.passed),
@@ -72,6 +76,12 @@ def ci_run(
             raise PipelineError(
                 f"record ci ({source}): {name} {number_text(value)} is out of range for a "
                 f"count (0 to {MAX_COUNT:,}); nothing recorded"
+            )
+    for name, seconds in (("build time", build_seconds), ("test time", test_seconds)):
+        if seconds is not None and not 0 <= seconds <= MAX_STAGE_SECONDS:
+            raise PipelineError(
+                f"record ci ({source}): {name} {number_text(seconds)} s is out of range "
+                f"(0 to {MAX_STAGE_SECONDS:,} s, a finite number); nothing recorded"
             )
     return CiRun(
         image=facts.image,
