@@ -47,7 +47,7 @@ ci_pipeline() {
 }
 
 ci_now() {
-    date -u +%Y-%m-%dT%H:%M:%SZ
+    date -u +%Y-%m-%dT%H:%M:%S.%6NZ
 }
 
 # Seconds since the epoch with fractions, and the difference of two such values.

@@ -27,7 +27,6 @@ infra/jenkins/init.groovy.d).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,20 +36,15 @@ import pulumi_docker as docker
 
 from infra.config import JenkinsSettings
 from infra.containers import AGENT_LIMITS, BUILDKIT_LIMITS, CONTROLLER_LIMITS
-
-ASSETS: Final = Path(__file__).resolve().parent / "jenkins"
-PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
-# Relative to the project root: Pulumi runs the program there, and a checkout
-# elsewhere must declare the same inputs.
-CONTROLLER_CONTEXT: Final = "infra/jenkins"
-AGENT_DOCKERFILE: Final = "infra/jenkins/agent/Dockerfile"
-# The agent's context is the repository root, filtered to what `uv sync --locked`
-# reads by infra/jenkins/agent/Dockerfile.dockerignore (and /.dockerignore).
-AGENT_CONTEXT_FILES: Final = (
-    "infra/jenkins/agent/Dockerfile",
-    "pyproject.toml",
-    "uv.lock",
+from infra.tooling_images import (
+    AGENT_DOCKERFILE,
+    CONTROLLER_CONTEXT,
+    PROJECT_ROOT,
+    agent_context_files,
+    context_digest,
+    controller_context_files,
 )
+
 # moby/buildkit:v0.33.0-rootless, pinned by digest (the agent's buildctl is the same release).
 BUILDKIT_IMAGE: Final = (
     "moby/buildkit:v0.33.0-rootless"
@@ -82,28 +76,6 @@ AGENT_START: Final = (
     'until [ -s "$file" ]; do n=$((n+1)); [ "$n" -gt 150 ] && exit 1; sleep 2; done; '
     'exec /usr/local/bin/jenkins-agent "$@"'
 )
-
-
-def context_digest(paths: list[Path], root: Path) -> str:
-    """A short content hash of build-context files: the image tag changes with them only."""
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def controller_context_files() -> list[Path]:
-    ignore = {".dockerignore"}
-    return [
-        p
-        for p in ASSETS.rglob("*")
-        if p.is_file() and "agent" not in p.relative_to(ASSETS).parts and p.name not in ignore
-    ]
-
-
-def agent_context_files() -> list[Path]:
-    return [PROJECT_ROOT / rel for rel in AGENT_CONTEXT_FILES]
 
 
 def buildkitd_config(registry_alias: str, insecure: bool) -> str:

@@ -311,24 +311,19 @@ def parse_settings(
         storage("ephemeralStorageRequest", read.string("ephemeralStorageRequest").strip()),
         storage("ephemeralStorageLimit", read.string("ephemeralStorageLimit").strip()),
     )
-    if resources.cpu_limit_millis < resources.cpu_request_millis:
-        raise SettingsError(
-            "cpuLimit",
-            f"must be at least cv-platform:cpuRequest ({resources.cpu_request}), "
-            f"got {resources.cpu_limit!r}",
-        )
-    if resources.memory_limit_bytes < resources.memory_request_bytes:
-        raise SettingsError(
-            "memoryLimit",
-            f"must be at least cv-platform:memoryRequest ({resources.memory_request}), "
-            f"got {resources.memory_limit!r}",
-        )
-    if resources.ephemeral_storage_limit_bytes < resources.ephemeral_storage_request_bytes:
-        raise SettingsError(
-            "ephemeralStorageLimit",
-            "must be at least cv-platform:ephemeralStorageRequest "
-            f"({resources.ephemeral_storage_request}), got {resources.ephemeral_storage_limit!r}",
-        )
+    r = resources
+    for limit, request, over, under, shown, given in (
+        ("cpuLimit", "cpuRequest", r.cpu_limit_millis, r.cpu_request_millis, r.cpu_request,
+         r.cpu_limit),
+        ("memoryLimit", "memoryRequest", r.memory_limit_bytes, r.memory_request_bytes,
+         r.memory_request, r.memory_limit),
+        ("ephemeralStorageLimit", "ephemeralStorageRequest", r.ephemeral_storage_limit_bytes,
+         r.ephemeral_storage_request_bytes, r.ephemeral_storage_request,
+         r.ephemeral_storage_limit),
+    ):  # fmt: skip
+        if over < under:
+            raise SettingsError(limit, f"must be at least cv-platform:{request} ({shown}), "
+                                f"got {given!r}")  # fmt: skip
 
     container_port = read.integer("containerPort", 1024, 65535)
     server = ServerSettings(

@@ -749,7 +749,7 @@ def test_agent_pins_the_uv_and_pulumi_cli_the_lock_names(
 
 
 def test_agent_image_tag_hashes_exactly_the_files_its_context_sends(project_root: Path) -> None:
-    from infra.jenkins import AGENT_CONTEXT_FILES, AGENT_DOCKERFILE
+    from infra.tooling_images import AGENT_CONTEXT_FILES, AGENT_DOCKERFILE
 
     # A change to any file the build can see gives a new tag, and nothing else does.
     for ignore in (".dockerignore", "infra/jenkins/agent/Dockerfile.dockerignore"):
