@@ -64,11 +64,21 @@ def _help_figures(env: dict[str, str]) -> None:
 
 # What a `set-image` run imports, and the packages worth naming in the split.
 _SET_IMAGE_MODULES = (
-    "pipeline.cli, pipeline.commands.set_image, pipeline.stacks.stackfile, pipeline.stacks.config, "
-    "pipeline.images.client"
+    "pipeline.cli, pipeline.commands.set_image, pipeline.commands.adapters, "
+    "pipeline.stacks.stackfile, pipeline.stacks.config, pipeline.images.client"
 )
-# ssl and http.client are named to show they stay out (0 ms): the registry is plain HTTP.
-_NAMED_IMPORTS = ("yaml", "dataclasses", "argparse", "ssl", "http.client")
+# dataclasses (it imports inspect), ssl and http.client are named to show they stay out
+# (0 ms): set-image's value types are NamedTuples and the registry is plain HTTP.
+_NAMED_IMPORTS = (
+    "yaml",
+    "argparse",
+    "typing",
+    "pathlib",
+    "socket",
+    "dataclasses",
+    "ssl",
+    "http.client",
+)
 
 
 def _import_split(env: dict[str, str], runs: int = 5) -> str:
@@ -97,6 +107,21 @@ def _import_split(env: dict[str, str], runs: int = 5) -> str:
     med = {key: statistics.median(values) / 1000 for key, values in totals.items()}
     named = ", ".join(f"{name} {med[name]:.0f} ms" for name in _NAMED_IMPORTS)
     return f"{med['all']:.0f} ms in all, of which {named} (median of {runs})"
+
+
+def _bytecode(env: dict[str, str]) -> str:
+    """Whether PyYAML's modules have .pyc files: without them (a read-only venv and
+    PYTHONDONTWRITEBYTECODE, as on the CI agent before its image compiled them) every
+    run compiles PyYAML from source, which alone doubles set-image's time."""
+    probe = (
+        "import importlib.util, os, yaml.reader as r; "
+        "print(os.path.exists(importlib.util.cache_from_source(r.__file__)))"
+    )
+    present = subprocess.run(
+        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    writes = "off" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
+    return f"PyYAML .pyc present: {present.lower()}; writing .pyc: {writes}"
 
 
 def _set_image_figures(env: dict[str, str]) -> None:
@@ -132,6 +157,9 @@ def _set_image_figures(env: dict[str, str]) -> None:
             creds = ["--creds", f"{server.user}:{server.password}", "--tls-verify=false"]
             skopeo = _medians([["skopeo", "inspect", *creds, ref]] * RUNS, run_env)
             skopeo_raw = _medians([["skopeo", "inspect", "--raw", *creds, ref]] * RUNS, run_env)
+            # The floor under set-image: the interpreter, and the interpreter with PyYAML.
+            bare = _medians([[sys.executable, "-c", "pass"]] * RUNS, run_env)
+            with_yaml = _medians([[sys.executable, "-c", "import yaml"]] * RUNS, run_env)
             from pipeline.images.client import RegistryClient
             from pipeline.images.refs import parse_ref
 
@@ -152,11 +180,16 @@ def _set_image_figures(env: dict[str, str]) -> None:
         f"{set_image[1] / skopeo[1]:.2f}x CPU (aim: within 1.5x wall)"
     )
     print(
+        f"   floor: python -c pass {bare[0] * 1000:.0f} ms ({bare[0] / skopeo[0]:.2f}x), "
+        f"python -c 'import yaml' {with_yaml[0] * 1000:.0f} ms ({with_yaml[0] / skopeo[0]:.2f}x)"
+    )
+    print(
         f"   in-process resolve (HEAD, warm session):        "
         f"{statistics.median(resolves) * 1000:.1f} ms (median of 25)"
     )
     print(f"   (medians of {RUNS} runs; every command is a fresh process)")
     print(f"   imports of a set-image run (-X importtime): {_import_split(env)}")
+    print(f"   bytecode: {_bytecode(env)}")
 
 
 def main() -> None:

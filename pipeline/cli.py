@@ -54,9 +54,12 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, summary) in COMMANDS.items():
-        command = add_command(sub, name, summary)
         if name in full:
-            _module(name).register(command)
+            _module(name).register(add_command(sub, name, summary))
+        else:
+            # Only its name and line in --help are used; a full parser (with the global
+            # options' parent and -h) costs a few ms of argparse and gettext per command.
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pipeline.io.process import Runner, run
 
@@ -138,8 +137,9 @@ def actor() -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Adapters:
+# A NamedTuple, not a frozen dataclass: every command builds one, and ``dataclasses``
+# (with ``inspect``) is a large part of a command's start-up.
+class Adapters(NamedTuple):
     """The real adapters by default; a test replaces the ones it needs."""
 
     run: Runner = run

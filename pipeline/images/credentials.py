@@ -10,8 +10,8 @@ the pipeline's one process runner. Messages name the file or helper, never a sec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from pipeline.errors import RegistryError
@@ -24,10 +24,12 @@ _DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     username: str
-    password: str = field(repr=False)
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r})"  # never the password
 
     def basic_header(self) -> str:
         return basic_auth(self.username, self.password)

@@ -3,7 +3,7 @@
 The program (``infra.config`` validates ``cv-platform:image``), the policy pack
 (images pinned by digest in prod) and the pipeline (``set-image``, ``promote``,
 ``record``) all read references here, so what one accepts the others accept.
-The module is pure and light (``re`` and ``dataclasses`` only): ``infra`` and
+The module is pure and light (``re`` and ``typing`` only): ``infra`` and
 ``policy`` import it without pulling in the rest of ``pipeline``.
 
 ``parse_ref`` accepts what ``docker pull`` accepts with a tag or digest:
@@ -25,7 +25,7 @@ at the first step, rather than accepted by one tool and refused by the next.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline.errors import ConfigError
 
@@ -56,8 +56,10 @@ class InvalidReferenceError(ConfigError):
     """An image reference or digest that does not follow the grammar."""
 
 
-@dataclass(frozen=True)
-class ImageRef:
+# NamedTuples rather than frozen dataclasses on set-image's path: ``dataclasses``
+# imports ``inspect`` and compiles each class's methods at import, a large part of the
+# start-up of a command CI runs after every build.
+class ImageRef(NamedTuple):
     """A parsed reference. ``registry`` is a host[:port]; ``repository`` its path."""
 
     registry: str

@@ -40,8 +40,7 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline.io import jsontext
@@ -116,8 +115,7 @@ class HeaderMap(Protocol):
     def __getitem__(self, name: str, /) -> Any: ...  # str, or None when absent
 
 
-@dataclass
-class Response:
+class Response(NamedTuple):
     """A complete answer (the body is read; the connection is free again)."""
 
     status_code: int

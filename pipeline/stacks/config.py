@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from pipeline.errors import ConfigError
 from pipeline.project import PROJECT_NAME, Project
@@ -33,8 +33,7 @@ from pipeline.stacks import yamlfile
 _DECLARATION_FIELDS = ("type", "default", "value", "description", "secret", "items")
 
 
-@dataclass(frozen=True)
-class StackConfig:
+class StackConfig(NamedTuple):
     stack: str
     # Full key ("cv-platform:replicas") -> value as written in YAML. Secure values are absent.
     values: Mapping[str, Any]
@@ -43,7 +42,7 @@ class StackConfig:
     schema: Mapping[str, Mapping[str, Any]]
     # Engine strings of stack-file values that differ from the typed ``values``:
     # plain scalars as written, objects holding ``secure:`` leaves with placeholders.
-    engine_overrides: Mapping[str, str] = field(default_factory=dict)
+    engine_overrides: Mapping[str, str] = MappingProxyType({})
     # Project keys the stack file sets that Pulumi.yaml does not declare: Pulumi
     # passes them on and the program ignores them, so they are most likely typos.
     undeclared: tuple[str, ...] = ()

@@ -8,7 +8,6 @@ Errors name the file and line (``Pulumi.prod.yaml:3: malformed YAML: ...``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,8 +21,7 @@ FIELDS = ("repository", "tag", "digest")
 LOADER: Any = yamlfile.SAFE_LOADER
 
 
-@dataclass(frozen=True)
-class ImageSetting:
+class ImageSetting(NamedTuple):
     """The ``cv-platform:image`` object of one stack; ``None`` for an absent key."""
 
     repository: str | None = None

@@ -9,8 +9,7 @@ prod``) and Pulumi.yaml's default repository for a bare tag. ``set-image``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.images.refs import ImageRef
@@ -27,8 +26,7 @@ def _strings(value: Any, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(value)
 
 
-@dataclass(frozen=True)
-class ImagePolicy:
+class ImagePolicy(NamedTuple):
     """What a stack's settings say about the images it may pin."""
 
     mutable_tags: tuple[str, ...]

@@ -12,13 +12,12 @@ text edit itself is ``pipeline.stacks.edit`` (pure).
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.errors import ConfigError, PipelineError, os_reason
 from pipeline.images.refs import parse_digest
@@ -41,22 +40,27 @@ NO_DIGEST = _NoDigest()
 Expected = str | _NoDigest | None
 
 
-@dataclass(frozen=True)
-class StackEdit:
+class StackEdit(NamedTuple):
     """What ``write_image`` did (or, with ``dry_run``, would do)."""
 
     old: ImageSetting
     new: ImageSetting
-    old_text: str = field(repr=False)
-    new_text: str = field(repr=False)
+    old_text: str
+    new_text: str
     written: bool
     path: Path
+
+    def __repr__(self) -> str:  # without the two texts
+        return (
+            f"StackEdit(old={self.old!r}, new={self.new!r}, written={self.written!r}, "
+            f"path={self.path!r})"
+        )
 
     @property
     def changed(self) -> bool:
         return self.new_text != self.old_text
 
-    @functools.cached_property
+    @property
     def diff(self) -> str:
         """The unified diff of the file (empty when nothing changes)."""
         return unified_diff(self.path, self.old_text, self.new_text)

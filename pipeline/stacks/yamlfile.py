@@ -78,6 +78,9 @@ def check_graph(path: Path, root: yaml.Node) -> None:
             continue
         if key in measured:
             continue
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            measured[key] = (1, 1)  # a scalar: one value, one level, no children to visit
+            continue
         ancestors.add(key)
         stack.append((node, True))
         for child in _children(node):

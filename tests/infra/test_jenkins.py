@@ -737,6 +737,15 @@ def test_agent_installs_the_python_packages_from_the_lock_only(project_root: Pat
     assert not [ln for ln in lines if re.search(r"\buv (pip|lock|add)\b", ln)]
 
 
+def test_agent_venv_ships_bytecode(project_root: Path) -> None:
+    # The agent cannot write /opt/venv and the Jenkinsfile sets PYTHONDONTWRITEBYTECODE:
+    # without compiled files every pipeline step would compile its imports from source.
+    assert "PYTHONDONTWRITEBYTECODE = '1'" in (project_root / "Jenkinsfile").read_text()
+    lines = dockerfile_lines(project_root / "infra/jenkins/agent/Dockerfile")
+    (install,) = [ln for ln in lines if "uv sync" in ln]
+    assert "--compile-bytecode" in install
+
+
 def test_agent_pins_the_uv_and_pulumi_cli_the_lock_names(
     project_root: Path, locked: dict[str, dict[str, Any]]
 ) -> None:
