@@ -34,7 +34,7 @@ MIN_WORD = 16  # a word (letters and digits mixed) of a multi-line secret
 MIN_ENCODED = 8  # a base64 fragment shorter than this is too likely to occur by chance
 MIN_FORM = 4  # no form shorter than this is replaced (pipeline.preview.redact's minimum)
 
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+_B64_RUN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_ENCODED},}}={{0,2}}")  # "u:" + the shortest secret
 # RFC 7617 Basic: base64 of user:password; RFC 6750 Bearer: a token68.
 _AUTH = re.compile(r"\b(Basic|Bearer)([ \t]+)([A-Za-z0-9+/._~-]+=*)", re.IGNORECASE)
 _MIN_BEARER = 16
@@ -117,12 +117,19 @@ def forms_of(value: str) -> set[str]:
 
 
 def folded(value: str) -> re.Pattern[str] | None:
-    """A multi-line ``value`` as YAML writes it single-quoted: each line break a blank
-    line, each next line indented (``'a\\n\\n    b'``), quotes doubled."""
-    lines = value.replace("'", "''").split("\n")
-    if len(lines) < 2:
+    """A multi-line ``value`` as YAML writes it single-quoted: each ``\\n`` a blank line,
+    each next line indented (``'a\\n\\n    b'``); a Unicode break (NEL, LS, PS) kept
+    as itself with the next line indented; quotes doubled."""
+    parts = re.split(r"([\n\x85\u2028\u2029])", value.replace("'", "''"))
+    if len(parts) < 3:
         return None
-    return re.compile(r"\n(?:[ ]*\n)+[ ]*".join(re.escape(line) for line in lines))
+    pattern = "".join(
+        re.escape(part)
+        if i % 2 == 0
+        else (r"\n(?:[ ]*\n)+[ ]*" if part == "\n" else re.escape(part) + "[ ]*")
+        for i, part in enumerate(parts)
+    )
+    return re.compile(pattern)
 
 
 def yaml_wrapped(value: str) -> re.Pattern[str] | None:
@@ -130,12 +137,14 @@ def yaml_wrapped(value: str) -> re.Pattern[str] | None:
     line between any two characters (an escaped break, ``\\`` at the end of a line)
     or at a space (a plain break, or an escaped one and the space as ``\\ ``), and
     indents what follows."""
-    if len(value) < MIN_LINE:
-        return None
     escaped = set()
     for unicode in (False, True):
         dumped = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=unicode)
         escaped.add(dumped.rstrip("\n").removesuffix("...").rstrip("\n")[1:-1])
+    # What wraps is the escaped text (``\u0100`` is six characters), not the value.
+    escaped = {form for form in escaped if len(form) >= MIN_LINE}
+    if not escaped:
+        return None
     gap = r"(?:\\\n[ ]*)?"
     patterns = [
         gap.join(r"(?: |\\ |\n[ ]*)" if c == " " else re.escape(c) for c in form)
