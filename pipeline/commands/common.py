@@ -14,7 +14,7 @@ from pipeline.images.refs import ImageRef, InvalidReferenceError, parse_ref, sho
 from pipeline.records.model import Deployment, Hold, Record, Rollback
 from pipeline.records.stores import Store
 from pipeline.stacks.image import ImageSetting
-from pipeline.stacks.stackfile import Expected, StackEdit, locked_stack
+from pipeline.stacks.stackfile import Expected, LockedStack, StackEdit, locked_stack
 
 
 def pinned_setting(
@@ -52,9 +52,11 @@ def record_after_write(
     (its compare-and-swap is what can refuse), so if the store then fails, the
     one line must say that the file was written, not that nothing happened.
     """
+    from pipeline.records.limits import RecordRefused
+
     try:
         return store.add_many(records)
-    except StoreError as exc:
+    except (StoreError, RecordRefused) as exc:
         raise StoreError(
             f"{path.name} was written ({short_digest(old)} -> {short_digest(new)}) but the {what} "
             f"was not recorded: {exc}; restore the file (git checkout {path.name}) and run it again"
@@ -86,23 +88,45 @@ def roll_back(
     if recording the rollback fails, the file is written and held, and the line says so.
     """
     with locked_stack(path) as stack:
-        # The compare-and-swap before anything is recorded: a refused rollback holds nothing.
-        stack.check(expect_digest)
-        (hold,) = store.add_many(
-            [Hold(rollback.stack, "placed", at, hold_reason, actor=rollback.actor)]
+        return roll_back_locked(
+            store,
+            stack,
+            rollback,
+            setting,
+            expect_digest=expect_digest,
+            hold_reason=hold_reason,
+            at=at,
         )
-        try:
-            edit = stack.write(setting, expect_digest=expect_digest)
-        except PipelineError as exc:
-            raise PipelineError(
-                f"{exc}; {rollback.stack} stays on hold (hold {rollback.stack} --release)"
-            ) from None
-        (stored,) = record_after_write(
-            store, [rollback], path, "rollback", rollback.from_digest, rollback.to_digest
-        )
+
+
+def roll_back_locked(
+    store: Store,
+    stack: LockedStack,
+    rollback: Rollback,
+    setting: ImageSetting,
+    *,
+    expect_digest: Expected,
+    hold_reason: str,
+    at: datetime,
+) -> RollbackDone:
+    """``roll_back`` for a caller that holds the stack file's lock already."""
+    # The compare-and-swap before anything is recorded: a refused rollback holds nothing.
+    stack.check(expect_digest)
+    (hold,) = store.add_many(
+        [Hold(rollback.stack, "placed", at, hold_reason, actor=rollback.actor)]
+    )
+    try:
+        edit = stack.write(setting, expect_digest=expect_digest)
+    except PipelineError as exc:
+        raise PipelineError(
+            f"{exc}; {rollback.stack} stays on hold (hold {rollback.stack} --release)"
+        ) from None
+    (stored,) = record_after_write(
+        store, [rollback], stack.path, "rollback", rollback.from_digest, rollback.to_digest
+    )
     assert isinstance(stored, Rollback)
     assert isinstance(hold, Hold)
     return RollbackDone(edit, stored, hold)
 
 
-__all__ = ["RollbackDone", "pinned_setting", "record_after_write", "roll_back"]
+__all__ = ["RollbackDone", "pinned_setting", "record_after_write", "roll_back", "roll_back_locked"]

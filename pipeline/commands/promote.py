@@ -146,7 +146,7 @@ def _facts(
     image: ImageRef | None,
     insecure: Sequence[str],
     target_digest: str | None,
-    source_verification: VerificationPolicy,
+    source_verification: VerificationPolicy | None,
 ) -> PromotionFacts:
     """Everything the gates decide from, asked of the store, the registry and the scanner."""
     from pipeline.commands.promote_evidence import evidence_facts
@@ -174,7 +174,7 @@ def _facts(
     required = False
     verifications: tuple[Verification, ...] = ()
     if VERIFIED not in skip:
-        required = source_verification.required
+        required = source_verification is not None and source_verification.required
         verifications = tuple(store.verifications(args.source)) if required else ()
     return PromotionFacts(
         source_stack=args.source,
@@ -204,6 +204,7 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pipeline.promotion.gates import (
         GATE_NAMES,
         NOT_ON_HOLD,
+        VERIFIED,
         current_hold,
         evaluate_gates,
         last_successful,
@@ -245,7 +246,10 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             image=image,
             insecure=insecure,
             target_digest=current.digest,
-            source_verification=_source_verification(project, args.source),
+            # Not read when the gate is skipped: a broken setting then stops nothing.
+            source_verification=None
+            if VERIFIED in args.skip_gate
+            else _source_verification(project, args.source),
         )
         skip = frozenset(args.skip_gate)
         results = evaluate_gates(facts, skip)

@@ -147,52 +147,70 @@ def _roll_back(
     deployed: Deployment,
     failed: Verification,
 ) -> str:
-    """Roll back and hold after a failed verification; the line to end with."""
-    from pipeline.commands.common import pinned_setting, roll_back
+    """Roll back and hold after a failed verification; the line to end with.
+
+    All of it under the stack file's lock, where ``promote`` checks holds: what the
+    file pins is read there, and whatever happens next (the file moved on, nothing to
+    roll back to, the rollback) the stack is held before the lock is released.
+    """
+    from pipeline.commands.common import pinned_setting, roll_back_locked
     from pipeline.commands.output import print_diff
+    from pipeline.errors import PipelineError
     from pipeline.images.refs import short_digest
     from pipeline.promotion.rollback import plan_rollback
     from pipeline.records.model import Hold, Rollback
     from pipeline.stacks.policy import stack_policy
-    from pipeline.stacks.stackfile import NO_DIGEST, read_image
+    from pipeline.stacks.stackfile import NO_DIGEST, locked_stack
     from pipeline.verification.plan import rollback_target
 
     path = project.existing_stack_file(args.stack)
-    current = read_image(path)
     now = adapters.now()
-    if current.digest != deployed.digest:
-        # The file moved on (a promotion not yet deployed): hold, do not guess a target.
-        reason = f"verification of {short_digest(deployed.digest)} failed: {failed.reason}"
-        store.add(Hold(args.stack, "placed", now, reason, actor=adapters.actor()))
-        return (
-            f"{path.name} pins {short_digest(current.digest)}, not the deployed "
-            f"{short_digest(deployed.digest)}: not rolled back; {args.stack} is on hold"
+    failed_here = f"verification of {short_digest(deployed.digest)} failed: {failed.reason}"
+
+    def hold_only(why: str) -> str:
+        (held,) = store.add_many(
+            [Hold(args.stack, "placed", now, f"{failed_here}; {why}", actor=adapters.actor())]
         )
-    deployments = store.deployments(args.stack)
-    target, why = rollback_target(
-        args.stack, current.digest, deployments, store.verifications(args.stack)
-    )
-    plan = plan_rollback(args.stack, deployments, current.digest, to_digest=target)
-    image, setting = pinned_setting(plan.to, stack_policy(project, args.stack).mutable_tags)
-    moved = f"{short_digest(current.digest)} -> {short_digest(plan.to.digest)}"
-    rollback = Rollback(
-        stack=args.stack,
-        from_digest=current.digest,
-        to_digest=plan.to.digest or "",
-        image=str(image),
-        at=now,
-        reason=f"verify --rollback-on-failure: {failed.reason}",
-        actor=adapters.actor(),
-    )
-    done = roll_back(
-        store,
-        path,
-        rollback,
-        setting,
-        expect_digest=current.digest or NO_DIGEST,
-        hold_reason=f"verification failed ({failed.reason}); rolled back {moved}",
-        at=now,
-    )
+        release = f"hold {args.stack} --release"
+        return f"{why}; {args.stack} is on hold (hold #{held.id}; release: {release})"
+
+    with locked_stack(path) as stack:
+        current = stack.read()
+        if current.digest != deployed.digest:
+            # The file moved on (a promotion not yet deployed): hold, do not guess a target.
+            return hold_only(
+                f"{path.name} pins {short_digest(current.digest)}, not the deployed "
+                f"{short_digest(deployed.digest)}: not rolled back"
+            )
+        deployments = store.deployments(args.stack)
+        target, why = rollback_target(
+            args.stack, current.digest, deployments, store.verifications(args.stack)
+        )
+        try:
+            plan = plan_rollback(args.stack, deployments, current.digest, to_digest=target)
+            mutable = stack_policy(project, args.stack).mutable_tags
+            image, setting = pinned_setting(plan.to, mutable)
+        except PipelineError as exc:  # a first deployment: nothing to return to
+            return hold_only(f"not rolled back: {exc}")
+        moved = f"{short_digest(current.digest)} -> {short_digest(plan.to.digest)}"
+        rollback = Rollback(
+            stack=args.stack,
+            from_digest=current.digest,
+            to_digest=plan.to.digest or "",
+            image=str(image),
+            at=now,
+            reason=f"verify --rollback-on-failure: {failed.reason}",
+            actor=adapters.actor(),
+        )
+        done = roll_back_locked(
+            store,
+            stack,
+            rollback,
+            setting,
+            expect_digest=current.digest or NO_DIGEST,
+            hold_reason=f"verification failed ({failed.reason}); rolled back {moved}",
+            at=now,
+        )
     print_diff(done.edit.diff)
     return (
         f"rolled {args.stack} back {moved}, to {why}; recorded rollback #{done.rollback.id} and "
@@ -305,7 +323,10 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
             raise PipelineError(f"cannot judge {what}: {verdict.reason}{noted}")
         ending = ""
         if args.rollback_on_failure:
-            ending = "; " + _roll_back(args, adapters, project, store, deployed, record)
+            try:
+                ending = "; " + _roll_back(args, adapters, project, store, deployed, record)
+            except PipelineError as exc:  # still a failed verification: say both
+                ending = f"; the rollback failed: {exc}"
         raise VerificationFailed(f"verification of {what} failed: {verdict.reason}{noted}{ending}")
     finally:
         store.close()

@@ -466,3 +466,15 @@ def test_registry_failures_refuse_the_digest_gate_and_change_nothing(
         script, fragment = scripts[case]
         with fake_registry(script) as host:
             attempt(host, MANIFEST_DIGEST, fragment)
+
+
+def test_a_skipped_verified_gate_does_not_read_the_source_verification_setting(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = setup.root / "Pulumi.staging.yaml"
+    staging.write_text(staging.read_text() + "  cv-platform:verification: 5\n")
+    setup.add(setup.deployed(), setup.built(), verify=False)
+    assert promote(setup) == 1  # the gate needs the setting, and it is not an object
+    assert "cv-platform:verification" in capsys.readouterr().err
+    assert promote(setup, "--skip-gate", "verified") == 0
+    assert read_image(setup.prod).digest == setup.images.v1.digest

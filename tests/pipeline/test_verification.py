@@ -438,3 +438,49 @@ def test_a_stack_file_that_moved_on_is_held_not_rolled_back(
     store = open_store(None, Project(root))
     assert store.rollbacks("prod") == []
     assert [h.action for h in store.holds("prod")] == ["placed"]
+
+
+def test_a_first_deployment_that_fails_is_held_with_nothing_to_roll_back_to(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(root, "4e1d07c", DIGEST)  # the only deployment prod ever had
+    before = (root / "Pulumi.prod.yaml").read_bytes()
+    code, err = failing(root, capsys)
+    assert code == 3  # a failed verification, not an error: CI stops, nothing deploys
+    assert err.count("\n") == 1
+    assert "verification of prod (sha256:4d4d4d4d4d4d) failed: error ratio 50.00%" in err
+    assert "not rolled back: " in err
+    assert "prod is on hold (hold #1; release: hold prod --release)" in err
+    assert (root / "Pulumi.prod.yaml").read_bytes() == before
+    store = open_store(None, Project(root))
+    (hold,) = store.holds("prod")
+    assert hold.reason.startswith("verification of sha256:4d4d4d4d4d4d failed: error ratio")
+    assert store.rollbacks("prod") == []
+    assert [v.result for v in store.verifications("prod")] == ["failed"]
+
+
+def test_a_rollback_that_cannot_write_still_says_the_verification_failed_and_holds(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.errors import PipelineError
+    from pipeline.stacks import stackfile
+
+    store = open_store(None, Project(root))
+    earlier = T0 - timedelta(hours=5)
+    store.add(Deployment("prod", "succeeded", f"{REPO}:old@{OLD}", OLD, earlier, earlier))
+    store.close()
+    pin(root, "4e1d07c", DIGEST)
+
+    def no_space(self: object, *args: object, **kwargs: object) -> object:
+        raise PipelineError("Pulumi.prod.yaml: cannot write: no space left on device")
+
+    monkeypatch.setattr(stackfile.LockedStack, "write", no_space)
+    code, err = failing(root, capsys)
+    assert code == 3
+    assert err.count("\n") == 1
+    assert "failed: error ratio 50.00% > 1.00%" in err
+    assert "the rollback failed: Pulumi.prod.yaml: cannot write: no space left" in err
+    assert "prod stays on hold" in err
+    store = open_store(None, Project(root))
+    assert [h.action for h in store.holds("prod")] == ["placed"]
+    assert store.rollbacks("prod") == []
