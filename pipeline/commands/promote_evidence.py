@@ -72,24 +72,27 @@ def readmission(facts: PromotionFacts, digest: str, actor: str) -> Readmission |
     return Readmission(facts.target_stack, digest, facts.readmit_reason, facts.now, actor)
 
 
-def _column(digest: str | None, cards: tuple[ModelCard, ...]) -> list[str]:
+def _column(digest: str | None, cards: tuple[ModelCard, ...], *, whole: bool) -> list[str]:
+    """One side of the model table, aggregated as the gates judge it: the candidate
+    (``whole``) by its lowest accuracy and highest p95 over all its cards, the current
+    model by its newest card (``pipeline.promotion.models``)."""
     from pipeline.images.refs import short_digest
     from pipeline.promotion.models import describe_specs
 
     if not cards:
         return [short_digest(digest), "no model card", "", "", "", "", ""]
     card = cards[-1]
-    accuracy = min(c.accuracy for c in cards)
-    latency = (
-        f"{card.latency_p50_ms:g} / {card.latency_p95_ms:g} ms"
-        if card.latency_p50_ms is not None and card.latency_p95_ms is not None
-        else "-"
-    )
+    judged = cards if whole else (card,)
+    accuracy = min(c.accuracy for c in judged)
+    p95s = [c.latency_p95_ms for c in judged if c.latency_p95_ms is not None]
+    p50 = "-" if card.latency_p50_ms is None else f"{card.latency_p50_ms:g}"
+    latency = f"{p50} / {max(p95s):g} ms" if p95s else "-"
+    several = f" (lowest of {len(judged)})" if len(judged) > 1 else ""
     return [
         short_digest(digest),
         card.name,
         card.version,
-        f"{accuracy:.4f}" + (f" (lowest of {len(cards)})" if len(cards) > 1 else ""),
+        f"{accuracy:.4f}{several}",
         latency,
         describe_specs(card.inputs),
         describe_specs(card.outputs),
@@ -104,8 +107,8 @@ def model_table(facts: PromotionFacts, digest: str | None) -> str | None:
         return None
     rows = zip(
         ("digest", "model", "version", "accuracy", "latency p50/p95", "inputs", "outputs"),
-        _column(digest, facts.candidate_cards),
-        _column(facts.current_digest, facts.current_cards),
+        _column(digest, facts.candidate_cards, whole=True),
+        _column(facts.current_digest, facts.current_cards, whole=False),
         strict=True,
     )
     heads = ("MODEL", f"CANDIDATE ({facts.source_stack})", f"CURRENT ({facts.target_stack})")

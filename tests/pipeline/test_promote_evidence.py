@@ -194,3 +194,31 @@ def test_a_rolled_back_digest_is_refused_until_readmitted_and_the_readmission_re
     assert cli(setup, "history", "prod") == 0
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if " readmit " in ln]
     assert "digits 1.0.0 (0.9733)  OOM fixed by the new memoryLimit" in line
+
+
+def test_the_model_table_shows_what_the_gates_judge() -> None:
+    from pipeline.commands.promote_evidence import model_table
+    from pipeline.promotion.gates import PromotionFacts, policy_from_config
+    from tests.pipeline.recordkit import DIGEST_A, DIGEST_B, model_card
+
+    facts = PromotionFacts(
+        source_stack="staging",
+        target_stack="prod",
+        now=datetime.now(UTC),
+        policy=policy_from_config({}, "prod"),
+        source_deployments=(),
+        # The candidate by its worst card, the current model by its newest.
+        candidate_cards=(
+            model_card(DIGEST_A, accuracy=0.95, latency_p95_ms=9.0),
+            model_card(DIGEST_A, accuracy=0.96, latency_p95_ms=0.05),
+        ),
+        current_digest=DIGEST_B,
+        current_cards=(model_card(DIGEST_B, accuracy=0.80), model_card(DIGEST_B, accuracy=0.97)),
+    )
+    table = model_table(facts, DIGEST_A) or ""
+    accuracy = next(line for line in table.splitlines() if line.startswith("accuracy"))
+    assert "0.9500 (lowest of 2)" in accuracy
+    assert "0.9700" in accuracy
+    assert "0.8000" not in accuracy
+    latency = next(line for line in table.splitlines() if line.startswith("latency"))
+    assert "/ 9 ms" in latency
