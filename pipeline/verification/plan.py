@@ -98,20 +98,34 @@ def rollback_target(
     deployments: Iterable[Deployment],
     verifications: Iterable[Verification],
 ) -> tuple[str | None, str]:
-    """The digest to roll back to (None: the one before the current) and why, in words."""
-    deployed = {d.digest for d in deployments if d.result == "succeeded" and d.digest}
+    """The digest to roll back to and why, in words (None: nothing to return to).
+
+    Each digest is judged by its newest verification in the stack: the last digest
+    whose newest verification passed, else the newest successful deployment of a
+    digest whose newest verification did not fail (one that passed once and failed
+    since is no place to return to).
+    """
+    newest: dict[str, Verification] = {}
+    for v in sorted(
+        (v for v in verifications if v.stack == stack), key=lambda v: (utc(v.until), v.id or 0)
+    ):
+        newest[v.digest] = v
+    succeeded = [d for d in deployments if d.result == "succeeded" and d.digest]
+    deployed = {d.digest for d in succeeded}
     passed = [
-        v
-        for v in verifications
-        if v.stack == stack
-        and v.result == "passed"
-        and v.digest != current
-        and v.digest in deployed
-    ]
+        v for digest, v in newest.items()
+        if v.result == "passed" and digest != current and digest in deployed
+    ]  # fmt: skip
     if passed:
         last = max(passed, key=lambda v: (utc(v.until), v.id or 0))
         return last.digest, f"the last verified digest ({short_digest(last.digest)})"
-    return None, "the deployment before it (no earlier digest of the stack passed a verification)"
+    failed = {digest for digest, v in newest.items() if v.result == "failed"}
+    for d in sorted(succeeded, key=lambda d: (utc(d.finished), d.id or 0), reverse=True):
+        if d.digest != current and d.digest not in failed:
+            return d.digest, (
+                "the deployment before it (no earlier digest of the stack passed a verification)"
+            )
+    return None, "nothing to return to"
 
 
 __all__ = [

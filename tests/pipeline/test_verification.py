@@ -17,7 +17,7 @@ from pipeline.commands.adapters import Adapters
 from pipeline.errors import ConfigError, UsageError
 from pipeline.io.http import HttpConnectionError, Response, Timeout
 from pipeline.project import Project
-from pipeline.records.model import Deployment
+from pipeline.records.model import Deployment, Verification
 from pipeline.records.stores import open_store
 from pipeline.verification.decide import Measured, Thresholds, decide
 from pipeline.verification.prometheus import PrometheusClient, PrometheusError
@@ -484,3 +484,26 @@ def test_a_rollback_that_cannot_write_still_says_the_verification_failed_and_hol
     store = open_store(None, Project(root))
     assert [h.action for h in store.holds("prod")] == ["placed"]
     assert store.rollbacks("prod") == []
+
+
+def test_a_digest_that_passed_once_and_failed_since_is_no_rollback_target(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store(None, Project(root))
+    earliest, earlier = T0 - timedelta(hours=9), T0 - timedelta(hours=5)
+    older = "sha256:" + "0c" * 32
+    for digest, when in ((older, earliest), (OLD, earlier)):
+        store.add(Deployment("prod", "succeeded", f"{REPO}:v@{digest}", digest, when, when))
+    window = timedelta(minutes=5)
+    store.add(Verification("prod", OLD, f"{REPO}:old@{OLD}", "passed", earlier, earlier + window))
+    store.add(
+        Verification("prod", OLD, f"{REPO}:old@{OLD}", "failed", earlier + window, T0 - window)
+    )
+    store.close()
+    pin(root, "4e1d07c", DIGEST)
+    code, err = failing(root, capsys)
+    assert code == 3
+    from pipeline.stacks.stackfile import read_image
+
+    assert read_image(root / "Pulumi.prod.yaml").digest == older  # not OLD: it failed since
+    assert "to the deployment before it" in err
