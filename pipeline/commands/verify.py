@@ -103,10 +103,14 @@ def _thresholds_and_url(
     args: argparse.Namespace, project: Project
 ) -> tuple[Thresholds, float, str, dict[str, object]]:
     """The limits (options over ``cv-platform:verification``), window, URL, stack facts."""
-    from pipeline.errors import ConfigError
+    from pipeline.errors import ConfigError, PipelineError
     from pipeline.stacks.config import load_stack_config
     from pipeline.verification.decide import Thresholds
-    from pipeline.verification.settings import policy_from_config, window_option
+    from pipeline.verification.settings import (
+        policy_from_config,
+        prometheus_url_problem,
+        window_option,
+    )
 
     cfg = load_stack_config(project, args.stack)
     values = {k: cfg.get(k) for k in ("namespace", "appName", "predictPath")}
@@ -117,6 +121,10 @@ def _thresholds_and_url(
         args.max_p95_ms if args.max_p95_ms is not None else policy.max_p95_ms,
     )
     window = window_option(args.window) if args.window else policy.window_seconds
+    if args.prometheus:
+        problem = prometheus_url_problem(args.prometheus)
+        if problem:  # exit 1, as --from-jenkins and GITHUB_API_URL
+            raise PipelineError(f"--prometheus {problem}")
     url = (args.prometheus or policy.prometheus_url).rstrip("/")
     if not url:
         raise ConfigError(
@@ -229,6 +237,7 @@ def _measure(
 ) -> tuple[Measured, Window, str]:
     """Wait for the window after the deployment, then ask Prometheus about its pods."""
     from pipeline.errors import PipelineError
+    from pipeline.io.urls import shown
     from pipeline.verification.decide import Measured
     from pipeline.verification.plan import (
         DEFAULT_PREDICT,
@@ -267,7 +276,7 @@ def _measure(
         client.close()
     selector = render_selector(matchers)
     length = format_duration(span.seconds)
-    print(f"{selector} over {length} to {span.until:%H:%M:%S} UTC ({url})")
+    print(f"{selector} over {length} to {span.until:%H:%M:%S} UTC ({shown(url)})")
     return measured, span, selector
 
 

@@ -5,7 +5,9 @@ Every failure is a ``PrometheusError`` (exit 1, one line): no answer, an HTTP
 error, a query Prometheus refused (its ``errorType`` and ``error``), an answer that
 is not the API's JSON. A sample that is NaN or an empty result is "no data"
 (None), never a number. With ``PIPELINE_PROMETHEUS_TOKEN`` set, requests carry it
-as a bearer token, and only over https or to a loopback address.
+as a bearer token, and only over https or to a loopback address. The base URL
+follows ``pipeline.io.urls``' rules and carries no credentials (the token is the way to
+authenticate); messages name the server as host:port, never with userinfo.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pipeline.errors import PipelineError
 from pipeline.io.http import HttpError, Session, Transport, failure, is_loopback
+from pipeline.io.urls import split
+from pipeline.verification.settings import ENV_TOKEN, prometheus_url_problem
 
-ENV_TOKEN = "PIPELINE_PROMETHEUS_TOKEN"  # noqa: S105 - the variable's name
 TIMEOUT = (5.0, 30.0)  # connect, read
 
 
@@ -40,15 +42,18 @@ class PrometheusClient:
     def __init__(
         self, base_url: str, token: str | None = None, session: Transport | None = None
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrometheusError(f"Prometheus URL {base_url!r} is not an http(s):// URL")
-        if token and parts.scheme == "http" and not is_loopback(parts.hostname):
+        problem = prometheus_url_problem(base_url)
+        if problem:
+            raise PrometheusError(f"Prometheus URL {problem}")
+        parts = split(base_url)
+        assert parts.hostname is not None  # split checked it
+        scheme = parts.scheme.lower()
+        if token and scheme == "http" and not is_loopback(parts.hostname):
             raise PrometheusError(
                 f"refusing to send {ENV_TOKEN} over plain http to {parts.hostname}; use https"
             )
         self.base_url = base_url.rstrip("/")
-        self._where = f"Prometheus at {parts.netloc}"
+        self._where = f"Prometheus at {parts.netloc}"  # no userinfo: refused above
         self._headers = {"Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"

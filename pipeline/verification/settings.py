@@ -6,6 +6,10 @@ needs a passing verification), ``window`` (a Prometheus duration), ``minRequests
 (fewer is too few to judge), ``maxErrorRatio`` (5xx share of prediction
 requests, 0..1), ``maxP95LatencyMs`` and ``prometheusUrl``. Every problem is one
 line naming the key. Pure: the command reads the stack config and passes it in.
+
+A Prometheus URL (the setting, ``--prometheus``, the client's) is checked by
+``prometheus_url_problem``: ``pipeline.io.urls.split``'s rules, and no credentials in
+it (a bearer token goes in ``PIPELINE_PROMETHEUS_TOKEN``); no message quotes userinfo.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pipeline.errors import ConfigError, UsageError
+from pipeline.io.urls import BadUrl, has_userinfo, split
 
 KEY: Final = "cv-platform:verification"
+ENV_TOKEN: Final = "PIPELINE_PROMETHEUS_TOKEN"  # noqa: S105 - the variable's name
 DEFAULTS: Final[Mapping[str, Any]] = {
     "required": False,
     "window": "5m",
@@ -122,8 +128,11 @@ def policy_from_config(value: Any, stack: str) -> VerificationPolicy:
         except ValueError as exc:
             raise fail(name, str(exc)) from None
     url = fields["prometheusUrl"]
-    if not isinstance(url, str) or (url and not re.match(r"^https?://[^/\s]+", url)):
+    if not isinstance(url, str):
         raise fail("prometheusUrl", f"must be an http(s):// URL or empty, got {url!r}")
+    problem = prometheus_url_problem(url) if url else None
+    if problem:
+        raise fail("prometheusUrl", problem)
     return VerificationPolicy(
         required=required,
         window_seconds=window,
@@ -132,6 +141,24 @@ def policy_from_config(value: Any, stack: str) -> VerificationPolicy:
         max_p95_ms=numbers["maxP95LatencyMs"],
         prometheus_url=url.rstrip("/"),
     )
+
+
+def prometheus_url_problem(url: str) -> str | None:
+    """What is wrong with a Prometheus base URL (to follow its name), or None.
+
+    Never quotes the URL's userinfo: a URL with some is refused outright, since the
+    client sends a bearer token from ``PIPELINE_PROMETHEUS_TOKEN`` and nothing else.
+    """
+    if has_userinfo(url):
+        return (
+            "carries credentials (user:password@ before the host): remove them; "
+            f"a token goes in {ENV_TOKEN}"
+        )
+    try:
+        split(url)
+    except BadUrl as exc:
+        return str(exc)
+    return None
 
 
 def window_option(text: str) -> float:
@@ -144,6 +171,7 @@ def window_option(text: str) -> float:
 
 __all__ = [
     "DEFAULTS",
+    "ENV_TOKEN",
     "KEY",
     "VerificationPolicy",
     "check_latency",
@@ -151,5 +179,6 @@ __all__ = [
     "duration_seconds",
     "format_duration",
     "policy_from_config",
+    "prometheus_url_problem",
     "window_option",
 ]

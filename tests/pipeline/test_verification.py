@@ -25,6 +25,7 @@ from pipeline.verification.queries import verification_queries
 from pipeline.verification.selector import Matcher, parse_selector, render_selector
 from pipeline.verification.settings import DEFAULTS, duration_seconds, policy_from_config
 from tests.pipeline.fake_transport import FakeTransport, answer
+from tests.pipeline.hostile import assert_refused, cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LIMITS = Thresholds(100, 0.01, 250.0)
@@ -92,7 +93,8 @@ def test_the_verification_defaults() -> None:
         ({"minRequests": 0}, "verification.minRequests must be a whole number >= 1"),
         ({"maxErrorRatio": 2}, "verification.maxErrorRatio must be a ratio from 0 to 1"),
         ({"maxP95LatencyMs": -1}, "verification.maxP95LatencyMs must be milliseconds > 0"),
-        ({"prometheusUrl": "prometheus:9090"}, "verification.prometheusUrl must be an http(s)"),
+        ({"prometheusUrl": "prometheus:9090"}, "verification.prometheusUrl 'prometheus:9090' is"),
+        ({"prometheusUrl": 9090}, "verification.prometheusUrl must be an http(s):// URL or empty"),
         ({"windows": "5m"}, "verification.windows is not a known field"),
     ],
 )
@@ -207,6 +209,57 @@ def test_a_token_goes_as_a_bearer_and_never_over_plain_http() -> None:
     with pytest.raises(PrometheusError, match="refusing to send PIPELINE_PROMETHEUS_TOKEN"):
         PrometheusClient("http://prom.example.internal:9090", token="t0k")
     PrometheusClient("http://127.0.0.1:9090", token="t0k")  # loopback never leaves the host
+
+
+# URLs a user may give for Prometheus, wrong in each way ``pipeline.io.urls`` knows, and
+# what the one line says; the password of the first two must never be printed.
+BAD_PROMETHEUS_URLS = [
+    ("http://admin:S3cretPw@127.0.0.1:1", "carries credentials (user:password@ before the host)"),
+    ("https://admin:S3cretPw@[::1]:9090/", "a token goes in PIPELINE_PROMETHEUS_TOKEN"),
+    ("http://[::1:9090", "an IPv6 address must be written in brackets"),
+    ("http://127.0.0.1:99999", "'http://127.0.0.1:99999' has an invalid port"),
+    ("http://127.0.0.1:0", "has an invalid port (0; use 1-65535)"),
+    ("http:///api", "has no host"),
+    ("http://prom example:9090", "contains spaces or control characters"),
+    ("ftp://prom.example.internal/", "is not a http/https URL"),
+]
+BAD_IDS = [u for u, _ in BAD_PROMETHEUS_URLS]
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        assert "S3cretPw" not in text
+        assert "admin" not in text
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_PROMETHEUS_URLS, ids=BAD_IDS)
+def test_the_client_refuses_a_bad_url_in_one_line(url: str, problem: str) -> None:
+    with pytest.raises(PrometheusError) as caught:
+        PrometheusClient(url, session=FakeTransport(prometheus_answer(200, vector("1"))))
+    message = str(caught.value)
+    assert message.startswith("Prometheus URL ")
+    assert problem in message
+    assert "\n" not in message
+    assert_no_secret(message)
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_PROMETHEUS_URLS, ids=BAD_IDS)
+def test_the_prometheus_url_setting_is_checked_like_every_url(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_from_config({"prometheusUrl": url}, "prod")
+    message = str(caught.value)
+    assert message.startswith("stack prod: cv-platform:verification.prometheusUrl ")
+    assert problem in message
+    assert_no_secret(message)
+
+
+def test_an_unreachable_prometheus_is_named_by_host_and_port() -> None:
+    def refused(method: str, url: str, headers: Mapping[str, str]) -> Response:
+        raise HttpConnectionError("connection refused")
+
+    client = PrometheusClient("HTTP://[::1]:9090/", session=FakeTransport(refused))
+    with pytest.raises(PrometheusError, match=r"^cannot reach Prometheus at \[::1\]:9090: "):
+        client.value("up", T0)
 
 
 # --- the command: window, record and errors -----------------------------------------------
@@ -507,3 +560,50 @@ def test_a_digest_that_passed_once_and_failed_since_is_no_rollback_target(
 
     assert read_image(root / "Pulumi.prod.yaml").digest == older  # not OLD: it failed since
     assert "to the deployment before it" in err
+
+
+# --- bad Prometheus URLs on the command line and in the stack file --------------------------
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_PROMETHEUS_URLS, ids=BAD_IDS)
+def test_a_bad_prometheus_option_is_one_line_before_anything_is_asked(
+    root: Path, capsys: pytest.CaptureFixture[str], url: str, problem: str
+) -> None:
+    prom = FakeProm({"requests": "500", "ratio": "0", "p95": "0.004"})
+    clock = [T0 + timedelta(hours=1)]
+    argv = ["--project-dir", str(root), "verify", "prod", "--prometheus", url, "--no-record"]
+    result = cli(capsys, *argv, adapters=adapters(prom, clock))
+    line = assert_refused(result, "error: --prometheus ")
+    assert problem in line
+    assert_no_secret(result.out, result.err)
+    assert prom.asked == []
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_PROMETHEUS_URLS, ids=BAD_IDS)
+def test_a_bad_prometheus_url_setting_is_one_line_naming_the_key(
+    root: Path, capsys: pytest.CaptureFixture[str], url: str, problem: str
+) -> None:
+    (root / "Pulumi.prod.yaml").write_text(
+        "config:\n  cv-platform:namespace: cv-prod\n  cv-platform:verification:\n"
+        f"    prometheusUrl: {json.dumps(url)}\n"
+    )
+    prom = FakeProm({"requests": "500", "ratio": "0", "p95": "0.004"})
+    clock = [T0 + timedelta(hours=1)]
+    argv = ["--project-dir", str(root), "verify", "prod", "--no-record"]
+    result = cli(capsys, *argv, adapters=adapters(prom, clock))
+    line = assert_refused(result, "cv-platform:verification.prometheusUrl ")
+    assert problem in line
+    assert_no_secret(result.out, result.err)
+    assert prom.asked == []
+
+
+def test_the_measured_line_names_the_prometheus_asked(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prom = FakeProm({"requests": "2033", "ratio": "0", "p95": "0.004"})
+    clock = [T0 + timedelta(hours=1)]
+    argv = ["--project-dir", str(root), "verify", "prod", "--no-record", "--prometheus",
+            "https://prom.example.internal:9443/"]  # fmt: skip
+    assert main(argv, adapters(prom, clock)) == 0
+    out = capsys.readouterr().out
+    assert "UTC (https://prom.example.internal:9443)" in out
