@@ -154,7 +154,8 @@ def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: 
 
 def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
     assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
-    for name in ("Deploy staging", "Promote", "Deploy prod", "Scan", "Verify prod"):
+    locked = ("Deploy staging", "Verify staging", "Promote", "Deploy prod", "Scan", "Verify prod")
+    for name in locked:
         assert "lock" in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
         "cv-platform-staging",
