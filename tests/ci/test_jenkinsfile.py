@@ -369,5 +369,6 @@ def test_staging_is_verified_after_its_smoke_test_and_prod_after_its_deploy(
     verify = jenkinsfile.text[jenkinsfile.text.index("stage('Verify prod')") :]
     steps, post = verify[: verify.index("post {")], verify[verify.index("post {") :]
     assert "sh 'ci/verify prod --rollback-on-failure'" in steps
-    # The rolled-back file is committed when the verification failed.
-    assert post.index("failure {") < post.index("sh 'ci/commit-stack prod'")
+    # The rolled-back file is committed when the verification failed, and only once
+    # ci/verify deployed it (its marker: tests/ci/test_stage_scripts.py).
+    assert post.index("failure {") < post.index("sh 'ci/commit-stack prod --if-redeployed'")
