@@ -66,6 +66,11 @@ ci_put() {
     mv -f "$CI_STATE/.$1.tmp" "$CI_STATE/$1"
 }
 
+# ci_forget KEY: KEY has no value any more (ci_has is false), e.g. a marker of this run.
+ci_forget() {
+    rm -f "$CI_STATE/$1"
+}
+
 ci_has() {
     [ -s "$CI_STATE/$1" ]
 }

@@ -288,13 +288,21 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
     from pipeline.commands.output import describe
     from pipeline.project import locate_project
     from pipeline.records.limits import check_records
+    from pipeline.records.sources.git import within_record
 
     # Local files first: a bad card or report fails before any source is asked.
     evidence = record_evidence.ci_evidence(args) if args.record_kind == "ci" else []
     records = _reader(args)(args, adapters)
+    now = datetime.now(UTC)
+    # A commit time is the committer's clock: one ahead of the record is taken as the
+    # record's time (said), not refused with the record (pipeline.records.sources.git).
+    readings = [within_record(r, now) for r in records]
+    records = [record for record, _ in readings]
+    for line in (why for _, why in readings if why):
+        note(line)
     # Before the store is opened (or created): a refused record leaves no file behind.
     # (The store checks again: every writer goes through it.)
-    check_records([*records, *evidence], datetime.now(UTC))
+    check_records([*records, *evidence], now)
     project = locate_project(args.project_dir, args.store)
     if project is not None and args.record_kind == "deploy":
         project.existing_stack_file(args.stack)
@@ -303,7 +311,8 @@ def run(args: argparse.Namespace, adapters: Adapters) -> int:
         if args.record_kind == "deploy" and not args.from_pulumi:
             from pipeline.records.sources.git import with_changes
 
-            readings = [with_changes(r, store, _repo(args), adapters.run) for r in records]
+            # The same ``now``: a change that is the record's own commit was said above.
+            readings = [with_changes(r, store, _repo(args), adapters.run, now) for r in records]
             records = [record for record, _ in readings]
             for line in (why for _, why in readings if why):
                 note(line)

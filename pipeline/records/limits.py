@@ -12,6 +12,10 @@ history``, a JUnit file or an evidence file are held to the same limits:
   not JSON, and no duration, latency, ratio or count here is negative);
 - an integer within ``0 .. MAX_INT`` (SQLite's and every JSON reader's range).
 
+A commit time comes from a committer's clock, not the source's: ``record`` takes one
+ahead of its record as the record's own time before it gets here
+(``pipeline.records.sources.git.within_record``), so this check then holds.
+
 A row stored before these limits existed is not an error to read: it is dropped from
 what a command sees (in SQL by ``sql_condition``, for S3 objects by ``usable``) and
 said once on stderr (``history``, ``promote`` and
@@ -50,7 +54,7 @@ def _label(kind: Kind, record: Any) -> str:
     return f"{name} #{record.id}" if getattr(record, "id", None) is not None else name
 
 
-def _ahead(span: timedelta) -> str:
+def span_text(span: timedelta) -> str:
     days = span.total_seconds() / 86400
     if days >= 365:
         return f"{days / 365.25:,.0f} year(s)"
@@ -70,8 +74,8 @@ def problem(kind: Kind, record: Any, now: datetime) -> str | None:
             value = utc(value)  # a naive time is stored as UTC
             if value > now + bound:
                 return (
-                    f"{name} {value:%Y-%m-%dT%H:%M:%SZ} is {_ahead(value - now)} past this "
-                    f"machine's clock (at most {_ahead(bound)} ahead is accepted)"
+                    f"{name} {value:%Y-%m-%dT%H:%M:%SZ} is {span_text(value - now)} past this "
+                    f"machine's clock (at most {span_text(bound)} ahead is accepted)"
                 )
         elif ftype == "real":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -157,6 +161,7 @@ __all__ = [
     "RecordRefused",
     "check_records",
     "problem",
+    "span_text",
     "sql_condition",
     "usable",
 ]

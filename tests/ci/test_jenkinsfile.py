@@ -154,7 +154,8 @@ def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: 
 
 def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
     assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
-    for name in ("Deploy staging", "Promote", "Deploy prod", "Scan", "Verify prod"):
+    locked = ("Deploy staging", "Verify staging", "Promote", "Deploy prod", "Scan", "Verify prod")
+    for name in locked:
         assert "lock" in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
         "cv-platform-staging",
@@ -368,5 +369,6 @@ def test_staging_is_verified_after_its_smoke_test_and_prod_after_its_deploy(
     verify = jenkinsfile.text[jenkinsfile.text.index("stage('Verify prod')") :]
     steps, post = verify[: verify.index("post {")], verify[verify.index("post {") :]
     assert "sh 'ci/verify prod --rollback-on-failure'" in steps
-    # The rolled-back file is committed when the verification failed.
-    assert post.index("failure {") < post.index("sh 'ci/commit-stack prod'")
+    # The rolled-back file is committed when the verification failed, and only once
+    # ci/verify deployed it (its marker: tests/ci/test_stage_scripts.py).
+    assert post.index("failure {") < post.index("sh 'ci/commit-stack prod --if-redeployed'")

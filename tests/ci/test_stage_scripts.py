@@ -544,11 +544,10 @@ def test_verify_without_a_reachable_prometheus_is_one_line_and_records_nothing(
     assert [e for e in history(ci, "staging") if e["event"] == "verification"] == []
 
 
-def test_a_failed_prod_verification_rolls_back_deploys_and_commits_the_file(
-    ci: Agent, prometheus_api: FakePrometheus
-) -> None:
+def failed_prod_verification(ci: Agent, url: str, prometheus_api: FakePrometheus) -> str:
+    """prod's last verified digest (returned) and a newer deployment about to fail."""
     begin(ci)
-    verification(ci, "prod", prometheus_api.url)
+    verification(ci, "prod", url)
     repo = "registry.example.internal/cv-platform/model-server"
     good = "sha256:" + "6" * 64
     bad = read_image(ci.workspace / "Pulumi.prod.yaml").digest
@@ -557,6 +556,20 @@ def test_a_failed_prod_verification_rolls_back_deploys_and_commits_the_file(
     assert ci.sh("ci/verify prod").returncode == 0  # good was verified in its day
     deployed(ci, "prod", f"{repo}:4e1d07c@{bad}")
     prometheus_api.error_ratio = "0.5"
+    return good
+
+
+def verify_prod_post_failure(ci: Agent) -> subprocess.CompletedProcess[str]:
+    """Verify prod's post-failure step, as the Jenkinsfile has it."""
+    *_, post = ci.jenkinsfile.stages["Verify prod"].sh
+    assert post.startswith("ci/commit-stack prod"), post
+    return ci.sh(post, ci.jenkinsfile.stage_bindings("Verify prod"))
+
+
+def test_a_failed_prod_verification_rolls_back_deploys_and_commits_the_file(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    good = failed_prod_verification(ci, prometheus_api.url, prometheus_api)
     done = ci.stage("Verify prod")
     clean(done)
     assert done.returncode == 3
@@ -572,9 +585,51 @@ def test_a_failed_prod_verification_rolls_back_deploys_and_commits_the_file(
     redeploy = next(e for e in events if e["event"] == "deployment")  # the newest
     assert (redeploy["digest"], redeploy["result"]) == (good, "succeeded")
     # The Jenkinsfile then commits the rolled-back file (Verify prod's post, on failure).
-    done = ci.sh("ci/commit-stack prod", ci.jenkinsfile.stage_bindings("Commit prod"))
+    done = verify_prod_post_failure(ci)
     assert done.returncode == 0, done.stderr
     assert f"cv-platform:image -> {good}" in ci.git("log", "-1", "--format=%s", ci.origin_main())
+    body = ci.git("log", "-1", "--format=%B", ci.origin_main())
+    assert "succeeded with this file (the rollback after a failed verification)" in body
+
+
+def test_a_rolled_back_file_whose_deploy_fails_is_not_committed(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    good = failed_prod_verification(ci, prometheus_api.url, prometheus_api)
+    done = ci.stage("Verify prod", STUB_PULUMI_UP_EXIT="2")
+    clean(done)
+    assert done.returncode == 1
+    assert last_error(done) == (
+        "ci/verify: Pulumi.prod.yaml was rolled back and prod is on hold, but deploying it "
+        "failed: run ci/deploy prod"
+    )
+    assert read_image(ci.workspace / "Pulumi.prod.yaml").digest == good
+    assert not (ci.workspace / "build" / "ci" / "redeployed-prod").exists()
+    pushed = ci.origin_main()
+    done = verify_prod_post_failure(ci)
+    clean(done)
+    assert done.returncode == 0, done.stderr
+    said = [ln for ln in done.stderr.splitlines() if not ln.startswith("+")]
+    assert said == [
+        "ci/commit-stack: Pulumi.prod.yaml is not a rolled-back file ci/verify deployed (no "
+        "build/ci/redeployed-prod for it): nothing committed, git keeps the last file pulumi "
+        "up succeeded with"
+    ]
+    assert ci.origin_main() == pushed
+    assert ci.git("diff", "--name-only", "HEAD", "--", "Pulumi.prod.yaml") == "Pulumi.prod.yaml"
+
+
+def test_a_marker_from_an_earlier_verify_commits_nothing(
+    ci: Agent, prometheus_api: FakePrometheus
+) -> None:
+    failed_prod_verification(ci, prometheus_api.url, prometheus_api)
+    marker = ci.workspace / "build" / "ci" / "redeployed-prod"
+    marker.write_text("0" * 64 + "\n")  # a workspace's leftover: not this file's
+    assert ci.stage("Verify prod", STUB_PULUMI_UP_EXIT="2").returncode == 1
+    assert not marker.exists()
+    pushed = ci.origin_main()
+    assert verify_prod_post_failure(ci).returncode == 0
+    assert ci.origin_main() == pushed
 
 
 def test_a_failed_verification_without_rollback_deploys_nothing(

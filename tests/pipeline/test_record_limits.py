@@ -25,6 +25,7 @@ from pipeline.records.stores import open_store
 from pipeline.records.stores.codec import JSON_SCHEMA
 from pipeline.records.stores.kinds import kind_of
 from tests.pipeline.hostile import assert_refused, cli, make_project
+from tests.pipeline.test_record_cli import commit
 
 IMAGE = "registry.example.internal/cv/model:v1@sha256:" + "ab" * 32
 DIGEST = "sha256:" + "ab" * 32
@@ -80,6 +81,72 @@ def test_a_clock_a_little_ahead_is_within_the_skew(
     argv = deploy_argv(NOW - timedelta(minutes=5), NOW + MAX_CLOCK_SKEW - timedelta(minutes=2))
     assert cli(capsys, "--project-dir", str(root), "--store", str(store), *argv).code == 0
     assert len(stored_deployments(store)) == 1
+
+
+def test_a_commit_dated_ahead_is_taken_as_the_deployments_finish_and_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A committer's clock 20 minutes fast: the deployment is recorded (after `pulumi up`
+    # succeeded), its commit time and change taken as its finish, a lead time of 0.
+    now = datetime.now(UTC).replace(microsecond=0)
+    root = make_project(tmp_path / "p")
+    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
+    store = tmp_path / "records.db"
+    finished = now - timedelta(minutes=1)
+    argv = [*deploy_argv(now - timedelta(minutes=10), finished), "--commit", sha]
+    result = cli(capsys, "--project-dir", str(root), "--store", str(store), *argv)
+    assert result.code == 0, result
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"note: commit {sha[:12]} is dated {iso(now + timedelta(minutes=20))}")
+    assert f"21 minute(s) after the deployment finished ({iso(finished)})" in line
+    assert f"taken as {iso(finished)} (a lead time of 0)" in line
+    (deployment,) = stored_deployments(store)
+    assert deployment.commit_time == finished
+    assert deployment.changes == (f"{sha} {iso(finished)}",)
+
+
+@pytest.mark.parametrize("started", [None, timedelta(minutes=-3)])
+def test_a_commit_dated_ahead_is_taken_as_the_ci_runs_start_or_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], started: timedelta | None
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    root = make_project(tmp_path / "p")
+    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
+    store = tmp_path / "records.db"
+    argv = ["record", "ci", "--image", IMAGE, "--build-seconds", "60", "--test-seconds", "30",
+            "--commit", sha]  # fmt: skip
+    if started is not None:
+        argv += ["--started", iso(now + started)]
+    result = cli(capsys, "--project-dir", str(root), "--store", str(store), *argv)
+    after = datetime.now(UTC)
+    assert result.code == 0, result
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"note: commit {sha[:12]} is dated {iso(now + timedelta(minutes=20))}")
+    opened = open_store(str(store), None)
+    (run,) = opened.ci_runs()
+    opened.close()
+    assert run.commit_time is not None
+    if started is None:
+        assert "past this machine's clock" in line
+        assert now <= run.commit_time <= after
+    else:
+        assert f"23 minute(s) after the CI run started ({iso(now + started)})" in line
+        assert run.commit_time == now + started
+
+
+def test_a_commit_dated_ahead_does_not_let_a_flag_time_ahead_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    root = make_project(tmp_path / "p")
+    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
+    store = tmp_path / "records.db"
+    argv = [*deploy_argv(now, now + timedelta(hours=2)), "--commit", sha]
+    result = cli(capsys, "--project-dir", str(root), "--store", str(store), *argv)
+    assert result.code == 1, result
+    assert result.err.count("nothing recorded") == 1
+    assert "error: deployment: finished" in result.err
+    assert stored_deployments(store) == []
 
 
 def test_junit_times_that_sum_to_infinity_are_refused(

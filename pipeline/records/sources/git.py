@@ -7,6 +7,12 @@ the deploy bot's stack-file commits (a ``Built-From:`` trailer) are the pipeline
 bookkeeping, not changes, and are left out. Anything unavailable (no git, a
 shallow clone, not a sha) gives None, never an error: the record is still worth
 keeping.
+
+A commit time is the committer's clock, not this machine's, and is often skewed: one
+later than the record's own time (a CI run's start, a deployment's finish) or than
+now is taken as that time, said in one note (``within_record``, and ``with_changes``
+for the changes), so the lead time floors at 0 instead of the record being refused
+by the limits (``pipeline.records.limits``) that hold the times a source gives.
 """
 
 from __future__ import annotations
@@ -14,17 +20,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from pipeline.io.process import ProcessTimeout, Runner, run
-from pipeline.records.model import CiRun, Deployment, Record, change_entry, parse_time, utc
+from pipeline.records.limits import span_text
+from pipeline.records.model import (
+    CiRun,
+    Deployment,
+    Record,
+    change_entry,
+    parse_time,
+    read_change,
+    utc,
+)
 
 GIT_TIMEOUT = 10.0
 # At most this many commits per deployment (a first deployment of a long history).
 MAX_CHANGES = 1000
 BOT_TRAILER = "Built-From: "
+_FINISHED = "after the deployment finished"
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 
 
@@ -83,6 +99,70 @@ def commits_between(
     return found
 
 
+def latest(record: Record, now: datetime | None = None) -> tuple[datetime, str]:
+    """The latest a commit in ``record`` can have been made, and what that time is: the
+    record's own (a CI run's start, a deployment's finish) unless past ``now``, else now."""
+    now = utc(now or datetime.now(UTC))
+    own, what = None, ""
+    if isinstance(record, Deployment):
+        own, what = record.finished, _FINISHED
+    elif isinstance(record, CiRun):
+        own, what = record.started, "after the CI run started"
+    if own is not None and utc(own) <= now:
+        return utc(own), what
+    return now, "past this machine's clock"
+
+
+def _clamp_note(ahead: Sequence[tuple[str, datetime]], bound: datetime, what: str) -> str:
+    """One line for the commits in ``ahead`` (sha, git's time) taken as ``bound``."""
+    if not ahead:
+        return ""
+    most = max(at for _, at in ahead) - bound
+    at = f"{bound:%Y-%m-%dT%H:%M:%SZ}"
+    if len(ahead) == 1:
+        sha, when = ahead[0]
+        said = f"commit {sha[:12]} is dated {when:%Y-%m-%dT%H:%M:%SZ}, {span_text(most)}"
+    else:
+        shas = ", ".join(sha[:12] for sha, _ in ahead)
+        said = f"{len(ahead)} commits ({shas}) are dated up to {span_text(most)}"
+    lead = " (a lead time of 0)" if what == _FINISHED else ""
+    return (
+        f"{said} {what} ({at}): the committer's clock runs ahead; "
+        f"{'its' if len(ahead) == 1 else 'their'} commit time is taken as {at}{lead}"
+    )
+
+
+def within_record(record: Record, now: datetime | None = None) -> tuple[Record, str]:
+    """``record`` with a ``commit_time`` later than ``latest`` taken as that time, and the
+    note saying so ("" when it was not later, or ``record`` has no commit time)."""
+    if not isinstance(record, (CiRun, Deployment)) or record.commit_time is None:
+        return record, ""
+    bound, what = latest(record, now)
+    if utc(record.commit_time) <= bound:
+        return record, ""
+    note = _clamp_note([(record.commit or "?", utc(record.commit_time))], bound, what)
+    return replace(record, commit_time=bound), note
+
+
+def _changes_within(
+    changes: Sequence[str], bound: datetime, said: str | None
+) -> tuple[tuple[str, ...], list[tuple[str, datetime]]]:
+    """``changes`` with each commit time later than ``bound`` taken as it, and those commits
+    (sha, git's time) but the one ``said`` already names (a sha or its prefix)."""
+    kept: list[str] = []
+    ahead: list[tuple[str, datetime]] = []
+    for entry in changes:
+        change = read_change(entry)
+        if change is None or change[1] <= bound:
+            kept.append(entry)
+            continue
+        sha, at = change
+        kept.append(change_entry(sha, bound))
+        if not (said and sha.lower().startswith(said.lower())):
+            ahead.append((sha, at))
+    return tuple(kept), ahead
+
+
 def deployment_changes(
     deployment: Deployment,
     head: str | None,
@@ -125,12 +205,19 @@ class History(Protocol):
 
 
 def with_changes(
-    record: Record, history: History, repo: Path | None = None, runner: Runner = run
+    record: Record,
+    history: History,
+    repo: Path | None = None,
+    runner: Runner = run,
+    now: datetime | None = None,
 ) -> tuple[Record, str]:
     """A deployment of a commit with the commits it brought to its stack, and a note.
 
     A deployment's head is the commit of the CI run that built its digest (a rollback
-    redeploys an older image from a newer checkout), else its own ``commit``.
+    redeploys an older image from a newer checkout), else its own ``commit``. A change
+    dated later than ``latest(record, now)`` is taken as that time; the note names it,
+    unless it is the record's own commit, whose time ``within_record`` has checked
+    against the same bound (give the same ``now``) and said.
     """
     if not isinstance(record, Deployment) or not record.commit:
         return record, ""
@@ -141,7 +228,19 @@ def with_changes(
 
     earlier = [(d, head(d)) for d in history.deployments(record.stack)]
     changes, note = deployment_changes(record, head(record), earlier, repo, runner)
-    return replace(record, changes=changes), note
+    bound, what = latest(record, now)
+    said = record.commit if record.commit_time is not None else None
+    changes, ahead = _changes_within(changes, bound, said)
+    notes = [text for text in (note, _clamp_note(ahead, bound, what)) if text]
+    return replace(record, changes=changes), "; ".join(notes)
 
 
-__all__ = ["History", "commit_time", "commits_between", "deployment_changes", "with_changes"]
+__all__ = [
+    "History",
+    "commit_time",
+    "commits_between",
+    "deployment_changes",
+    "latest",
+    "with_changes",
+    "within_record",
+]
