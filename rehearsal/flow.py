@@ -141,7 +141,8 @@ class Rehearsal:
                 "REHEARSAL_RUN": str(self.run.root),
                 "REHEARSAL_READY_SECONDS": str(self.run.ready_seconds),
                 "PIPELINE_ACTOR": "rehearsal",
-                "PYTHONDONTWRITEBYTECODE": "1",
+                # As the Jenkinsfile leaves it: the checkout's bytecode is written and reused.
+                "PYTHONDONTWRITEBYTECODE": None,
             },
             extra,
         )
