@@ -35,16 +35,17 @@ LEAF_STAGES = [
     "Commit prod",
     "Verify prod",
 ]
-GROUPS = {"CI", "Release"}
-MAIN_ONLY = ["Commit staging", "Approve", "Release"]
-NOT_FOR_PULL_REQUESTS = [
-    "Push",
-    "Scan",
+GROUPS = {"CI", "Staging", "Release"}
+# What the Staging group holds under its lock, in order.
+STAGING = [
     "Set image (staging)",
     "Deploy staging",
+    "Commit staging",
     "Smoke test",
     "Verify staging",
 ]
+MAIN_ONLY = ["Commit staging", "Approve", "Release"]
+NOT_FOR_PULL_REQUESTS = ["Push", "Scan", *STAGING]
 SECRET_VARIABLES = (
     "REGISTRY_PASSWORD",
     "GITHUB_TOKEN",
@@ -55,6 +56,29 @@ SECRET_VARIABLES = (
 )
 # An sh step is a call of a ci/ script with literal arguments: orchestration only.
 SCRIPT_STEP = re.compile(r"ci/[a-z-]+( [a-z]+| --[a-z-]+| --target \"\$STAGING_TARGET\")*")
+
+
+def _block(text: str, start: int) -> str:
+    """The ``{ ... }`` block whose opening brace is the first one at or after ``start``."""
+    opening = text.index("{", start)
+    depth = 0
+    for index in range(opening, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[opening : index + 1]
+    raise AssertionError(f"unclosed block at {opening}")
+
+
+def _guards(jenkinsfile: Jenkinsfile, name: str) -> str:
+    """The ``when`` conditions that apply to stage ``name``: its own and its groups'."""
+    found = []
+    stage: str | None = name
+    while stage is not None:
+        body = _block(jenkinsfile.text, jenkinsfile.text.index(f"stage('{stage}')"))
+        if "when" in jenkinsfile.stages[stage].directives:
+            found.append(_block(body, body.index("when {")))
+        stage = jenkinsfile.stages[stage].parent
+    return " ".join(" ".join(found).split())
 
 
 def test_groovy_parser_rejects_broken_groovy(tmp_path: Path) -> None:
@@ -86,7 +110,9 @@ def test_every_stage_exists_in_order(jenkinsfile: Jenkinsfile) -> None:
     names = [s["name"] for s in jenkinsfile.ast["stages"]]
     assert [n for n in names if n not in GROUPS] == LEAF_STAGES
     stages = jenkinsfile.stages
-    assert {stages[n].parent for n in LEAF_STAGES[:11]} == {"CI"}
+    in_ci = ["Checkout", "Build", "Test", "Push", "Scan", "Staging", "Preview"]
+    assert {stages[n].parent for n in in_ci} == {"CI"}
+    assert [n for n in names if stages[n].parent == "Staging"] == STAGING
     release = ("Promote", "Deploy prod", "Commit prod", "Verify prod")
     assert {stages[n].parent for n in release} == {"Release"}
 
@@ -114,8 +140,9 @@ def test_the_approval_holds_no_executor(jenkinsfile: Jenkinsfile) -> None:
     # Its `when` is judged before the input: branch builds are not asked to approve.
     when = jenkinsfile.text[jenkinsfile.text.index("stage('Approve')") :]
     assert when.index("beforeInput true") < when.index("input {")
-    for group in GROUPS:
+    for group in ("CI", "Release"):
         assert jenkinsfile.stages[group].agent == "label:cv-platform"
+    assert jenkinsfile.stages["Staging"].agent is None  # on the CI group's agent
     release = jenkinsfile.text[jenkinsfile.text.index("stage('Release')") :]
     assert release.index("beforeAgent true") < release.index("stages {")
 
@@ -154,9 +181,19 @@ def test_every_sh_step_runs_a_ci_script(jenkinsfile: Jenkinsfile, project_root: 
 
 def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsfile) -> None:
     assert "disableConcurrentBuilds" in jenkinsfile.ast["pipelineOptions"]
-    locked = ("Deploy staging", "Verify staging", "Promote", "Deploy prod", "Scan", "Verify prod")
+    locked = ("Promote", "Deploy prod", "Scan", "Verify prod")
     for name in locked:
         assert "lock" in jenkinsfile.stages[name].calls, name
+    # Staging: one lock over the group, from setting the image to the end of the
+    # verification; none inside it (the lock is not re-entrant: a second would wait forever).
+    staging = jenkinsfile.stages["Staging"]
+    assert "lock" in staging.options
+    assert "lock('cv-platform-staging')" in _block(
+        jenkinsfile.text,
+        jenkinsfile.text.index("options", jenkinsfile.text.index("stage('Staging')")),
+    )
+    for name in STAGING:
+        assert "lock" not in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
         "cv-platform-staging",
         "cv-platform-prod",
@@ -170,13 +207,14 @@ def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsf
 def test_promotion_runs_on_main_only_and_pull_requests_only_preview(
     jenkinsfile: Jenkinsfile,
 ) -> None:
-    stages = jenkinsfile.stages
     for name in MAIN_ONLY:
-        assert {"branch", "changeRequest", "not"} <= set(stages[name].calls), name
+        assert "branch 'main'" in _guards(jenkinsfile, name), name
     for name in NOT_FOR_PULL_REQUESTS:
-        assert {"changeRequest", "not"} <= set(stages[name].calls), name
-    assert "changeRequest" in stages["Preview"].calls
-    assert "not" not in stages["Preview"].calls
+        assert "not { changeRequest() }" in _guards(jenkinsfile, name), name
+    assert _guards(jenkinsfile, "Preview") == "{ changeRequest() }"
+    # A pull request skips the Staging group before its options: it never waits for the lock.
+    staging = _guards(jenkinsfile, "Staging")
+    assert staging.startswith("{ beforeOptions true ")
 
 
 def test_credentials_only_through_bindings_per_step(jenkinsfile: Jenkinsfile) -> None:
