@@ -69,6 +69,7 @@ rehearse-failures: setup
 	scripts/install-system-packages rehearsal
 	$(PY) -m rehearsal --variant rootfs-write --expect-failure "deploy staging"
 	$(PY) -m rehearsal --variant readiness-path --expect-failure "deploy staging"
+	$(PY) -m rehearsal --variant prod-latency --expect-failure "verify prod"
 
 bench: setup
 	$(PY) -m bench

@@ -1,6 +1,6 @@
 """``make rehearse``: the whole delivery on real parts, on this machine.
 
-    python -m rehearsal [--variant rootfs-write|readiness-path] [--expect-failure STAGE]
+    python -m rehearsal [--variant VARIANT] [--expect-failure STAGE]
 
 Builds the model image from model/Dockerfile on a private Docker Engine, runs
 the model's tests inside an image of it, pushes it to a local Distribution
@@ -18,7 +18,9 @@ naming it and why, exit 1.
 Variants break the workload on purpose (CI runs them; each must fail at
 ``--expect-failure``): ``rootfs-write`` makes the server write to its
 read-only root filesystem, ``readiness-path`` gives the stack a readiness path
-the server does not serve.
+the server does not serve, ``prod-latency`` gives prod a latency limit no
+replica meets, so prod's verification fails and, with nothing verified to roll
+back to, must leave prod on hold.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from typing import Any
 from rehearsal.flow import STACKS, Rehearsal, Run, say
 from rehearsal.proc import StageFailed, run
 
-VARIANTS = ("rootfs-write", "readiness-path")
+VARIANTS = ("rootfs-write", "readiness-path", "prod-latency")
+# The p95 limit (ms) of the prod-latency variant: far below any request's latency.
+UNMEETABLE_P95_MS = 0.001
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -69,6 +73,29 @@ def apply_variant(rehearsal: Rehearsal) -> None:
             "config:\n  cv-platform:readinessPath: /not-served\n",
         )
         say("variant readiness-path: staging's readiness probe asks for /not-served")
+    elif variant == "prod-latency":
+        _edit(
+            worktree / "Pulumi.prod.yaml",
+            "  cv-platform:verification:\n",
+            f"  cv-platform:verification:\n    maxP95LatencyMs: {UNMEETABLE_P95_MS}\n",
+        )
+        say(
+            f"variant prod-latency: prod's verification allows a p95 of {UNMEETABLE_P95_MS} ms, "
+            "which no replica meets"
+        )
+
+
+def variant_problem(data: dict[str, Any]) -> str | None:
+    """What a variant's run must have left besides its failed stage; None when it did."""
+    if data["variant"] != "prod-latency":
+        return None
+    checks = [v for v in data["verifications"] if v["stack"] == "prod"]
+    if not checks or checks[-1]["result"] != "failed":
+        return f"prod's verification was {checks[-1]['result'] if checks else 'not recorded'}"
+    # Prod had never passed a verification: nothing to roll back to, so hold only.
+    if not data["held"].get("prod"):
+        return "prod is not on hold after its failed verification"
+    return None
 
 
 def metrics(rehearsal: Rehearsal) -> dict[str, Any]:
@@ -126,6 +153,7 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
         "environments": environments(rehearsal),
         "metrics": facts.get("metrics"),
         "verifications": facts.get("verifications", []),
+        "held": {stack: rehearsal.on_hold(stack) for stack in STACKS},
         "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
         "model": facts.get("model"),
     }
@@ -146,6 +174,9 @@ def print_report(data: dict[str, Any]) -> None:
             f"verify {check['stack']:<8} {check['result']:<12} {check['requests'] or 0:.0f} "
             f"requests, error ratio {ratio}, p95 {p95} ({check['sent']} sent)"
         )
+    held = [stack for stack, on_hold in data["held"].items() if on_hold]
+    if held:
+        print(f"on hold: {', '.join(held)}")
     m = data.get("metrics") or {}
     if m:
         ci = m.get("m_ci_minutes")
@@ -236,15 +267,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rehearsal failed: {failure}", file=sys.stderr)
     if args.expect_failure:
         failed = [s["name"] for s in data["stages"] if s["status"] == "failed"]
-        if failed == [args.expect_failure]:
-            say(f"failed at {args.expect_failure}, as expected for variant {args.variant}")
-            return 0
-        print(
-            f"rehearsal: expected a failure at {args.expect_failure}, got "
-            f"{failed[0] if failed else 'none'}",
-            file=sys.stderr,
-        )
-        return 1
+        if failed != [args.expect_failure]:
+            print(
+                f"rehearsal: expected a failure at {args.expect_failure}, got "
+                f"{failed[0] if failed else 'none'}",
+                file=sys.stderr,
+            )
+            return 1
+        problem = variant_problem(data)
+        if problem:
+            print(f"rehearsal: {args.expect_failure} failed, but {problem}", file=sys.stderr)
+            return 1
+        say(f"failed at {args.expect_failure}, as expected for variant {args.variant}")
+        return 0
     shutil.rmtree(root / "render", ignore_errors=True)
     return exit_code
 

@@ -367,17 +367,33 @@ class Rehearsal:
             f"{found['error_ratio'] * 100:.2f}%, p95 {found['p95_ms']:.0f} ms ({sent} sent)"
         )
 
-    def verification(self, stack: str) -> dict[str, Any] | None:
-        """The stack's latest verification in the run's store (None: none yet)."""
+    def history(self, stack: str) -> list[dict[str, Any]]:
+        """The stack's events in the run's store, newest first (none before the first)."""
         if not (self.run.root / "records.db").exists():
-            return None
+            return []
         done = run(
             [sys.executable, "-m", "pipeline", "--store", str(self.run.root / "records.db"),
              "history", stack, "--json", "--limit", "50"],
             timeout=60, cwd=self.run.worktree, check=f"read {stack}'s history",
         )  # fmt: skip
-        events = json.loads(done.stdout)
-        last = next((e for e in events if e["event"] == "verification"), None)
+        events: list[dict[str, Any]] = json.loads(done.stdout)
+        return events
+
+    def on_hold(self, stack: str) -> bool | None:
+        """Whether the stack's newest hold event placed a hold (still in force); None when
+        the history cannot be read (the report is written whatever happened)."""
+        if not self.run.worktree.exists():
+            return None
+        try:
+            events = self.history(stack)
+        except (StageFailed, ValueError):  # history failed, or printed no JSON
+            return None
+        last = next((e for e in events if e["event"] == "hold"), None)
+        return last is not None and last["action"] == "placed"
+
+    def verification(self, stack: str) -> dict[str, Any] | None:
+        """The stack's latest verification in the run's store (None: none yet)."""
+        last = next((e for e in self.history(stack) if e["event"] == "verification"), None)
         if last is None:
             return None
         return {
