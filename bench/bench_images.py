@@ -23,20 +23,24 @@ RUNS = 7
 HEAVY = ("pulumi", "boto3", "botocore", "requests", "yaml", "ruamel", "matplotlib")
 
 
-def _run(command: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+def _run(
+    command: Sequence[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float]:
     """(wall seconds, CPU seconds user+sys) of one run of ``command``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
 
 
-def _medians(commands: Sequence[Sequence[str]], env: dict[str, str]) -> tuple[float, float]:
+def _medians(
+    commands: Sequence[Sequence[str]], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float]:
     """Median wall and CPU seconds over ``commands`` (one run each)."""
-    runs = [_run(command, env) for command in commands]
+    runs = [_run(command, env, cwd) for command in commands]
     return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
 
 
@@ -158,11 +162,16 @@ def _set_image_figures(env: dict[str, str]) -> None:
                 f"    repository: {server.host}/cv/model-server\n"
                 f"    digest: sha256:{'0' * 64}\n"
             )
-            # The pipeline runs from a checkout, as on the agent; whether Python may
-            # write bytecode is set here, not inherited from whoever runs the bench.
+            # The pipeline runs from a checkout, as on the agent (`-m` imports from the
+            # working directory first); whether Python may write bytecode is set here,
+            # not inherited from whoever runs the bench.
+            checkout = _checkout(work)
             run_env = {
-                **{k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
-                "PYTHONPATH": str(_checkout(work)),
+                **{
+                    k: v
+                    for k, v in env.items()
+                    if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+                },
                 "DOCKER_CONFIG": str(server.docker_config(work / "docker")),
             }
             cli = [sys.executable, "-m", "pipeline", "--project-dir", str(project), "set-image"]
@@ -170,10 +179,19 @@ def _set_image_figures(env: dict[str, str]) -> None:
             runs = [[*cli, "staging", ("v1", "v2")[i % 2]] for i in range(RUNS)]
             # Without bytecode for the checkout (PYTHONDONTWRITEBYTECODE, as the Jenkinsfile
             # once set it): every run compiles the pipeline's modules again.
-            uncompiled = _medians(runs, {**run_env, "PYTHONDONTWRITEBYTECODE": "1"})
-            _run(runs[0], run_env)  # the first run of a build writes the checkout's .pyc
-            set_image = _medians(runs, run_env)
-            dry_run = _medians([[*cli, "staging", "v1", "--dry-run"]] * RUNS, run_env)
+            uncompiled = _medians(runs, {**run_env, "PYTHONDONTWRITEBYTECODE": "1"}, checkout)
+            _run(runs[0], run_env, checkout)  # the first run of a build writes the .pyc
+            set_image = _medians(runs, run_env, checkout)
+            dry_run = _medians([[*cli, "staging", "v1", "--dry-run"]] * RUNS, run_env, checkout)
+            floor_script = [sys.executable, str(ROOT / "bench" / "set_image_floor.py"), server.host]
+            least = _medians(
+                [
+                    [*floor_script, "cv/model-server", ("v1", "v2")[i % 2],
+                     str(project / "Pulumi.staging.yaml")]
+                    for i in range(RUNS)
+                ],
+                run_env,
+            )  # fmt: skip
             ref = f"docker://{server.host}/cv/model-server:v1"
             creds = ["--creds", f"{server.user}:{server.password}", "--tls-verify=false"]
             skopeo = _medians([["skopeo", "inspect", *creds, ref]] * RUNS, run_env)
@@ -211,6 +229,7 @@ def _set_image_figures(env: dict[str, str]) -> None:
                 ("python -c pass", bare),
                 (f"python -c '{_STDLIB_FLOOR}'", stdlib),
                 ("python -c 'import yaml'", with_yaml),
+                ("the least set-image (bench/set_image_floor.py)", least),
             )
         )
     )

@@ -747,12 +747,13 @@ def test_agent_venv_ships_bytecode(project_root: Path) -> None:
 
 def test_jenkinsfile_lets_python_cache_the_checkouts_bytecode(project_root: Path) -> None:
     # With PYTHONDONTWRITEBYTECODE every step compiled pipeline/ again: set-image took
-    # 215 ms instead of 164 (make bench). The bytecode is gitignored and the model
-    # image's build context leaves it out.
+    # 190 ms instead of 144 (make bench). The bytecode is gitignored and the model
+    # image's build context leaves it out (after the sources are let in: last match wins).
     jenkinsfile = (project_root / "Jenkinsfile").read_text()
     assert not re.search(r"PYTHONDONTWRITEBYTECODE\s*=", jenkinsfile)
     assert "__pycache__/" in (project_root / ".gitignore").read_text().splitlines()
-    assert "**/__pycache__" in (project_root / "model/.dockerignore").read_text().splitlines()
+    ignored = (project_root / "model/.dockerignore").read_text().splitlines()
+    assert ignored.index("**/__pycache__") > ignored.index("!model_server/**")
 
 
 def test_agent_pins_the_uv_and_pulumi_cli_the_lock_names(
