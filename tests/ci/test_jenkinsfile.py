@@ -187,11 +187,13 @@ def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsf
     # Staging: one lock over the group, from setting the image to the end of the
     # verification; none inside it (the lock is not re-entrant: a second would wait forever).
     staging = jenkinsfile.stages["Staging"]
-    assert "lock" in staging.options
-    assert "lock('cv-platform-staging')" in _block(
+    assert set(staging.options) == {"timeout", "lock"}
+    options = _block(
         jenkinsfile.text,
         jenkinsfile.text.index("options", jenkinsfile.text.index("stage('Staging')")),
     )
+    # The timeout comes first, so it wraps the lock: a build waiting for staging gives up.
+    assert options.index("timeout(") < options.index("lock('cv-platform-staging')")
     for name in STAGING:
         assert "lock" not in jenkinsfile.stages[name].calls, name
     assert set(re.findall(r"lock\('([^']+)'\)", jenkinsfile.text)) == {
