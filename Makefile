@@ -70,6 +70,7 @@ rehearse-failures: setup
 	$(PY) -m rehearsal --variant rootfs-write --expect-failure "deploy staging"
 	$(PY) -m rehearsal --variant readiness-path --expect-failure "deploy staging"
 	$(PY) -m rehearsal --variant prod-latency --expect-failure "verify prod"
+	$(PY) -m rehearsal --variant prod-rollback --expect-failure "verify prod 2"
 
 bench: setup
 	$(PY) -m bench

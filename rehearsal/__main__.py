@@ -20,7 +20,10 @@ Variants break the workload on purpose (CI runs them; each must fail at
 read-only root filesystem, ``readiness-path`` gives the stack a readiness path
 the server does not serve, ``prod-latency`` gives prod a latency limit no
 replica meets, so prod's verification fails and, with nothing verified to roll
-back to, must leave prod on hold.
+back to, must leave prod on hold. ``prod-rollback`` runs a second release after
+the first one passed everywhere (a new commit that changes the server's code and
+gives prod that limit): its prod verification fails, prod must be rolled back to
+the first release's digest, redeployed and held.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,7 +42,7 @@ from typing import Any
 from rehearsal.flow import STACKS, Rehearsal, Run, say
 from rehearsal.proc import StageFailed, run
 
-VARIANTS = ("rootfs-write", "readiness-path", "prod-latency")
+VARIANTS = ("rootfs-write", "readiness-path", "prod-latency", "prod-rollback")
 # The p95 limit (ms) of the prod-latency variant: far below any request's latency.
 UNMEETABLE_P95_MS = 0.001
 
@@ -73,28 +77,72 @@ def apply_variant(rehearsal: Rehearsal) -> None:
             "config:\n  cv-platform:readinessPath: /not-served\n",
         )
         say("variant readiness-path: staging's readiness probe asks for /not-served")
+    elif variant == "prod-rollback":
+        say("variant prod-rollback: a second release follows the first, and must fail in prod")
     elif variant == "prod-latency":
-        _edit(
-            worktree / "Pulumi.prod.yaml",
-            "  cv-platform:verification:\n",
-            f"  cv-platform:verification:\n    maxP95LatencyMs: {UNMEETABLE_P95_MS}\n",
-        )
+        _limit_prod_latency(worktree)
         say(
             f"variant prod-latency: prod's verification allows a p95 of {UNMEETABLE_P95_MS} ms, "
             "which no replica meets"
         )
 
 
-def variant_problem(data: dict[str, Any]) -> str | None:
-    """What a variant's run must have left besides its failed stage; None when it did."""
-    if data["variant"] != "prod-latency":
-        return None
+def _limit_prod_latency(worktree: Path) -> None:
+    _edit(
+        worktree / "Pulumi.prod.yaml",
+        "  cv-platform:verification:\n",
+        f"  cv-platform:verification:\n    maxP95LatencyMs: {UNMEETABLE_P95_MS}\n",
+    )
+
+
+def second_change(rehearsal: Rehearsal) -> str:
+    """The second release's commit: a change to the server's code (so a new image) and
+    prod's unmeetable latency limit."""
+    worktree = rehearsal.run.worktree
+    server = worktree / "model" / "model_server" / "__init__.py"
+    server.write_text(server.read_text() + "# rehearsal: the second release\n")
+    _limit_prod_latency(worktree)
+    git = ["git", "-C", str(worktree), "-c", "user.name=rehearsal", "-c",
+           "user.email=rehearsal@localhost", "-c", "commit.gpgsign=false"]  # fmt: skip
+    run([*git, "commit", "--quiet", "--no-verify", "-am", "rehearsal: the second release"],
+        timeout=60, check="commit the second release")  # fmt: skip
+    commit = run([*git, "rev-parse", "HEAD"], timeout=30, check="read the commit").stdout.strip()
+    say(
+        f"variant prod-rollback: commit {commit[:12]} changes the server's code and gives "
+        f"prod's verification a p95 limit of {UNMEETABLE_P95_MS} ms"
+    )
+    return f"commit {commit[:12]}"
+
+
+def _prod_failed_and_held(data: dict[str, Any]) -> str | None:
     checks = [v for v in data["verifications"] if v["stack"] == "prod"]
     if not checks or checks[-1]["result"] != "failed":
         return f"prod's verification was {checks[-1]['result'] if checks else 'not recorded'}"
-    # Prod had never passed a verification: nothing to roll back to, so hold only.
     if not data["held"].get("prod"):
         return "prod is not on hold after its failed verification"
+    return None
+
+
+def variant_problem(data: dict[str, Any]) -> str | None:
+    """What a variant's run must have left besides its failed stage; None when it did."""
+    variant = data["variant"]
+    if variant not in ("prod-latency", "prod-rollback"):
+        return None
+    problem = _prod_failed_and_held(data)
+    if problem:
+        return problem
+    if variant == "prod-latency":
+        # Prod had never passed a verification: nothing to roll back to, so hold only.
+        rolled = data["rolled_back"].get("prod")
+        return None if rolled is None else f"prod was rolled back to {rolled}: hold only expected"
+    first, second = (data["pushed"] + [None, None])[:2]
+    if first is None or second is None or first == second:
+        return f"the two releases did not push two images (pushed {data['pushed']})"
+    if data["rolled_back"].get("prod") != first:
+        return f"prod was rolled back to {data['rolled_back'].get('prod')}, not to {first}"
+    running = {env["stack"]: env["digest"] for env in data["environments"]}
+    if running.get("prod") != first:
+        return f"prod runs {running.get('prod')} after the rollback, not {first}"
     return None
 
 
@@ -154,6 +202,8 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
         "metrics": facts.get("metrics"),
         "verifications": facts.get("verifications", []),
         "held": {stack: rehearsal.on_hold(stack) for stack in STACKS},
+        "rolled_back": {stack: rehearsal.rolled_back_to(stack) for stack in STACKS},
+        "pushed": facts.get("pushed", []),
         "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
         "model": facts.get("model"),
     }
@@ -162,9 +212,9 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
 
 def print_report(data: dict[str, Any]) -> None:
     print()
-    print(f"{'stage':<18} {'result':<8} {'seconds':>8}")
+    print(f"{'stage':<20} {'result':<8} {'seconds':>8}")
     for stage in data["stages"]:
-        print(f"{stage['name']:<18} {stage['status']:<8} {stage['seconds']:>8.1f}")
+        print(f"{stage['name']:<20} {stage['status']:<8} {stage['seconds']:>8.1f}")
     for env in data["environments"]:
         print(f"{env['stack']:<8} {env['digest'] or '(not deployed)'}")
     for check in data.get("verifications") or []:
@@ -198,6 +248,27 @@ def print_report(data: dict[str, Any]) -> None:
         )
     cold = "warm (base cached)" if data["base_image_cached"] else "cold (base made)"
     print(f"{data['result']} in {data['seconds']:.0f} s, {cold}")
+
+
+def release(rehearsal: Rehearsal, *, second: bool = False) -> None:
+    """One commit's way from build to a verified prod (stage names end in 2 the second time)."""
+    suffix = " 2" if second else ""
+    stages: list[tuple[str, Callable[[], str | None]]] = [
+        ("build", rehearsal.build),
+        ("test", rehearsal.test),
+        ("push", rehearsal.push),
+        ("set image staging", rehearsal.set_image),
+        ("deploy staging", lambda: rehearsal.deploy("staging")),
+        ("smoke staging", lambda: rehearsal.smoke("staging")),
+        ("verify staging", lambda: rehearsal.verify("staging")),
+        ("record ci", rehearsal.record_ci),
+        ("promote", rehearsal.promote_again if second else rehearsal.promote),
+        ("deploy prod", lambda: rehearsal.deploy("prod")),
+        ("smoke prod", lambda: rehearsal.smoke("prod")),
+        ("verify prod", lambda: rehearsal.verify("prod", "--rollback-on-failure")),
+    ]
+    for name, body in stages:
+        rehearsal.stage(name + suffix, body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,18 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.variant:
             apply_variant(rehearsal)
         rehearsal.stage("base image", rehearsal.base_image)
-        rehearsal.stage("build", rehearsal.build)
-        rehearsal.stage("test", rehearsal.test)
-        rehearsal.stage("push", rehearsal.push)
-        rehearsal.stage("set image staging", rehearsal.set_image)
-        rehearsal.stage("deploy staging", lambda: rehearsal.deploy("staging"))
-        rehearsal.stage("smoke staging", lambda: rehearsal.smoke("staging"))
-        rehearsal.stage("verify staging", lambda: rehearsal.verify("staging"))
-        rehearsal.stage("record ci", rehearsal.record_ci)
-        rehearsal.stage("promote", rehearsal.promote)
-        rehearsal.stage("deploy prod", lambda: rehearsal.deploy("prod"))
-        rehearsal.stage("smoke prod", lambda: rehearsal.smoke("prod"))
-        rehearsal.stage("verify prod", lambda: rehearsal.verify("prod", "--rollback-on-failure"))
+        release(rehearsal)
+        if args.variant == "prod-rollback":
+            rehearsal.stage("second change", lambda: second_change(rehearsal))
+            release(rehearsal, second=True)
         rehearsal.run.facts["metrics"] = metrics(rehearsal)
     except StageFailed as exc:
         failure = str(exc)
@@ -256,12 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         failure = "interrupted"
         exit_code = 130
     finally:
-        data = report(rehearsal, started, failure)
+        # The report reads the run's records (subprocesses): whatever it raises, even a
+        # second Ctrl-C, everything the rehearsal started is still stopped.
+        data: dict[str, Any] = {}
         try:
-            rehearsal.cleanup()
+            data = report(rehearsal, started, failure)
         finally:
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+            try:
+                rehearsal.cleanup()
+            finally:
+                if data:
+                    root.mkdir(parents=True, exist_ok=True)
+                    (root / "report.json").write_text(json.dumps(data, indent=2) + "\n")
     print_report(data)
     if failure:
         print(f"rehearsal failed: {failure}", file=sys.stderr)

@@ -188,7 +188,7 @@ class Rehearsal:
             cwd=self.run.checkout,
             check="make the throwaway worktree",
         )
-        stand_in = self.run.root / "bin" / "deploy-stand-in"
+        stand_in = Path(self.stand_in)
         stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m rehearsal.deploy "$@"\n')
         stand_in.chmod(0o755)
         self.engine.start()
@@ -290,16 +290,21 @@ class Rehearsal:
 
     def push(self) -> str:
         self.ci("ci/push")
-        return self.state("image-ref")
+        ref = self.state("image-ref")
+        self.run.facts.setdefault("pushed", []).append(ref.rsplit("@", 1)[1])
+        return ref
 
     def set_image(self) -> str:
         return last_line(self.ci("ci/set-image", "staging"))
 
+    @property
+    def stand_in(self) -> str:
+        """What ci/deploy runs instead of ``pulumi up`` (CI_DEPLOY_COMMAND)."""
+        return str(self.run.root / "bin" / "deploy-stand-in")
+
     def deploy(self, stack: str) -> str:
         try:
-            self.ci(
-                "ci/deploy", stack, CI_DEPLOY_COMMAND=str(self.run.root / "bin" / "deploy-stand-in")
-            )
+            self.ci("ci/deploy", stack, CI_DEPLOY_COMMAND=self.stand_in)
         except StageFailed as failed:
             # The stand-in's own line says why (ci/deploy's says only that it failed).
             log = (self.run.logs / "ci-deploy.log").read_text(errors="replace")
@@ -346,6 +351,7 @@ class Rehearsal:
                 VERIFY_MIN_REQUESTS,
                 *options,
                 PROMETHEUS_URL=self.prometheus.url,
+                CI_DEPLOY_COMMAND=self.stand_in,  # a rollback redeploys through ci/deploy
             )
         except StageFailed as exc:
             failed = exc
@@ -390,6 +396,17 @@ class Rehearsal:
             return None
         last = next((e for e in events if e["event"] == "hold"), None)
         return last is not None and last["action"] == "placed"
+
+    def rolled_back_to(self, stack: str) -> str | None:
+        """The digest the stack's newest rollback returned it to (None: none, or unknown)."""
+        if not self.run.worktree.exists():
+            return None
+        try:
+            events = self.history(stack)
+        except (StageFailed, ValueError):
+            return None
+        last = next((e for e in events if e["event"] == "rollback"), None)
+        return None if last is None else str(last["to_digest"])
 
     def verification(self, stack: str) -> dict[str, Any] | None:
         """The stack's latest verification in the run's store (None: none yet)."""
@@ -452,6 +469,13 @@ class Rehearsal:
         out = self.ci(
             "ci/promote", "staging", "prod", *(arg for g in skips for arg in ("--skip-gate", g))
         )
+        return last_line(out)
+
+    def promote_again(self) -> str:
+        """A later promotion: prod runs a model with a recorded card now, so the model
+        gates compare the candidate's card with it for real (none is skipped)."""
+        say("no vulnerability scanner here: the vulnerabilities gate is skipped (and recorded)")
+        out = self.ci("ci/promote", "staging", "prod", "--skip-gate", "vulnerabilities")
         return last_line(out)
 
     # --- the whole ----------------------------------------------------------------------

@@ -4,17 +4,25 @@ of it must have left besides failing at its stage (``make rehearse-failures``)."
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.project import find_project
+from pipeline.records.model import Rollback
+from pipeline.records.stores import open_store
 from pipeline.stacks.config import load_stack_config
 from pipeline.verification.settings import policy_from_config
 from rehearsal.__main__ import UNMEETABLE_P95_MS, apply_variant, variant_problem
 from rehearsal.flow import Rehearsal, Run
+
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
 
 
 def _check(stack: str, result: str) -> dict[str, Any]:
@@ -22,9 +30,23 @@ def _check(stack: str, result: str) -> dict[str, Any]:
 
 
 def _data(
-    verifications: list[dict[str, Any]], held: Mapping[str, bool | None], variant: str
+    verifications: list[dict[str, Any]],
+    held: Mapping[str, bool | None],
+    variant: str,
+    *,
+    pushed: tuple[str, ...] = (),
+    rolled_back: str | None = None,
+    prod_runs: str | None = None,
 ) -> dict[str, Any]:
-    return {"variant": variant, "verifications": verifications, "held": held}
+    """The parts of a run's report that ``variant_problem`` reads."""
+    return {
+        "variant": variant,
+        "verifications": verifications,
+        "held": held,
+        "pushed": list(pushed),
+        "rolled_back": {"staging": None, "prod": rolled_back},
+        "environments": [{"stack": "prod", "digest": prod_runs}],
+    }
 
 
 def test_prod_latency_run_must_fail_prods_verification_and_hold_it() -> None:
@@ -51,6 +73,45 @@ def test_prod_latency_run_that_left_prod_unheld_is_a_problem(held: bool | None) 
     assert problem == "prod is not on hold after its failed verification"
 
 
+def test_prod_latency_run_that_rolled_prod_back_is_a_problem() -> None:
+    data = _data([_check("prod", "failed")], {"prod": True}, "prod-latency", rolled_back=DIGEST_A)
+    assert variant_problem(data) == f"prod was rolled back to {DIGEST_A}: hold only expected"
+
+
+def _rollback_run(**changes: Any) -> dict[str, Any]:
+    """A prod-rollback run as it must end, with ``changes`` to what it left."""
+    facts: dict[str, Any] = {
+        "pushed": (DIGEST_A, DIGEST_B),
+        "rolled_back": DIGEST_A,
+        "prod_runs": DIGEST_A,
+    }
+    facts.update(changes)
+    checks = [_check("prod", "passed"), _check("prod", "failed")]
+    return _data(checks, {"prod": True}, "prod-rollback", **facts)
+
+
+def test_prod_rollback_run_must_return_prod_to_the_first_release() -> None:
+    assert variant_problem(_rollback_run()) is None
+
+
+def test_prod_rollback_run_that_returned_elsewhere_is_a_problem() -> None:
+    assert variant_problem(_rollback_run(rolled_back=None)) == (
+        f"prod was rolled back to None, not to {DIGEST_A}"
+    )
+
+
+def test_prod_rollback_run_whose_prod_still_runs_the_second_release_is_a_problem() -> None:
+    # The file was rolled back but the redeploy did not happen (or failed).
+    assert variant_problem(_rollback_run(prod_runs=DIGEST_B)) == (
+        f"prod runs {DIGEST_B} after the rollback, not {DIGEST_A}"
+    )
+
+
+def test_prod_rollback_run_needs_two_different_images() -> None:
+    problem = variant_problem(_rollback_run(pushed=(DIGEST_A, DIGEST_A)))
+    assert problem == f"the two releases did not push two images (pushed {[DIGEST_A, DIGEST_A]})"
+
+
 def test_the_deploy_variants_need_nothing_beyond_their_failed_stage() -> None:
     for variant in ("rootfs-write", "readiness-path"):
         assert variant_problem(_data([], {}, variant)) is None
@@ -72,3 +133,45 @@ def test_prod_latency_edit_gives_prod_a_limit_its_settings_accept(
     assert {k: v for k, v in cfg.get("verification").items() if k != "maxP95LatencyMs"} == (
         committed
     )
+
+
+def _recorded_run(tmp_path: Path, project_root: Path) -> Rehearsal:
+    """A rehearsal whose worktree is a copy of the project and whose store exists."""
+    run = Run(project_root, tmp_path / "rehearsal")
+    run.worktree.mkdir(parents=True)
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(project_root / name, run.worktree / name)
+    return Rehearsal(run)
+
+
+def _pipeline(rehearsal: Rehearsal, *args: str) -> None:
+    store = str(rehearsal.run.root / "records.db")
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "--store", store, *args],
+        cwd=rehearsal.run.worktree,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_hold_and_rollback_are_read_from_the_runs_history(
+    tmp_path: Path, project_root: Path
+) -> None:
+    rehearsal = _recorded_run(tmp_path, project_root)
+    _pipeline(rehearsal, "hold", "prod", "--reason", "drill")
+    assert rehearsal.on_hold("prod") is True
+    assert rehearsal.on_hold("staging") is False
+    _pipeline(rehearsal, "hold", "prod", "--release")
+    assert rehearsal.on_hold("prod") is False
+    store = open_store(str(rehearsal.run.root / "records.db"), None)
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    store.add_many([Rollback("prod", DIGEST_B, DIGEST_A, f"r/m@{DIGEST_A}", at, "verify")])
+    assert rehearsal.rolled_back_to("prod") == DIGEST_A
+    assert rehearsal.rolled_back_to("staging") is None
+
+
+def test_no_store_yet_is_no_hold_and_no_rollback(tmp_path: Path, project_root: Path) -> None:
+    rehearsal = _recorded_run(tmp_path, project_root)
+    assert rehearsal.on_hold("prod") is False
+    assert rehearsal.rolled_back_to("prod") is None
