@@ -135,6 +135,20 @@ def _checkout(work: Path) -> Path:
     return checkout
 
 
+def _check_imported_from(checkout: Path, env: dict[str, str]) -> None:
+    """Refuse to measure when ``pipeline`` would not come from ``checkout``."""
+    where = subprocess.run(
+        [sys.executable, "-c", "import pipeline; print(pipeline.__file__)"],
+        env=env,
+        cwd=checkout,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(where).is_relative_to(checkout):
+        raise SystemExit(f"bench images: set-image would run {where}, not the checkout's copy")
+
+
 # The standard modules any Python registry client with a command line imports:
 # with the interpreter's own start-up, a floor no Python set-image can go under.
 _STDLIB_FLOOR = "import argparse, base64, fcntl, json, socket"
@@ -166,14 +180,12 @@ def _set_image_figures(env: dict[str, str]) -> None:
             # working directory first); whether Python may write bytecode is set here,
             # not inherited from whoever runs the bench.
             checkout = _checkout(work)
+            dropped = ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PYTHONSAFEPATH")
             run_env = {
-                **{
-                    k: v
-                    for k, v in env.items()
-                    if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
-                },
+                **{k: v for k, v in env.items() if k not in dropped},
                 "DOCKER_CONFIG": str(server.docker_config(work / "docker")),
             }
+            _check_imported_from(checkout, run_env)
             cli = [sys.executable, "-m", "pipeline", "--project-dir", str(project), "set-image"]
             # Alternate tags so every run really resolves and rewrites the file.
             runs = [[*cli, "staging", ("v1", "v2")[i % 2]] for i in range(RUNS)]

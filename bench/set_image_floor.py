@@ -1,12 +1,15 @@
 """Not a tool: the least a Python ``set-image`` must do, to measure the floor under it.
 
-Resolves one tag with one ``HEAD`` (Basic auth sent at once, so no challenge round
-trip), then rewrites the ``digest:`` line of a stack file under an exclusive lock,
-through a fsynced temporary file. No YAML reader, no reference grammar, no policy,
-no retries, no error handling: everything ``pipeline set-image`` does beyond this is
-what its start-up pays for. ``bench_images`` runs it beside ``skopeo inspect``.
+Resolves one tag with one ``HEAD`` to a loopback registry (plain HTTP, Basic auth
+sent at once, so no challenge round trip), then rewrites the ``digest:`` line of a
+stack file as ``pipeline set-image`` writes one: under an exclusive ``flock``,
+re-checked against a writer that replaced the file meanwhile, through a fsynced
+temporary file renamed over it, the directory fsynced. No YAML reader, no reference
+grammar, no policy, no retries, no error handling: everything ``pipeline set-image``
+does beyond this is what its start-up pays for. ``bench_images`` runs it beside
+``skopeo inspect``.
 
-    python bench/set_image_floor.py HOST REPOSITORY TAG STACK_FILE
+    python bench/set_image_floor.py 127.0.0.1:PORT REPOSITORY TAG STACK_FILE
 """
 
 import argparse
@@ -26,17 +29,16 @@ ACCEPT = ", ".join(
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    for name in ("host", "repository", "tag", "stack_file"):
-        parser.add_argument(name)
-    args = parser.parse_args()
+def resolve(host: str, repository: str, tag: str) -> str:
+    address, _, port = host.partition(":")
+    if address != "127.0.0.1" or not port.isdigit():
+        # Plain HTTP with the login in the first packet: never anywhere but loopback.
+        raise SystemExit(f"{host}: the floor speaks plain HTTP to 127.0.0.1:PORT only")
     with open(os.path.join(os.environ["DOCKER_CONFIG"], "config.json"), encoding="utf-8") as f:
-        auth = json.load(f)["auths"][args.host]["auth"]
-    address, _, port = args.host.partition(":")
-    with socket.create_connection((address, int(port or 443)), timeout=5) as conn:
+        auth = json.load(f)["auths"][host]["auth"]
+    with socket.create_connection((address, int(port)), timeout=5) as conn:
         conn.sendall(
-            f"HEAD /v2/{args.repository}/manifests/{args.tag} HTTP/1.1\r\nHost: {args.host}\r\n"
+            f"HEAD /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {host}\r\n"
             f"Authorization: Basic {auth}\r\nAccept: {ACCEPT}\r\nConnection: close\r\n\r\n".encode()
         )
         head = b""
@@ -47,22 +49,44 @@ def main() -> None:
             head += chunk
     found = re.search(rb"(?im)^docker-content-digest: *(sha256:[0-9a-f]{64})", head)
     if found is None:
-        raise SystemExit(f"no digest in the answer: {head[:80]!r}")
-    digest = found.group(1).decode()
-    fd = os.open(args.stack_file, os.O_RDONLY)
-    try:
+        status = head.split(b"\r\n", 1)[0]
+        raise SystemExit(f"no digest in the answer (status line {status!r})")
+    return found.group(1).decode()
+
+
+def rewrite(path: str, digest: str) -> None:
+    while True:
+        fd = os.open(path, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with open(args.stack_file, encoding="utf-8") as f:
+        if os.stat(path).st_ino == os.fstat(fd).st_ino:
+            break  # still the file that was locked, not one a writer renamed over it
+        os.close(fd)
+    try:
+        with open(path, encoding="utf-8") as f:
             text = f.read()
         new = re.sub(r"(?m)^(\s*digest: )sha256:[0-9a-f]{64}", lambda m: m.group(1) + digest, text)
-        temporary = f"{args.stack_file}.{os.getpid()}.tmp"
+        temporary = f"{path}.{os.getpid()}.tmp"
         with open(temporary, "w", encoding="utf-8") as f:
             f.write(new)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temporary, args.stack_file)
+        os.replace(temporary, path)
+        directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     finally:
         os.close(fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    for name in ("host", "repository", "tag", "stack_file"):
+        parser.add_argument(name)
+    args = parser.parse_args()
+    digest = resolve(args.host, args.repository, args.tag)
+    rewrite(args.stack_file, digest)
     print(digest)
 
 

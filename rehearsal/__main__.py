@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rehearsal.flow import STACKS, Rehearsal, Run, say
+from rehearsal.flow import STACKS, Rehearsal, Run, on_hold, rolled_back_to, say
 from rehearsal.proc import StageFailed, run
 
 VARIANTS = ("rootfs-write", "readiness-path", "prod-latency", "prod-rollback")
@@ -102,11 +103,17 @@ def second_change(rehearsal: Rehearsal) -> str:
     server = worktree / "model" / "model_server" / "__init__.py"
     server.write_text(server.read_text() + "# rehearsal: the second release\n")
     _limit_prod_latency(worktree)
-    git = ["git", "-C", str(worktree), "-c", "user.name=rehearsal", "-c",
-           "user.email=rehearsal@localhost", "-c", "commit.gpgsign=false"]  # fmt: skip
+    # The worktree's own repository, whatever the caller's git environment says; no
+    # hooks, no signing, no automatic gc in the shared object store.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    settings = ("user.name=rehearsal", "user.email=rehearsal@localhost",
+                "commit.gpgsign=false", "gc.auto=0")  # fmt: skip
+    git = ["git", "-C", str(worktree), *(arg for s in settings for arg in ("-c", s))]
     run([*git, "commit", "--quiet", "--no-verify", "-am", "rehearsal: the second release"],
-        timeout=60, check="commit the second release")  # fmt: skip
-    commit = run([*git, "rev-parse", "HEAD"], timeout=30, check="read the commit").stdout.strip()
+        timeout=60, env=env, check="commit the second release")  # fmt: skip
+    commit = run(
+        [*git, "rev-parse", "HEAD"], timeout=30, env=env, check="read the commit"
+    ).stdout.strip()
     say(
         f"variant prod-rollback: commit {commit[:12]} changes the server's code and gives "
         f"prod's verification a p95 limit of {UNMEETABLE_P95_MS} ms"
@@ -187,6 +194,7 @@ def environments(rehearsal: Rehearsal) -> list[dict[str, Any]]:
 
 def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]:
     facts = rehearsal.run.facts
+    standing = {stack: rehearsal.events(stack) for stack in STACKS}  # one read per stack
     data = {
         "commit": facts.get("commit"),
         "variant": rehearsal.run.variant or None,
@@ -201,8 +209,8 @@ def report(rehearsal: Rehearsal, started: float, failure: str) -> dict[str, Any]
         "environments": environments(rehearsal),
         "metrics": facts.get("metrics"),
         "verifications": facts.get("verifications", []),
-        "held": {stack: rehearsal.on_hold(stack) for stack in STACKS},
-        "rolled_back": {stack: rehearsal.rolled_back_to(stack) for stack in STACKS},
+        "held": {stack: on_hold(events) for stack, events in standing.items()},
+        "rolled_back": {stack: rolled_back_to(events) for stack, events in standing.items()},
         "pushed": facts.get("pushed", []),
         "image": {"bytes": facts.get("image_bytes"), "base_bytes": facts.get("base_bytes")},
         "model": facts.get("model"),
@@ -250,25 +258,49 @@ def print_report(data: dict[str, Any]) -> None:
     print(f"{data['result']} in {data['seconds']:.0f} s, {cold}")
 
 
+# One commit's way from build to a verified prod, in order.
+RELEASE_STAGES = (
+    "build",
+    "test",
+    "push",
+    "set image staging",
+    "deploy staging",
+    "smoke staging",
+    "verify staging",
+    "record ci",
+    "promote",
+    "deploy prod",
+    "smoke prod",
+    "verify prod",
+)
+
+
+def stage_names(variant: str) -> list[str]:
+    """Every stage a run of ``variant`` ("" for none) goes through when nothing fails."""
+    names = ["prepare", "base image", *RELEASE_STAGES]
+    if variant == "prod-rollback":
+        names += ["second change", *(f"{name} 2" for name in RELEASE_STAGES)]
+    return names
+
+
 def release(rehearsal: Rehearsal, *, second: bool = False) -> None:
-    """One commit's way from build to a verified prod (stage names end in 2 the second time)."""
-    suffix = " 2" if second else ""
-    stages: list[tuple[str, Callable[[], str | None]]] = [
-        ("build", rehearsal.build),
-        ("test", rehearsal.test),
-        ("push", rehearsal.push),
-        ("set image staging", rehearsal.set_image),
-        ("deploy staging", lambda: rehearsal.deploy("staging")),
-        ("smoke staging", lambda: rehearsal.smoke("staging")),
-        ("verify staging", lambda: rehearsal.verify("staging")),
-        ("record ci", rehearsal.record_ci),
-        ("promote", rehearsal.promote_again if second else rehearsal.promote),
-        ("deploy prod", lambda: rehearsal.deploy("prod")),
-        ("smoke prod", lambda: rehearsal.smoke("prod")),
-        ("verify prod", lambda: rehearsal.verify("prod", "--rollback-on-failure")),
-    ]
-    for name, body in stages:
-        rehearsal.stage(name + suffix, body)
+    """``RELEASE_STAGES`` for one commit (their names end in " 2" the second time)."""
+    bodies: tuple[Callable[[], str | None], ...] = (
+        rehearsal.build,
+        rehearsal.test,
+        rehearsal.push,
+        rehearsal.set_image,
+        lambda: rehearsal.deploy("staging"),
+        lambda: rehearsal.smoke("staging"),
+        lambda: rehearsal.verify("staging"),
+        rehearsal.record_ci,
+        rehearsal.promote_again if second else rehearsal.promote,
+        lambda: rehearsal.deploy("prod"),
+        lambda: rehearsal.smoke("prod"),
+        lambda: rehearsal.verify("prod", "--rollback-on-failure"),
+    )
+    for name, body in zip(RELEASE_STAGES, bodies, strict=True):
+        rehearsal.stage(f"{name} 2" if second else name, body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         help="succeed only if the run fails at STAGE (with --variant)",
     )
     args = parser.parse_args(argv)
+    if args.expect_failure and args.expect_failure not in stage_names(args.variant or ""):
+        parser.error(
+            f"--expect-failure {args.expect_failure!r} is not a stage of this run: "
+            f"{', '.join(stage_names(args.variant or ''))}"
+        )
     checkout = Path(run(["git", "rev-parse", "--show-toplevel"], timeout=30).stdout.strip() or ".")
     root = checkout / "build" / "rehearsal"
     rehearsal = Rehearsal(

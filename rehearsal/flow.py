@@ -67,6 +67,20 @@ class Run:
         return self.root / "logs"
 
 
+def on_hold(events: list[dict[str, Any]] | None) -> bool | None:
+    """Whether a stack's newest hold event (of ``events``, newest first) placed a hold."""
+    if events is None:
+        return None
+    last = next((e for e in events if e["event"] == "hold"), None)
+    return last is not None and last["action"] == "placed"
+
+
+def rolled_back_to(events: list[dict[str, Any]] | None) -> str | None:
+    """The digest a stack's newest rollback returned it to (None: none, or unknown)."""
+    last = next((e for e in events or () if e["event"] == "rollback"), None)
+    return None if last is None else str(last["to_digest"])
+
+
 def say(text: str) -> None:
     print(f"rehearsal: {text}", flush=True)
 
@@ -385,28 +399,15 @@ class Rehearsal:
         events: list[dict[str, Any]] = json.loads(done.stdout)
         return events
 
-    def on_hold(self, stack: str) -> bool | None:
-        """Whether the stack's newest hold event placed a hold (still in force); None when
-        the history cannot be read (the report is written whatever happened)."""
+    def events(self, stack: str) -> list[dict[str, Any]] | None:
+        """``history``, or None when it cannot be read (no worktree, the command failed,
+        no JSON): the report is written whatever happened."""
         if not self.run.worktree.exists():
             return None
         try:
-            events = self.history(stack)
-        except (StageFailed, ValueError):  # history failed, or printed no JSON
-            return None
-        last = next((e for e in events if e["event"] == "hold"), None)
-        return last is not None and last["action"] == "placed"
-
-    def rolled_back_to(self, stack: str) -> str | None:
-        """The digest the stack's newest rollback returned it to (None: none, or unknown)."""
-        if not self.run.worktree.exists():
-            return None
-        try:
-            events = self.history(stack)
+            return self.history(stack)
         except (StageFailed, ValueError):
             return None
-        last = next((e for e in events if e["event"] == "rollback"), None)
-        return None if last is None else str(last["to_digest"])
 
     def verification(self, stack: str) -> dict[str, Any] | None:
         """The stack's latest verification in the run's store (None: none yet)."""

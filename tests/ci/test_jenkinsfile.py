@@ -193,6 +193,8 @@ def test_one_build_per_branch_and_one_deployment_per_stack(jenkinsfile: Jenkinsf
         jenkinsfile.text.index("options", jenkinsfile.text.index("stage('Staging')")),
     )
     # The timeout comes first, so it wraps the lock: a build waiting for staging gives up.
+    # (Declarative nests a stage's option wrappers in the order written, the first
+    # outermost: pipeline-model-definition's ModelInterpreter.recursiveWrappers.)
     assert options.index("timeout(") < options.index("lock('cv-platform-staging')")
     for name in STAGING:
         assert "lock" not in jenkinsfile.stages[name].calls, name

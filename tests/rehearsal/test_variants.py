@@ -3,6 +3,7 @@ of it must have left besides failing at its stage (``make rehearse-failures``)."
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,15 @@ from pipeline.records.model import Rollback
 from pipeline.records.stores import open_store
 from pipeline.stacks.config import load_stack_config
 from pipeline.verification.settings import policy_from_config
-from rehearsal.__main__ import UNMEETABLE_P95_MS, apply_variant, variant_problem
-from rehearsal.flow import Rehearsal, Run
+from rehearsal.__main__ import (
+    UNMEETABLE_P95_MS,
+    VARIANTS,
+    apply_variant,
+    second_change,
+    stage_names,
+    variant_problem,
+)
+from rehearsal.flow import Rehearsal, Run, on_hold, rolled_back_to
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
@@ -95,6 +103,12 @@ def test_prod_rollback_run_must_return_prod_to_the_first_release() -> None:
 
 
 def test_prod_rollback_run_that_returned_elsewhere_is_a_problem() -> None:
+    assert variant_problem(_rollback_run(rolled_back=DIGEST_B)) == (
+        f"prod was rolled back to {DIGEST_B}, not to {DIGEST_A}"
+    )
+
+
+def test_prod_rollback_run_that_did_not_roll_back_is_a_problem() -> None:
     assert variant_problem(_rollback_run(rolled_back=None)) == (
         f"prod was rolled back to None, not to {DIGEST_A}"
     )
@@ -160,18 +174,78 @@ def test_hold_and_rollback_are_read_from_the_runs_history(
 ) -> None:
     rehearsal = _recorded_run(tmp_path, project_root)
     _pipeline(rehearsal, "hold", "prod", "--reason", "drill")
-    assert rehearsal.on_hold("prod") is True
-    assert rehearsal.on_hold("staging") is False
+    assert on_hold(rehearsal.events("prod")) is True
+    assert on_hold(rehearsal.events("staging")) is False
     _pipeline(rehearsal, "hold", "prod", "--release")
-    assert rehearsal.on_hold("prod") is False
+    assert on_hold(rehearsal.events("prod")) is False
     store = open_store(str(rehearsal.run.root / "records.db"), None)
     at = datetime.now(UTC) - timedelta(minutes=1)
     store.add_many([Rollback("prod", DIGEST_B, DIGEST_A, f"r/m@{DIGEST_A}", at, "verify")])
-    assert rehearsal.rolled_back_to("prod") == DIGEST_A
-    assert rehearsal.rolled_back_to("staging") is None
+    assert rolled_back_to(rehearsal.events("prod")) == DIGEST_A
+    assert rolled_back_to(rehearsal.events("staging")) is None
 
 
 def test_no_store_yet_is_no_hold_and_no_rollback(tmp_path: Path, project_root: Path) -> None:
+    events = _recorded_run(tmp_path, project_root).events("prod")
+    assert events == []
+    assert on_hold(events) is False
+    assert rolled_back_to(events) is None
+
+
+def test_a_history_that_cannot_be_read_is_unknown(tmp_path: Path, project_root: Path) -> None:
     rehearsal = _recorded_run(tmp_path, project_root)
-    assert rehearsal.on_hold("prod") is False
-    assert rehearsal.rolled_back_to("prod") is None
+    (rehearsal.run.root / "records.db").write_text("not a database")
+    assert rehearsal.events("prod") is None
+    assert on_hold(None) is None
+    assert rolled_back_to(None) is None
+
+
+def test_every_variant_is_rehearsed_and_expected_to_fail_at_one_of_its_stages(
+    project_root: Path,
+) -> None:
+    makefile = (project_root / "Makefile").read_text()
+    expected = re.findall(r'-m rehearsal --variant (\S+) --expect-failure "([^"]+)"', makefile)
+    assert sorted(variant for variant, _ in expected) == sorted(VARIANTS)
+    for variant, stage in expected:
+        assert stage in stage_names(variant), (variant, stage)
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout.strip()
+
+
+def test_the_second_change_is_one_commit_of_the_server_and_prods_limit(
+    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Run(project_root, tmp_path / "rehearsal", variant="prod-rollback")
+    worktree = run.worktree
+    (worktree / "model" / "model_server").mkdir(parents=True)
+    shutil.copy(
+        project_root / "model" / "model_server" / "__init__.py",
+        worktree / "model" / "model_server" / "__init__.py",
+    )
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(project_root / name, worktree / name)
+    _git(worktree, "init", "--quiet")
+    _git(worktree, "add", ".")
+    _git(worktree, "commit", "--quiet", "-m", "first")
+    first = _git(worktree, "rev-parse", "HEAD")
+    # A caller's git environment must not send the commit elsewhere.
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    said = second_change(Rehearsal(run))
+    monkeypatch.delenv("GIT_DIR")
+    second = _git(worktree, "rev-parse", "HEAD")
+    assert said == f"commit {second[:12]}"
+    assert _git(worktree, "rev-parse", "HEAD~1") == first
+    changed = _git(worktree, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
+    assert sorted(changed) == ["Pulumi.prod.yaml", "model/model_server/__init__.py"]
+    assert _git(worktree, "status", "--porcelain") == ""
+    cfg = load_stack_config(find_project(str(worktree)), "prod")
+    assert policy_from_config(cfg.get("verification"), "prod").max_p95_ms == UNMEETABLE_P95_MS
