@@ -232,7 +232,7 @@ def print_report(data: dict[str, Any]) -> None:
             f"verify {check['stack']:<8} {check['result']:<12} {check['requests'] or 0:.0f} "
             f"requests, error ratio {ratio}, p95 {p95} ({check['sent']} sent)"
         )
-    held = [stack for stack, on_hold in data["held"].items() if on_hold]
+    held = [stack for stack, is_held in data["held"].items() if is_held]
     if held:
         print(f"on hold: {', '.join(held)}")
     m = data.get("metrics") or {}

@@ -474,7 +474,7 @@ class Rehearsal:
 
     def promote_again(self) -> str:
         """A later promotion: prod runs a model with a recorded card now, so the model
-        gates compare the candidate's card with it for real (none is skipped)."""
+        gates compare the candidate's card with it for real (only the scanner's is skipped)."""
         say("no vulnerability scanner here: the vulnerabilities gate is skipped (and recorded)")
         out = self.ci("ci/promote", "staging", "prod", "--skip-gate", "vulnerabilities")
         return last_line(out)
