@@ -194,6 +194,9 @@ def _set_image_figures(env: dict[str, str]) -> None:
             uncompiled = _medians(runs, {**run_env, "PYTHONDONTWRITEBYTECODE": "1"}, checkout)
             _run(runs[0], run_env, checkout)  # the first run of a build writes the .pyc
             set_image = _medians(runs, run_env, checkout)
+            # Its imports alone, nothing run: what set-image pays before any work.
+            imports = [sys.executable, "-c", f"import {_SET_IMAGE_MODULES}"]
+            imported = _medians([imports] * RUNS, run_env, checkout)
             dry_run = _medians([[*cli, "staging", "v1", "--dry-run"]] * RUNS, run_env, checkout)
             floor_script = [sys.executable, str(ROOT / "bench" / "set_image_floor.py"), server.host]
             least = _medians(
@@ -244,6 +247,10 @@ def _set_image_figures(env: dict[str, str]) -> None:
                 ("the least set-image (bench/set_image_floor.py)", least),
             )
         )
+    )
+    print(
+        f"   set-image's imports alone, nothing run:         {_shown(imported)} "
+        f"({imported[0] / skopeo[0]:.2f}x skopeo)"
     )
     print(
         f"   in-process resolve (HEAD, warm session):        "
