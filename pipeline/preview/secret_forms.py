@@ -59,11 +59,24 @@ def _escaped(value: str) -> set[str]:
             form = form.replace(char, escape)
         found.add(form)
     found |= {json.dumps(form)[1:-1] for form in list(found)}  # JSON inside a JSON string
+    found |= _yaml_double_quoted(value)
+    found.add(value.replace("'", "''"))  # YAML single-quoted
+    return found
+
+
+def _yaml_double_quoted(value: str) -> set[str]:
+    """``value`` as YAML writes it double-quoted on one line, with and without
+    escaping non-ASCII characters, without the quotes."""
+    found = set()
     for unicode in (False, True):
         dumped = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=unicode)
         found.add(dumped.rstrip("\n").removesuffix("...").rstrip("\n")[1:-1])
-    found.add(value.replace("'", "''"))  # YAML single-quoted
     return found
+
+
+def _mixed(word: str) -> bool:
+    """Whether ``word`` mixes letters and digits, as keys, tokens and hashes do."""
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
 
 
 def _url_encoded(value: str) -> set[str]:
@@ -137,12 +150,8 @@ def yaml_wrapped(value: str) -> re.Pattern[str] | None:
     line between any two characters (an escaped break, ``\\`` at the end of a line)
     or at a space (a plain break, or an escaped one and the space as ``\\ ``), and
     indents what follows."""
-    escaped = set()
-    for unicode in (False, True):
-        dumped = yaml.safe_dump(value, default_style='"', width=2**31, allow_unicode=unicode)
-        escaped.add(dumped.rstrip("\n").removesuffix("...").rstrip("\n")[1:-1])
     # What wraps is the escaped text (``\u0100`` is six characters), not the value.
-    escaped = {form for form in escaped if len(form) >= MIN_LINE}
+    escaped = {form for form in _yaml_double_quoted(value) if len(form) >= MIN_LINE}
     if not escaped:
         return None
     gap = r"(?:\\\n[ ]*)?"
@@ -158,11 +167,7 @@ def revealing_words(values: Iterable[str]) -> frozenset[str]:
     words: set[str] = set()
     for value in values:
         for word in _WORD_BREAK.split(value):
-            if (
-                len(word) >= MIN_WORD
-                and any(c.isdigit() for c in word)
-                and any(c.isalpha() for c in word)
-            ):
+            if len(word) >= MIN_WORD and _mixed(word):
                 words.add(word)
     return frozenset(words)
 
@@ -196,11 +201,7 @@ def _credential(match: re.Match[str]) -> str:
         # user:password, so that "Basic authentication" stays prose.
         hidden = any(":" in text for text in _decodings(token))
     else:
-        hidden = (
-            len(token) >= _MIN_BEARER
-            and any(c.isdigit() for c in token)
-            and any(c.isalpha() for c in token)
-        )
+        hidden = len(token) >= _MIN_BEARER and _mixed(token)
     return f"{scheme}{space}{SECRET_PLACEHOLDER}" if hidden else match.group()
 
 
