@@ -25,6 +25,7 @@ from infra.config.kubernetes import (
     TAINT_EFFECTS,
     TaintEffect,
     cpu,
+    cpu_millis,
     dns_label,
     http_path,
     is_dns1035_label,
@@ -237,6 +238,20 @@ def _registry(
     return RegistrySettings(server, username, password)
 
 
+def _request_and_limit(
+    values: Reader, kind: str, check: Callable[[str, str], str], size: Callable[[str], int]
+) -> tuple[str, str]:
+    """``cv-platform:<kind>Request`` and ``<kind>Limit``, each checked; the limit at least
+    the request."""
+    request = check(f"{kind}Request", values.string(f"{kind}Request").strip())
+    limit = check(f"{kind}Limit", values.string(f"{kind}Limit").strip())
+    if size(limit) < size(request):
+        raise SettingsError(
+            f"{kind}Limit", f"must be at least cv-platform:{kind}Request ({request}), got {limit!r}"
+        )
+    return request, limit
+
+
 def parse_settings(
     values: Mapping[str, str | None],
     *,
@@ -304,26 +319,10 @@ def parse_settings(
     )
 
     resources = ResourceSettings(
-        cpu("cpuRequest", read.string("cpuRequest").strip()),
-        cpu("cpuLimit", read.string("cpuLimit").strip()),
-        memory("memoryRequest", read.string("memoryRequest").strip()),
-        memory("memoryLimit", read.string("memoryLimit").strip()),
-        storage("ephemeralStorageRequest", read.string("ephemeralStorageRequest").strip()),
-        storage("ephemeralStorageLimit", read.string("ephemeralStorageLimit").strip()),
+        *_request_and_limit(read, "cpu", cpu, cpu_millis),
+        *_request_and_limit(read, "memory", memory, memory_bytes),
+        *_request_and_limit(read, "ephemeralStorage", storage, memory_bytes),
     )
-    r = resources
-    for limit, request, over, under, shown, given in (
-        ("cpuLimit", "cpuRequest", r.cpu_limit_millis, r.cpu_request_millis, r.cpu_request,
-         r.cpu_limit),
-        ("memoryLimit", "memoryRequest", r.memory_limit_bytes, r.memory_request_bytes,
-         r.memory_request, r.memory_limit),
-        ("ephemeralStorageLimit", "ephemeralStorageRequest", r.ephemeral_storage_limit_bytes,
-         r.ephemeral_storage_request_bytes, r.ephemeral_storage_request,
-         r.ephemeral_storage_limit),
-    ):  # fmt: skip
-        if over < under:
-            raise SettingsError(limit, f"must be at least cv-platform:{request} ({shown}), "
-                                f"got {given!r}")  # fmt: skip
 
     container_port = read.integer("containerPort", 1024, 65535)
     server = ServerSettings(
