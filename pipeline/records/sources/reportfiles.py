@@ -132,7 +132,7 @@ def defused_reason(exc: Exception) -> str:
         where = f" pointing at {system_id}" if system_id else ""
         return (
             f"the report declares the entity {entity!r}{where}; "
-            "JUnit reports must not declare entities (nothing was expanded or fetched)"
+            "reports must not declare entities (nothing was expanded or fetched)"
         )
     return f"{type(exc).__name__}: reports must not declare entities or external references"
 
