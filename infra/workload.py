@@ -110,16 +110,8 @@ def _container(pod: Pod, config_map: pulumi.Input[str]) -> ContainerArgs:
     """The model server's container: restricted, probed, its settings from ``config_map``."""
     server = pod.server
     gpu = pod.gpu
-    limits: dict[str, str] = {
-        "cpu": pod.resources.cpu_limit,
-        "memory": pod.resources.memory_limit,
-        "ephemeral-storage": pod.resources.ephemeral_storage_limit,
-    }
-    requests: dict[str, str] = {
-        "cpu": pod.resources.cpu_request,
-        "memory": pod.resources.memory_request,
-        "ephemeral-storage": pod.resources.ephemeral_storage_request,
-    }
+    limits = pod.resources.limits()
+    requests = pod.resources.requests()
     if gpu.enabled:
         limits[GPU_RESOURCE] = str(gpu.count)
         requests[GPU_RESOURCE] = str(gpu.count)
@@ -312,20 +304,13 @@ def quota_spec(pod: Pod, max_replicas: int) -> ResourceQuotaSpecArgs:
 def limits_spec(pod: Pod) -> LimitRangeSpecArgs:
     """Defaults and maximums for any container: the model server's own requests and limits."""
     res = pod.resources
-    limits = {
-        "cpu": res.cpu_limit,
-        "memory": res.memory_limit,
-        "ephemeral-storage": res.ephemeral_storage_limit,
-    }
-    requests = {
-        "cpu": res.cpu_request,
-        "memory": res.memory_request,
-        "ephemeral-storage": res.ephemeral_storage_request,
-    }
     return LimitRangeSpecArgs(
         limits=[
             LimitRangeItemArgs(
-                type="Container", default=limits, default_request=requests, max=dict(limits)
+                type="Container",
+                default=res.limits(),
+                default_request=res.requests(),
+                max=res.limits(),
             )
         ]
     )

@@ -84,6 +84,22 @@ class ResourceSettings:
     def ephemeral_storage_request_bytes(self) -> int:
         return memory_bytes(self.ephemeral_storage_request)
 
+    def limits(self) -> dict[str, str]:
+        """The limits by Kubernetes resource name (a new dict: callers add to it)."""
+        return {
+            "cpu": self.cpu_limit,
+            "memory": self.memory_limit,
+            "ephemeral-storage": self.ephemeral_storage_limit,
+        }
+
+    def requests(self) -> dict[str, str]:
+        """The requests by Kubernetes resource name (a new dict: callers add to it)."""
+        return {
+            "cpu": self.cpu_request,
+            "memory": self.memory_request,
+            "ephemeral-storage": self.ephemeral_storage_request,
+        }
+
 
 @dataclass(frozen=True)
 class Toleration:
