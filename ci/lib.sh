@@ -59,6 +59,11 @@ ci_elapsed() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
+# ci_sha256 FILE: the file's SHA-256, hex only (ci/verify keeps it, ci/commit-stack compares).
+ci_sha256() {
+    sha256sum < "$1" | cut -c1-64
+}
+
 # State between stages: one small file per key under build/ci/, replaced atomically.
 ci_put() {
     mkdir -p "$CI_STATE"
