@@ -83,15 +83,20 @@ def test_a_clock_a_little_ahead_is_within_the_skew(
     assert len(stored_deployments(store)) == 1
 
 
+def fast_clock_commit(tmp_path: Path) -> tuple[datetime, Path, str, Path]:
+    """(now, a project, the sha of a commit dated 20 minutes ahead of now, a store path)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    root = make_project(tmp_path / "p")
+    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
+    return now, root, sha, tmp_path / "records.db"
+
+
 def test_a_commit_dated_ahead_is_taken_as_the_deployments_finish_and_said_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A committer's clock 20 minutes fast: the deployment is recorded (after `pulumi up`
     # succeeded), its commit time and change taken as its finish, a lead time of 0.
-    now = datetime.now(UTC).replace(microsecond=0)
-    root = make_project(tmp_path / "p")
-    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
-    store = tmp_path / "records.db"
+    now, root, sha, store = fast_clock_commit(tmp_path)
     finished = now - timedelta(minutes=1)
     argv = [*deploy_argv(now - timedelta(minutes=10), finished), "--commit", sha]
     result = cli(capsys, "--project-dir", str(root), "--store", str(store), *argv)
@@ -109,10 +114,7 @@ def test_a_commit_dated_ahead_is_taken_as_the_deployments_finish_and_said_once(
 def test_a_commit_dated_ahead_is_taken_as_the_ci_runs_start_or_now(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], started: timedelta | None
 ) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    root = make_project(tmp_path / "p")
-    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
-    store = tmp_path / "records.db"
+    now, root, sha, store = fast_clock_commit(tmp_path)
     argv = ["record", "ci", "--image", IMAGE, "--build-seconds", "60", "--test-seconds", "30",
             "--commit", sha]  # fmt: skip
     if started is not None:
@@ -137,10 +139,7 @@ def test_a_commit_dated_ahead_is_taken_as_the_ci_runs_start_or_now(
 def test_a_commit_dated_ahead_does_not_let_a_flag_time_ahead_through(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    root = make_project(tmp_path / "p")
-    sha = commit(root, "from a fast clock", iso(now + timedelta(minutes=20)))
-    store = tmp_path / "records.db"
+    now, root, sha, store = fast_clock_commit(tmp_path)
     argv = [*deploy_argv(now, now + timedelta(hours=2)), "--commit", sha]
     result = cli(capsys, "--project-dir", str(root), "--store", str(store), *argv)
     assert result.code == 1, result

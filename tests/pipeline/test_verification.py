@@ -448,6 +448,15 @@ def pin(root: Path, tag: str, digest: str) -> None:
     write_image(root / "Pulumi.prod.yaml", ImageSetting(REPO, tag, digest))
 
 
+def deployed_before(root: Path) -> None:
+    """Prod ran ``OLD`` five hours before ``T0`` (never verified), and pins ``DIGEST`` now."""
+    store = open_store(None, Project(root))
+    earlier = T0 - timedelta(hours=5)
+    store.add(Deployment("prod", "succeeded", f"{REPO}:old@{OLD}", OLD, earlier, earlier))
+    store.close()
+    pin(root, "4e1d07c", DIGEST)
+
+
 def failing(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     prom = FakeProm({"requests": "500", "ratio": "0.5", "p95": "0.004"})
     clock = [T0 + timedelta(hours=1)]
@@ -459,11 +468,7 @@ def failing(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_without_a_verified_digest_the_rollback_goes_to_the_deployment_before(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = open_store(None, Project(root))
-    earlier = T0 - timedelta(hours=5)
-    store.add(Deployment("prod", "succeeded", f"{REPO}:old@{OLD}", OLD, earlier, earlier))
-    store.close()
-    pin(root, "4e1d07c", DIGEST)
+    deployed_before(root)
     code, err = failing(root, capsys)
     assert code == 3
     assert (
@@ -518,11 +523,7 @@ def test_a_rollback_that_cannot_write_still_says_the_verification_failed_and_hol
     from pipeline.errors import PipelineError
     from pipeline.stacks import stackfile
 
-    store = open_store(None, Project(root))
-    earlier = T0 - timedelta(hours=5)
-    store.add(Deployment("prod", "succeeded", f"{REPO}:old@{OLD}", OLD, earlier, earlier))
-    store.close()
-    pin(root, "4e1d07c", DIGEST)
+    deployed_before(root)
 
     def no_space(self: object, *args: object, **kwargs: object) -> object:
         raise PipelineError("Pulumi.prod.yaml: cannot write: no space left on device")
