@@ -85,13 +85,15 @@ _NAMED_IMPORTS = (
 )
 
 
-def _import_split(env: dict[str, str], runs: int = 5) -> str:
-    """Median import cost (``-X importtime``, microseconds summed) of set-image's modules."""
+def _import_split(env: dict[str, str], checkout: Path, runs: int = 5) -> str:
+    """Median import cost (``-X importtime``, microseconds summed) of set-image's modules,
+    imported from ``checkout`` as a set-image run imports them."""
     totals: dict[str, list[int]] = {name: [] for name in ("all", *_NAMED_IMPORTS)}
     for _ in range(runs):
         err = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", f"import {_SET_IMAGE_MODULES}"],
             env=env,
+            cwd=checkout,
             check=True,
             capture_output=True,
             text=True,
@@ -197,6 +199,7 @@ def _set_image_figures(env: dict[str, str]) -> None:
             # Its imports alone, nothing run: what set-image pays before any work.
             imports = [sys.executable, "-c", f"import {_SET_IMAGE_MODULES}"]
             imported = _medians([imports] * RUNS, run_env, checkout)
+            split = _import_split(run_env, checkout)
             dry_run = _medians([[*cli, "staging", "v1", "--dry-run"]] * RUNS, run_env, checkout)
             floor_script = [sys.executable, str(ROOT / "bench" / "set_image_floor.py"), server.host]
             least = _medians(
@@ -257,7 +260,7 @@ def _set_image_figures(env: dict[str, str]) -> None:
         f"{statistics.median(resolves) * 1000:.1f} ms (median of 25)"
     )
     print(f"   (medians of {RUNS} runs; every command is a fresh process)")
-    print(f"   imports of a set-image run (-X importtime): {_import_split(env)}")
+    print(f"   imports of a set-image run (-X importtime): {split}")
     print(f"   bytecode: {_bytecode(env)}")
 
 
